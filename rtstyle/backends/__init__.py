@@ -1,0 +1,1 @@
+"""Inference backends; each module exposes ``open(path, options) -> Engine``."""

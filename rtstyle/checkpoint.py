@@ -1,0 +1,173 @@
+"""Checkpoints: safetensors weights plus a JSON metadata block. Never pickle.
+
+The metadata carries everything needed to rebuild and to trust a model:
+
+* ``model``: the network config (``nets.config_to_dict``), so no extra flags are needed;
+* ``task``: ``"style"`` or ``"sr"`` (``scale`` is in the model config);
+* ``loss``: the ``LossConfig`` it was trained with; ``vgg_source``: where VGG16 came from;
+* ``style_image``: ``{"name", "sha256"}`` for style nets;
+* ``train``: iterations, batch size, image size, seed, device, data folder name, dates.
+
+A *training* checkpoint additionally holds the optimiser state under ``optimizer.*`` keys
+(tensors) and ``optimizer`` in the metadata (hyper-parameters), so ``--resume`` restores the
+model, the optimiser and the step.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError
+from .fsutil import atomic_path
+from .nets import ModelConfig, build_model, config_from_dict, config_to_dict
+
+FORMAT = "rtstyle-checkpoint"
+VERSION = 1
+TASKS = ("style", "sr")
+_OPT_PREFIX = "optimizer."
+
+
+@dataclass
+class Checkpoint:
+    """A loaded model with its config and metadata."""
+
+    model: nn.Module
+    config: ModelConfig
+    meta: dict[str, Any]
+    path: Path | None = None
+    optimizer_tensors: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    @property
+    def task(self) -> str:
+        return self.meta["task"]
+
+    @property
+    def name(self) -> str:
+        return self.meta.get("name") or (self.path.stem if self.path else "model")
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    meta: dict[str, Any],
+    optimizer: torch.optim.Optimizer | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write model (+ optimiser) atomically. ``dtype`` (e.g. fp16) converts float weights."""
+    from safetensors.torch import save_file
+
+    config: ModelConfig = model.config  # type: ignore[assignment]
+    task = meta.get("task")
+    if task not in TASKS:
+        raise ValueError(f"save_checkpoint: meta['task'] must be one of {TASKS}, got {task!r}")
+    tensors: dict[str, torch.Tensor] = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu()
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        tensors[key] = value.contiguous()
+    meta = {**meta, "model": config_to_dict(config)}
+    if optimizer is not None:
+        opt_tensors, opt_meta = _flatten_optimizer(optimizer)
+        tensors.update(opt_tensors)
+        meta["optimizer"] = opt_meta
+    header = {"format": FORMAT, "version": str(VERSION), "rtstyle": json.dumps(meta, sort_keys=True)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
+    return Path(path)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """Read only the metadata block (cheap: no tensors are loaded)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad files
+        raise CheckpointError(f"{path} is not a safetensors checkpoint ({exc.__class__.__name__})") from None
+    if header.get("format") != FORMAT or "rtstyle" not in header:
+        raise CheckpointError(f"{path} is a safetensors file but not an rtstyle checkpoint")
+    if header.get("version") != str(VERSION):
+        raise CheckpointError(f"{path} has checkpoint version {header.get('version')}, this rtstyle reads {VERSION}")
+    try:
+        meta = json.loads(header["rtstyle"])
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{path} has corrupt rtstyle metadata") from None
+    if meta.get("task") not in TASKS or not isinstance(meta.get("model"), dict):
+        raise CheckpointError(f"{path} metadata lacks a valid 'task'/'model' entry")
+    return meta
+
+
+def load_checkpoint(
+    path: str | Path, task: str | None = None, device: str | torch.device = "cpu"
+) -> Checkpoint:
+    """Rebuild the network from its stored config and load its weights strictly.
+
+    ``task`` ("style"/"sr"), when given, rejects a checkpoint made for the other task.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    meta = read_metadata(path)
+    if task is not None and meta["task"] != task:
+        raise CheckpointError(f"{path} is a {meta['task']!r} checkpoint, but this command needs a {task!r} one")
+    config = config_from_dict(meta["model"])
+    model = build_model(config)
+    with safe_open(str(path), framework="pt") as f:
+        keys = list(f.keys())
+        weights = {k: f.get_tensor(k) for k in keys if not k.startswith(_OPT_PREFIX)}
+        opt = {k: f.get_tensor(k) for k in keys if k.startswith(_OPT_PREFIX)}
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: weights do not match its {config.arch!r} config "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    for key, value in weights.items():
+        if value.shape != expected[key].shape:
+            raise CheckpointError(f"{path}: {key} has shape {tuple(value.shape)}, config needs {tuple(expected[key].shape)}")
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in weights.items()}, strict=True)
+    model.eval().to(device)
+    return Checkpoint(model, config, meta, path, opt)
+
+
+def restore_optimizer(ckpt: Checkpoint, optimizer: torch.optim.Optimizer) -> None:
+    """Load the optimiser state saved by ``save_checkpoint(..., optimizer=...)``."""
+    opt_meta = ckpt.meta.get("optimizer")
+    if opt_meta is None:
+        raise CheckpointError(f"{ckpt.path} holds no optimiser state (not a training checkpoint)")
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in ckpt.optimizer_tensors.items():
+        _, idx, name = key.split(".", 2)
+        state.setdefault(int(idx), {})[name] = value
+    for idx, scalars in opt_meta["scalars"].items():
+        state.setdefault(int(idx), {}).update(scalars)
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": opt_meta["param_groups"]})
+    except (ValueError, KeyError) as exc:
+        raise CheckpointError(f"{ckpt.path}: optimiser state does not fit this model ({exc})") from None
+
+
+def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, pstate in sd["state"].items():
+        for name, value in pstate.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{_OPT_PREFIX}{idx}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(idx), {})[name] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}

@@ -1,0 +1,59 @@
+"""Shared fixtures. Tests use tiny networks so the CPU suite stays fast; quality tests that
+need the real architecture say so."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from rtstyle.checkpoint import save_checkpoint
+from rtstyle.nets import SRNetConfig, StyleNetConfig, build_model
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+SAMPLES = REPO / "rtstyle" / "assets"
+
+TINY_STYLE = StyleNetConfig(width=8, num_residual=1)
+TINY_SR = SRNetConfig(scale=4, width=8, num_residual=1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cpu_threads():
+    # Two cores here; more threads than cores only adds contention.
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    # Share one converted-VGG cache across the session, never the user's ~/.cache.
+    monkeypatch.setenv("RTSTYLE_CACHE", str(tmp_path_factory.getbasetemp() / "rtstyle-cache"))
+
+
+def _save(path: Path, config, task: str, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    model = build_model(config).eval()
+    meta = {"task": task, "name": path.stem, "train": {"iterations": 0}}
+    return save_checkpoint(path, model, meta)
+
+
+@pytest.fixture
+def tiny_style_ckpt(tmp_path) -> Path:
+    """A randomly initialised tiny style network checkpoint."""
+    return _save(tmp_path / "tiny_style.safetensors", TINY_STYLE, "style")
+
+
+@pytest.fixture
+def tiny_sr_ckpt(tmp_path) -> Path:
+    """A randomly initialised tiny x4 SR network checkpoint."""
+    return _save(tmp_path / "tiny_sr.safetensors", TINY_SR, "sr")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data when present (real photos, paintings, clips); skip otherwise."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data not present")
+    return SHARED_DATA
