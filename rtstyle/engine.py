@@ -11,6 +11,7 @@ picks the fastest available backend and records why in ``engine.reason``.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,15 +170,31 @@ def check_backend(name: str, opts: EngineOptions) -> None:
         raise BackendUnavailableError(f"backend {name!r} needs {missing}; install with: {info.install_hint}")
 
 
+def _ort_gpu_installed() -> bool:
+    # Package metadata, not an import: choosing a backend should not load onnxruntime.
+    try:
+        importlib.metadata.distribution("onnxruntime-gpu")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 def choose_backend(model_path: Path, opts: EngineOptions) -> tuple[str, str]:
-    """Pick a backend for ``--backend auto``; returns (name, reason)."""
+    """Pick a backend for ``--backend auto`` from the model file's kind; returns (name, reason).
+
+    A file can only run where its format runs (.onnx: onnxruntime, engine: TensorRT,
+    .pt2: AOTInductor); a checkpoint runs on torch, on the GPU when there is one.
+    """
     suffix = model_path.suffix.lower()
     if suffix in (".engine", ".plan", ".trt"):
         return "tensorrt", f"{model_path.name} is a TensorRT engine"
     if suffix == ".onnx":
-        return "onnxruntime", f"{model_path.name} is an ONNX model"
+        if opts.device != "cpu" and torch.cuda.is_available() and _ort_gpu_installed():
+            return "onnxruntime", f"{model_path.name} is an ONNX model: onnxruntime-gpu (TensorRT/CUDA execution providers)"
+        why = "--device cpu" if opts.device == "cpu" else "onnxruntime-gpu or a GPU missing"
+        return "onnxruntime", f"{model_path.name} is an ONNX model: onnxruntime on the CPU ({why})"
     if suffix == ".pt2":
-        return "aoti", f"{model_path.name} is an AOTInductor package"
+        return "aoti", f"{model_path.name} is an AOTInductor package (runs on the device it was compiled for)"
     on_gpu = resolve_device(opts.device).type == "cuda"
     if on_gpu:
         return "torch", "CUDA GPU found: torch with fp16, channels_last and CUDA graphs"

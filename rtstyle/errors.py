@@ -29,6 +29,10 @@ class BackendUnavailableError(RtstyleError):
     """An inference backend was asked for but its dependency or device is missing."""
 
 
+class ExportError(RtstyleError):
+    """Exporting or building a deployable model failed (tracer error, parser error, parity check)."""
+
+
 class OutputError(RtstyleError):
     """An output path is unusable (exists without -y, equals the input, not writable, disk full)."""
 

@@ -49,6 +49,8 @@ class LossConfig:
                     f"LossConfig: {len(self.style_layer_weights)} style_layer_weights for "
                     f"{len(self.style_layers)} style_layers"
                 )
+            if any(w < 0 for w in self.style_layer_weights):
+                raise ValueError(f"LossConfig: style_layer_weights must be >= 0, got {self.style_layer_weights}")
         for name in ("content_weight", "style_weight", "tv_weight", "pixel_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"LossConfig: {name} must be >= 0, got {getattr(self, name)}")
@@ -106,7 +108,7 @@ class LossTerms:
     terms: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def as_floats(self) -> dict[str, float]:
-        return {"total": float(self.total), **{k: float(v) for k, v in self.terms.items()}}
+        return {"total": float(self.total.detach()), **{k: float(v.detach()) for k, v in self.terms.items()}}
 
 
 class PerceptualLoss(nn.Module):

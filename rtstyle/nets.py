@@ -141,7 +141,10 @@ class StyleNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         y = self.body(_pad_to_multiple(x, self.stride))
-        return _to_pixel_range(y[..., :h, :w])
+        # Crop with a negative pad, not a slice: a slice is a view whose contiguity depends on
+        # whether any padding was added, which torch.export (AOTInductor) cannot decide for a
+        # dynamic size and would specialise the package to sizes that are (not) multiples of 4.
+        return _to_pixel_range(F.pad(y, (0, w - y.shape[-1], 0, h - y.shape[-2])))
 
 
 class SRNet(nn.Module):

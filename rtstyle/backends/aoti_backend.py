@@ -1,0 +1,86 @@
+"""AOTInductor backend: runs a ``.pt2`` package from ``rtstyle export aoti`` with no Python
+model code. The package's metadata names its device, precision, I/O kind and scale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..engine import BaseEngine, EngineOptions
+from ..errors import BackendUnavailableError, CheckpointError, InputError
+from .graph_io import IO_KINDS, META_DEVICE, META_IO, META_PRECISION, META_SCALE, GraphIO
+
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class AotiEngine(BaseEngine):
+    backend = "aoti"
+
+    def __init__(self, package, device: torch.device, io: GraphIO, precision: str, scale: int):
+        self.package = package
+        self.device = device
+        self.io = io
+        self.precision = precision
+        self.scale = scale
+
+    @torch.inference_mode()
+    def _run(self, frames: torch.Tensor) -> torch.Tensor:
+        x = self.io.prepare(frames.to(self.device, non_blocking=True))
+        return self.io.finish(self.package(x))
+
+    def describe(self) -> str:
+        return f"aoti on {self.device} ({self.precision}, {self.io.kind} io)"
+
+
+def open(path: Path, options: EngineOptions) -> AotiEngine:
+    try:
+        from torch._inductor import aoti_load_package
+    except ImportError:
+        raise BackendUnavailableError(f"torch {torch.__version__} cannot load AOTInductor packages; pip install 'torch>=2.6'") from None
+    device = _device(path, options.device)
+    try:
+        package = aoti_load_package(str(path), device_index=device.index if device.index is not None else -1)
+    except Exception as exc:  # noqa: BLE001 - the loader raises RuntimeError with C++ text
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise CheckpointError(f"cannot load AOTInductor package {path}: {first_line}") from None
+    meta = package.get_metadata()
+    io_kind, precision = meta.get(META_IO), meta.get(META_PRECISION)
+    if io_kind not in IO_KINDS or precision not in _DTYPES or META_SCALE not in meta:
+        raise CheckpointError(f"{path} is an AOTInductor package but not one from `rtstyle export aoti` (no rtstyle metadata)")
+    if options.precision not in ("auto", precision):
+        raise InputError(f"{path.name} was compiled for {precision}; pass --precision auto or re-export with --precision {options.precision}")
+    io = GraphIO(io_kind, _DTYPES[precision])
+    return AotiEngine(package, device, io, precision, int(meta[META_SCALE]))
+
+
+def _device(path: Path, requested: str) -> torch.device:
+    """The package's own device; asking for another one is an error, not a silent move."""
+    from torch._inductor.package import load_package  # noqa: F401 - fails early on very old torch
+
+    compiled_for = _package_device(path)
+    device = torch.device(compiled_for if requested == "auto" else requested)
+    if device.type != compiled_for:
+        raise InputError(
+            f"{path.name} was compiled for {compiled_for} and cannot run on {device.type}; "
+            f"pass --device {compiled_for} or re-export with `rtstyle export aoti --device {device.type}`"
+        )
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailableError(f"{path.name} was compiled for CUDA but no CUDA GPU is available here")
+    return device
+
+
+def _package_device(path: Path) -> str:
+    """Read the device from the package's metadata without loading its kernels."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                if name.endswith("_metadata.json") and "/aotinductor/" in name:
+                    meta = json.loads(archive.read(name))
+                    return meta.get(META_DEVICE) or meta.get("AOTI_DEVICE_KEY", "cpu")
+    except (zipfile.BadZipFile, OSError, json.JSONDecodeError):
+        raise CheckpointError(f"{path} is not an AOTInductor package (.pt2 zip archive)") from None
+    raise CheckpointError(f"{path} holds no AOTInductor model")

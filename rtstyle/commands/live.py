@@ -1,0 +1,55 @@
+"""``rtstyle live``: stylize a camera feed in a window (a thin wrapper over ``rtstyle.live``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from pathlib import Path
+
+from ..errors import Interrupted
+from .stylize import add_encoder_arguments, add_engine_arguments
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("live", help="stylize a camera feed live", description=__doc__)
+    p.add_argument("--camera", default="0", metavar="N|URL|FILE", help="camera index, stream URL or video file (default: 0)")
+    p.add_argument("--model", action="append", required=True, help="style model; repeat to switch with n/p/1-9 keys")
+    add_engine_arguments(p)
+    win = p.add_mutually_exclusive_group()
+    win.add_argument("--window", dest="window", action="store_true", default=None, help="require a window")
+    win.add_argument("--no-window", dest="window", action="store_false", help="headless (no window)")
+    p.add_argument("--output", type=Path, metavar="FILE", help="also record the stylized feed")
+    p.add_argument("-y", "--overwrite", action="store_true", help="replace an existing --output")
+    add_encoder_arguments(p)
+    p.set_defaults(preset="veryfast")
+    p.add_argument("--virtual-cam", action="store_true", help="send frames to a virtual camera (pyvirtualcam)")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N shown frames")
+    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
+    p.add_argument("--reconnect", action="store_true", help="reopen the camera after a disconnect")
+    p.add_argument("--no-fps", dest="show_fps", action="store_false", help="no fps overlay")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..live import LiveConfig, run_live
+    from ..stylize import interrupt_on_signals
+    from ..video import EncoderConfig
+
+    config = LiveConfig(
+        source=args.camera, models=tuple(args.model), backend=args.backend, device=args.device,
+        precision=args.precision, max_side=args.max_side, window=args.window, output=args.output,
+        overwrite=args.overwrite, virtual_cam=args.virtual_cam, max_frames=args.max_frames,
+        duration=args.duration, reconnect=args.reconnect, show_fps=args.show_fps,
+        encoder=EncoderConfig(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, audio="none"),
+    )
+    with interrupt_on_signals(threading.Event()) as stop:
+        result = run_live(config, stop=stop)
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if result.headless and args.window is None:
+        print("no display or GUI-enabled OpenCV: ran headless", file=sys.stderr)
+    print(result.summary() + (f"; recorded {result.output}" if result.output else ""))
+    if result.ended_by == "interrupted":
+        raise Interrupted("live run interrupted" + (f"; recording finalised: {result.output}" if result.output else ""))
+    return 0

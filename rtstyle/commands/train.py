@@ -1,0 +1,82 @@
+"""``rtstyle train style|sr``: thin CLI over ``trainers.train_style`` / ``trainers.train_sr``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+
+def _common(p: argparse.ArgumentParser, *, image_size: int, iterations: int) -> None:
+    p.add_argument("--data", type=Path, required=True, help="folder tree of training images (jpg/png/webp)")
+    p.add_argument("--out", "-o", type=Path, required=True, help="checkpoint to write (.safetensors)")
+    p.add_argument("--iterations", type=int, default=iterations)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--image-size", type=int, default=image_size, help="training crop side in pixels")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--resume", type=Path, help="continue from this training checkpoint")
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--workers", type=int, dest="num_workers", help="data-loader processes (default 0 on CPU, 4 on CUDA)")
+    p.add_argument("--amp", default="auto", help="auto, off, fp16 or bf16 (CUDA autocast)")
+    p.add_argument("--vgg-weights", type=Path, help="VGG16 weights (.pth from torchvision or .safetensors)")
+    p.add_argument("--name", help="model name stored in the checkpoint (default: the file name)")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="train a style or super-resolution network")
+    tsub = train.add_subparsers(dest="task", metavar="TASK", required=True)
+
+    style = tsub.add_parser("style", help="train a style transformer for one style image")
+    style.add_argument("--style", type=Path, required=True, help="style image")
+    _common(style, image_size=256, iterations=2000)
+    style.add_argument("--style-size", type=int, default=512, help="longer side of the style image (px)")
+    style.add_argument("--arch", default="johnson", help="johnson (32 wide, 5 residual) or fast (16 wide, 3)")
+    style.add_argument("--width", type=int)
+    style.add_argument("--num-residual", type=int)
+    style.add_argument("--content-weight", type=float, default=1.0)
+    style.add_argument("--style-weight", type=float, default=5.0)
+    style.add_argument("--tv-weight", type=float, default=1e-4)
+    style.set_defaults(func=_run_style)
+
+    sr = tsub.add_parser("sr", help="train an x4 / x8 super-resolution network")
+    sr.add_argument("--scale", type=int, default=4, help="4 or 8")
+    _common(sr, image_size=288, iterations=2000)
+    sr.add_argument("--width", type=int, default=64)
+    sr.add_argument("--num-residual", type=int, default=4)
+    sr.add_argument("--norm", default="batch", help="batch or none")
+    sr.add_argument("--content-weight", type=float, default=1.0)
+    sr.add_argument("--pixel-weight", type=float, default=0.0)
+    sr.add_argument("--tv-weight", type=float, default=0.0)
+    sr.set_defaults(func=_run_sr)
+
+
+def _kwargs(args: argparse.Namespace) -> dict:
+    return {k: v for k, v in vars(args).items() if k not in ("func", "command", "task")}
+
+
+def _report(result) -> int:
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in result.last_losses.items())
+    print(f"checkpoint: {result.checkpoint} ({result.steps} iterations, {result.seconds:.0f} s)")
+    print(f"losses:     {losses}")
+    print(f"log:        {result.csv}" + (f", plot {result.plot}" if result.plot else ""))
+    if result.skipped_images:
+        print(f"skipped {result.skipped_images} unreadable image(s)")
+    return 0
+
+
+def _run_style(args: argparse.Namespace) -> int:
+    from trainers import StyleTrainConfig, train_style
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    return _report(train_style(StyleTrainConfig(**_kwargs(args))))
+
+
+def _run_sr(args: argparse.Namespace) -> int:
+    from trainers import SRTrainConfig, train_sr
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    return _report(train_sr(SRTrainConfig(**_kwargs(args))))

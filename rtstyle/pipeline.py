@@ -1,0 +1,286 @@
+"""The streaming runtime: decode -> batch -> engine -> sink, in threads joined by bounded queues.
+
+Public API
+----------
+* ``run_pipeline(source, engine, sink, config=PipelineConfig(), stop=None, on_progress=None)
+  -> PipelineStats``: ``source`` is any iterable of frame items with an ``.image`` attribute
+  (uint8 RGB HWC, e.g. ``video.DecodedFrame``); ``engine`` any ``Engine`` (None: pass frames
+  through, for decode/encode-only timing); ``sink(image, item)`` is called once per frame, in
+  order, on the calling thread (so GUIs and signal handlers work). Stages:
+
+  - *decode* thread: pulls items from ``source`` and packs them into batches (``HostBatcher``:
+    pinned host memory when the engine is on CUDA, so the copy to the GPU is asynchronous);
+  - *engine* thread: ``engine(batch.to(device, non_blocking=True))`` then the result back to
+    the host;
+  - *sink* (calling thread): ``sink(out_image, item)`` for every frame of the batch.
+
+  Queues hold at most ``config.queue_batches`` batches each, so memory stays flat however
+  long the video. An end-of-stream marker flows through every queue. Setting ``stop`` (an
+  ``threading.Event``, e.g. from a signal handler) or a ``KeyboardInterrupt`` in the caller
+  stops reading and flushes every frame already read; ``stats.interrupted`` is then True
+  (a second ``KeyboardInterrupt`` propagates at once). ``on_progress(stats)`` runs after
+  each batch reaches the sink.
+  An exception in any stage stops all stages and is re-raised in the caller.
+
+* ``HostBatcher(batch_size, device)``: pack uint8 HWC frames into a (N, H, W, 3) tensor, in
+  a ring of pinned buffers when ``device`` is CUDA. Usable alone (engine-only benchmarks).
+* ``run_engine(engine, batch) -> np.ndarray``: one batch through the engine and back to host.
+* ``PipelineStats``: frames in/out, batches, wall time, busy seconds per stage, fps.
+
+The last batch may be partial: it is run at its real size, never padded, so no padding frame
+can reach the output.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+
+from .errors import InputError
+
+_END = object()  # end-of-stream marker
+_POLL_S = 0.05  # how often blocked stages look at the abort flag
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    batch_size: int = 1
+    queue_batches: int = 3  # capacity of each queue, in batches
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise InputError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.queue_batches < 1:
+            raise InputError(f"queue_batches must be >= 1, got {self.queue_batches}")
+
+
+@dataclass
+class PipelineStats:
+    frames_in: int = 0
+    frames_out: int = 0
+    batches: int = 0
+    wall_s: float = 0.0
+    busy_s: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "engine": 0.0, "sink": 0.0})
+    interrupted: bool = False
+
+    @property
+    def fps(self) -> float:
+        return self.frames_out / self.wall_s if self.wall_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["fps"] = round(self.fps, 3)
+        d["ms_per_frame"] = {k: round(1000 * v / max(1, self.frames_out), 3) for k, v in self.busy_s.items()}
+        return d
+
+    def summary(self) -> str:
+        stages = ", ".join(f"{k} {1000 * v / max(1, self.frames_out):.1f}" for k, v in self.busy_s.items())
+        return (f"{self.frames_in} frames in, {self.frames_out} out, {self.fps:.2f} fps over {self.wall_s:.1f} s "
+                f"(ms/frame busy: {stages})")
+
+
+@dataclass
+class _Batch:
+    frames: torch.Tensor  # (N, H, W, 3) uint8 on host
+    items: list
+
+
+class HostBatcher:
+    """Collects frames into uint8 (N, H, W, 3) batches. On CUDA the batches live in a ring of
+    pinned buffers, so ``tensor.to(device, non_blocking=True)`` overlaps with the next decode; the
+    ring is larger than what the queues can hold, so a buffer is never refilled while in use."""
+
+    def __init__(self, batch_size: int, device: torch.device | str = "cpu", ring: int = 8):
+        self.batch_size = batch_size
+        self.pinned = torch.device(device).type == "cuda" and torch.cuda.is_available()
+        self.ring = ring
+        self._buffers: list[torch.Tensor] = []
+        self._next = 0
+        self._items: list = []
+        self._shape: tuple[int, ...] | None = None
+
+    def add(self, image: np.ndarray, item: Any = None) -> _Batch | None:
+        """Add one frame; returns a full batch when ready. A frame of another size flushes first
+        (returned), and the new frame starts the next batch."""
+        flushed = None
+        if self._shape is not None and image.shape != self._shape:
+            flushed = self.flush()
+        self._shape = image.shape
+        self._items.append((image, item))
+        if len(self._items) == self.batch_size:
+            return self.flush()  # flushed is None here: a size change leaves a batch of one pending
+        return flushed
+
+    def flush(self) -> _Batch | None:
+        """The partial batch so far (real size, no padding), or None."""
+        if not self._items:
+            return None
+        images = [im for im, _ in self._items]
+        items = [it for _, it in self._items]
+        self._items = []
+        n = len(images)
+        if self.pinned:
+            buf = self._buffer(images[0].shape)[:n]
+            for dst, src in zip(buf, images):
+                dst.copy_(torch.from_numpy(src))
+        else:
+            buf = torch.from_numpy(np.stack(images))
+        return _Batch(buf, items)
+
+    def _buffer(self, shape: tuple[int, ...]) -> torch.Tensor:
+        full = (self.batch_size, *shape)
+        if len(self._buffers) < self.ring:
+            self._buffers.append(torch.empty(full, dtype=torch.uint8).pin_memory())
+            return self._buffers[-1]
+        if tuple(self._buffers[self._next].shape) != full:
+            self._buffers[self._next] = torch.empty(full, dtype=torch.uint8).pin_memory()
+        buf = self._buffers[self._next]  # the oldest buffer: long since consumed
+        self._next = (self._next + 1) % self.ring
+        return buf
+
+
+def run_engine(engine, frames: torch.Tensor) -> np.ndarray:
+    """One uint8 NHWC batch through ``engine`` (copied to its device) and back as numpy."""
+    if engine is None:
+        return frames.numpy()
+    out = engine(frames.to(engine.device, non_blocking=True))
+    return out.cpu().numpy()  # .cpu() waits for the device, so the input buffer is free again
+
+
+class _Stages:
+    """Shared state: the abort flag (errors), the first error, and timing."""
+
+    def __init__(self, stop: threading.Event):
+        self.stop = stop  # graceful: stop reading, flush in-flight frames
+        self.abort = threading.Event()  # an error: everyone leaves now
+        self.error: BaseException | None = None
+        self.lock = threading.Lock()
+        self.stats = PipelineStats()
+        self.started = time.perf_counter()
+
+    def fail(self, exc: BaseException) -> None:
+        with self.lock:
+            if self.error is None:
+                self.error = exc
+        self.abort.set()
+
+    def put(self, q: queue.Queue, item) -> bool:
+        while not self.abort.is_set():
+            try:
+                q.put(item, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(self, q: queue.Queue):
+        while not self.abort.is_set():
+            try:
+                return q.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+        return _END
+
+
+def _decode_stage(st: _Stages, source: Iterable, batcher: HostBatcher, out_q: queue.Queue) -> None:
+    it = None
+    try:
+        it = iter(source)
+        while not st.stop.is_set() and not st.abort.is_set():
+            t0 = time.perf_counter()
+            item = next(it, _END)
+            if item is _END:
+                break
+            batch = batcher.add(item.image, item)
+            st.stats.busy_s["decode"] += time.perf_counter() - t0
+            st.stats.frames_in += 1
+            if batch is not None and not st.put(out_q, batch):
+                return
+        batch = batcher.flush()
+        if batch is not None and not st.put(out_q, batch):
+            return
+        st.put(out_q, _END)
+    except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+        st.fail(exc)
+    finally:
+        if hasattr(it, "close"):
+            it.close()  # a generator source releases its file now, not at garbage collection
+
+
+def _engine_stage(st: _Stages, engine, in_q: queue.Queue, out_q: queue.Queue) -> None:
+    try:
+        while True:
+            batch = st.get(in_q)
+            if batch is _END:
+                st.put(out_q, _END)
+                return
+            t0 = time.perf_counter()
+            out = run_engine(engine, batch.frames)
+            st.stats.busy_s["engine"] += time.perf_counter() - t0
+            st.stats.batches += 1
+            if len(out) != len(batch.items):
+                raise RuntimeError(f"engine returned {len(out)} frames for a batch of {len(batch.items)}")
+            if not st.put(out_q, (out, batch.items)):
+                return
+    except BaseException as exc:  # noqa: BLE001
+        st.fail(exc)
+
+
+def run_pipeline(source: Iterable, engine, sink: Callable[[np.ndarray, Any], None],
+                 config: PipelineConfig | None = None, stop: threading.Event | None = None,
+                 on_progress: Callable[[PipelineStats], None] | None = None) -> PipelineStats:
+    """Run ``source`` through ``engine`` into ``sink``; see the module docstring."""
+    config = config or PipelineConfig()
+    st = _Stages(stop or threading.Event())
+    device = engine.device if engine is not None else torch.device("cpu")
+    batcher = HostBatcher(config.batch_size, device, ring=2 * config.queue_batches + 3)
+    decoded: queue.Queue = queue.Queue(config.queue_batches)
+    results: queue.Queue = queue.Queue(config.queue_batches)
+    threads = [
+        threading.Thread(target=_decode_stage, args=(st, source, batcher, decoded), name="rtstyle-decode", daemon=True),
+        threading.Thread(target=_engine_stage, args=(st, engine, decoded, results), name="rtstyle-engine", daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    try:
+        _sink_stage(st, results, sink, on_progress)
+    finally:
+        st.abort.set()  # release any stage still waiting (only matters after errors)
+        for t in threads:
+            t.join()
+        st.stats.wall_s = time.perf_counter() - st.started
+    if st.error is not None:
+        raise st.error
+    st.stats.interrupted = st.stop.is_set()
+    return st.stats
+
+
+def _sink_stage(st: _Stages, results: queue.Queue, sink, on_progress) -> None:
+    while True:
+        try:
+            got = st.get(results)
+            if got is _END:
+                return
+            out, items = got
+            t0 = time.perf_counter()
+            for image, item in zip(out, items):
+                sink(image, item)
+                st.stats.frames_out += 1
+            st.stats.busy_s["sink"] += time.perf_counter() - t0
+            st.stats.wall_s = time.perf_counter() - st.started  # so fps is live for progress bars
+            if on_progress is not None:
+                on_progress(st.stats)
+        except KeyboardInterrupt:
+            if st.stop.is_set():  # a second Ctrl-C: stop at once
+                raise
+            # Without a signal handler Ctrl-C lands here: stop reading, keep flushing.
+            st.stop.set()
+        except BaseException as exc:
+            st.fail(exc)
+            return

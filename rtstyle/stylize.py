@@ -1,0 +1,334 @@
+"""Stylize video files: the library behind ``rtstyle stylize``.
+
+* ``stylize_files(config) -> list[StylizeResult]``: every input (files or folders) into its output,
+  one engine opened once. ``stylize_video(config)`` is the single-input form.
+* ``plan_outputs(config)``: the (input, output) pairs, checked before any work starts (missing
+  inputs, output equal to input, existing outputs without ``overwrite``, unwritable folders).
+* ``ChainEngine(first, second)``: two engines as one (style then super-resolution).
+* ``interrupt_on_signals(stop)``: SIGINT/SIGTERM set ``stop`` for the duration of a ``with``
+  block, for top-level callers (the CLI); the pipeline then finalises a playable partial output
+  and ``stylize_files`` raises ``Interrupted``.
+
+Output naming: one input and an output with a suffix -> that file; otherwise outputs go to the
+output folder (default: beside each input) as ``<stem>_<model>[_<sr>].mp4``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .engine import BaseEngine, Engine, EngineOptions, open_engine
+from .errors import Interrupted, InputError, OutputError
+from .fsutil import atomic_path
+from .pipeline import PipelineConfig, PipelineStats, run_pipeline
+from .video import VIDEO_EXTENSIONS, AudioSource, DecodedFrame, EncoderConfig, VideoReader, VideoWriter
+
+
+@dataclass(frozen=True)
+class StylizeConfig:
+    inputs: tuple[Path, ...]  # video files and/or folders of videos
+    model: str | Path | None = None  # bundled name or checkpoint/.onnx/engine path
+    output: Path | None = None  # a file (single input) or a folder
+    sr_model: str | Path | None = None  # run after the style model, in the same pass
+    backend: str = "auto"
+    device: str = "auto"
+    precision: str = "auto"
+    batch_size: int = 4
+    resize: tuple[int, int] | None = None  # model input (width, height)
+    max_side: int | None = None  # shrink the model input so its longer side is at most this
+    start: float | None = None  # seconds
+    duration: float | None = None  # seconds
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: str = "auto"  # auto | pyav | opencv
+    overwrite: bool = False
+    preview: bool = False
+    progress: bool = True
+    stats_path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            raise InputError("no input given; pass one or more video files or folders")
+        if self.resize is not None and (len(self.resize) != 2 or min(self.resize) < 1):
+            raise InputError(f"--resize must be WIDTHxHEIGHT with positive sides, got {self.resize}")
+        if self.max_side is not None and self.max_side < 1:
+            raise InputError(f"--max-side must be >= 1, got {self.max_side}")
+        if self.batch_size < 1:
+            raise InputError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.resize is not None and self.max_side is not None:
+            raise InputError("give either --resize or --max-side, not both")
+
+    def engine_options(self) -> EngineOptions:
+        return EngineOptions(device=self.device, precision=self.precision, batch_size=self.batch_size)
+
+
+@dataclass
+class StylizeResult:
+    input: Path
+    output: Path | None  # None if nothing was written
+    frames_in: int
+    frames_out: int
+    stats: PipelineStats
+    engine: str
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"input": str(self.input), "output": str(self.output) if self.output else None,
+                "frames_in": self.frames_in, "frames_out": self.frames_out, "engine": self.engine,
+                "warnings": self.warnings, **self.stats.to_dict()}
+
+
+# ------------------------------------------------------------------------------------ engines
+
+class ChainEngine(BaseEngine):
+    """``second(first(frames))``: e.g. a style net then an SR net. Frames move between devices
+    only if the two engines live on different ones."""
+
+    backend = "chain"
+
+    def __init__(self, first: Engine, second: Engine):
+        self.first, self.second = first, second
+        self.device = first.device
+        self.scale = first.scale * second.scale
+        self.precision = getattr(first, "precision", "?")
+        self.reason = first.reason
+
+    def _run(self, frames: torch.Tensor) -> torch.Tensor:
+        mid = self.first(frames)
+        return self.second(mid.to(self.second.device, non_blocking=True))
+
+    def describe(self) -> str:
+        return f"{self.first.describe()} -> {self.second.describe()}"
+
+
+def open_chain(config: StylizeConfig) -> Engine:
+    """The style engine, followed by the SR engine when ``config.sr_model`` is set."""
+    if config.model is None:
+        raise InputError("no model given; pass --model NAME_OR_PATH (see `rtstyle models`)")
+    opts = config.engine_options()
+    engine = open_engine(config.model, config.backend, opts)
+    if config.sr_model is not None:
+        engine = ChainEngine(engine, open_engine(config.sr_model, config.backend, opts))
+    return engine
+
+
+# ------------------------------------------------------------------------------------ outputs
+
+def model_label(config: StylizeConfig) -> str:
+    names = [m for m in (config.model, config.sr_model) if m is not None]
+    return "_".join(Path(str(m)).stem for m in names) or "stylized"
+
+
+def expand_inputs(inputs: tuple[Path, ...]) -> list[Path]:
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            if not found:
+                raise InputError(f"no video files in folder {item} (looked for {', '.join(VIDEO_EXTENSIONS)})")
+            files.extend(found)
+        elif item.exists():
+            files.append(item)
+        else:
+            raise InputError(f"input not found: {item}")
+    return files
+
+
+def plan_outputs(config: StylizeConfig) -> list[tuple[Path, Path]]:
+    """(input, output) pairs; raises before any work if an output is unusable."""
+    files = expand_inputs(config.inputs)
+    label = model_label(config)
+    out = Path(config.output) if config.output is not None else None
+    single_file = len(files) == 1 and not any(Path(p).is_dir() for p in config.inputs)
+    if out is not None and single_file and not out.is_dir() and out.suffix:
+        pairs = [(files[0], out)]
+    else:
+        if out is not None and out.suffix and not out.is_dir():
+            raise OutputError(f"several inputs need an output folder, not the file {out}")
+        pairs = [(f, (out or f.parent) / f"{f.stem}_{label}.mp4") for f in files]
+    seen: dict[Path, Path] = {}
+    for src, dst in pairs:
+        _check_output(src, dst, config.overwrite)
+        key = dst.resolve()
+        if key in seen:
+            raise OutputError(f"{seen[key]} and {src} would both write {dst}; give separate output folders")
+        seen[key] = src
+    return pairs
+
+
+def _check_output(src: Path, dst: Path, overwrite: bool) -> None:
+    if dst.resolve() == src.resolve():
+        raise OutputError(f"output equals input: {dst}; choose another output name")
+    if dst.is_dir():
+        raise OutputError(f"output is a folder: {dst}; give a file name such as out.mp4")
+    if dst.exists() and not overwrite:
+        raise OutputError(f"output exists: {dst}; pass -y to overwrite")
+    parent = dst.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {dst}: folder {parent} is not writable")
+
+
+# --------------------------------------------------------------------------------- resizing
+
+def model_input_size(width: int, height: int, resize: tuple[int, int] | None, max_side: int | None) -> tuple[int, int]:
+    if resize is not None:
+        return resize
+    if max_side is not None and max(width, height) > max_side:
+        s = max_side / max(width, height)
+        return max(1, round(width * s)), max(1, round(height * s))
+    return width, height
+
+
+def _resized(frames: Iterator[DecodedFrame], size: tuple[int, int]) -> Iterator[DecodedFrame]:
+    """Frames at the model input size; also evens out mid-stream resolution changes."""
+    import cv2
+
+    for f in frames:
+        h, w = f.image.shape[:2]
+        if (w, h) != size:
+            shrink = size[0] * size[1] < w * h
+            f.image = cv2.resize(f.image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        yield f
+
+
+# ----------------------------------------------------------------------------------- running
+
+def stylize_video(config: StylizeConfig, engine: Engine | None = None,
+                  stop: threading.Event | None = None) -> StylizeResult:
+    """Stylize exactly one input video."""
+    pairs = plan_outputs(config)
+    if len(pairs) != 1:
+        raise InputError(f"stylize_video takes one video, got {len(pairs)}; use stylize_files")
+    return stylize_files(config, engine, stop)[0]
+
+
+def stylize_files(config: StylizeConfig, engine: Engine | None = None,
+                  stop: threading.Event | None = None) -> list[StylizeResult]:
+    """Stylize every input; ``engine`` overrides ``config.model`` (tests, benchmarks)."""
+    pairs = plan_outputs(config)
+    engine = engine if engine is not None else open_chain(config)
+    stop = stop or threading.Event()
+    display = _preview() if config.preview else None
+    results: list[StylizeResult] = []
+    try:
+        for src, dst in pairs:
+            results.append(_stylize_one(config, engine, src, dst, stop, display))
+            if results[-1].stats.interrupted:
+                raise Interrupted(_interrupted_message(results[-1].frames_out, results[-1].output))
+    finally:
+        if display is not None:
+            display.close()
+        if config.stats_path is not None and results:
+            write_stats(config.stats_path, results)
+    return results
+
+
+def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, stop: threading.Event,
+                 display) -> StylizeResult:
+    reader = VideoReader(src, config.start, config.duration, decoder=config.decoder)
+    info = reader.info
+    size = model_input_size(info.width, info.height, config.resize, config.max_side)
+    writer = VideoWriter(
+        dst, size[0] * engine.scale, size[1] * engine.scale, info.time_base, info.frame_rate, config.encoder,
+        rotation=info.rotation, color=info.color, overwrite=config.overwrite,
+        audio=AudioSource(src, reader.start, reader.end) if info.has_audio else None,
+    )
+    bar = _progress_bar(config, reader, src)
+
+    def sink(image: np.ndarray, frame: DecodedFrame) -> None:
+        writer.write(image, frame.pts, frame.duration)
+        if display is not None:
+            display.show(image)
+
+    def progress(stats: PipelineStats) -> None:
+        if bar is not None:
+            bar.update(stats.frames_out - bar.n)
+            bar.set_postfix(fps=f"{stats.fps:.1f}", refresh=False)
+
+    try:
+        stats = run_pipeline(_resized(iter(reader), size), engine, sink,
+                             PipelineConfig(batch_size=config.batch_size), stop, progress)
+    except KeyboardInterrupt:  # a second Ctrl-C: no flush of in-flight frames, but still a playable file
+        output = writer.close(keep=True, partial=True)
+        raise Interrupted(_interrupted_message(writer.frames_written, output)) from None
+    except BaseException:
+        writer.close(keep=False)  # an error: no half-written output (an existing file stays as it was)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    # Also on interrupt: the partial file is finalised and playable, its audio cut with the video.
+    output = writer.close(keep=True, partial=stats.interrupted)
+    if stats.frames_out == 0 and not stats.interrupted:
+        window = f" between {config.start or 0}s and +{config.duration}s" if config.start or config.duration else ""
+        raise InputError(f"no frames decoded from {src}{window}")
+    return StylizeResult(src, output, stats.frames_in, stats.frames_out, stats, engine.describe(),
+                         reader.warnings + writer.warnings)
+
+
+def _interrupted_message(frames: int, output: Path | None) -> str:
+    if output is None:
+        return "interrupted before the first frame; nothing written"
+    return f"interrupted after {frames} frames; partial output finalised: {output}"
+
+
+def _progress_bar(config: StylizeConfig, reader: VideoReader, src: Path):
+    if not config.progress:
+        return None
+    from tqdm import tqdm
+
+    info = reader.info
+    total = info.num_frames
+    if total and (config.start or config.duration) and info.duration:
+        span = min(info.duration - (config.start or 0), config.duration or info.duration)
+        total = max(0, round(total * span / info.duration))
+    return tqdm(total=total or None, desc=src.name, unit="frame", dynamic_ncols=True, leave=False)
+
+
+def _preview():
+    from .live import Display
+
+    return Display(title="rtstyle stylize preview", window=True)
+
+
+def write_stats(path: Path, results: list[StylizeResult]) -> Path:
+    """All results as JSON, written atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({"videos": [r.to_dict() for r in results]}, indent=2))
+    return path
+
+
+@contextlib.contextmanager
+def interrupt_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
+    """SIGINT/SIGTERM set ``stop`` (a second one interrupts at once); handlers restored after.
+    Only in the main thread: Python delivers signals there."""
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    signums = [signal.SIGINT, signal.SIGTERM]
+    previous = {s: signal.getsignal(s) for s in signums}
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    for s in signums:
+        signal.signal(s, handler)
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

@@ -1,0 +1,128 @@
+"""Network shapes for odd sizes, output range, configs and presets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from rtstyle.errors import CheckpointError
+from rtstyle.nets import (
+    MIN_SIDE,
+    SRNet,
+    SRNetConfig,
+    StyleNet,
+    StyleNetConfig,
+    build_model,
+    config_from_dict,
+    config_to_dict,
+    output_scale,
+)
+
+TINY_STYLE = StyleNetConfig(width=8, num_residual=1)
+
+
+def _run(model: torch.nn.Module, *shape: int) -> torch.Tensor:
+    torch.manual_seed(0)
+    with torch.no_grad():
+        return model.eval()(torch.rand(*shape))
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 17, 23), (2, 3, 33, 47), (1, 3, MIN_SIDE, MIN_SIDE)])
+def test_style_net_keeps_odd_sizes(shape):
+    out = _run(build_model(TINY_STYLE), *shape)
+    assert out.shape == shape
+    assert out.dtype == torch.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_default_style_net_keeps_odd_sizes():
+    out = _run(build_model(StyleNetConfig()), 1, 3, 17, 23)
+    assert out.shape == (1, 3, 17, 23)
+
+
+@pytest.mark.parametrize("scale, expected", [(4, (1, 3, 64, 76)), (8, (1, 3, 128, 152))])
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_sr_net_scales_odd_sizes(scale, expected, norm):
+    model = build_model(SRNetConfig(scale=scale, width=8, num_residual=1, norm=norm))
+    out = _run(model, 1, 3, 16, 19)
+    assert out.shape == expected
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert model.scale == scale
+
+
+def test_sr_norm_none_has_no_batchnorm():
+    model = build_model(SRNetConfig(width=8, num_residual=1, norm="none"))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in build_model(SRNetConfig(width=8)).modules())
+
+
+def test_style_net_treats_batch_items_independently():
+    # InstanceNorm: batching frames in an engine must not change any frame's result.
+    model = build_model(TINY_STYLE).eval()
+    torch.manual_seed(1)
+    x = torch.rand(2, 3, 20, 24)
+    with torch.no_grad():
+        batched = model(x)
+        single = torch.cat([model(x[:1]), model(x[1:])])
+    assert torch.allclose(batched, single, atol=1e-5)
+
+
+def test_style_net_is_differentiable():
+    model = build_model(TINY_STYLE)
+    model(torch.rand(1, 3, 20, 20)).mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("config", [TINY_STYLE, SRNetConfig(width=8, num_residual=1)])
+@pytest.mark.parametrize("hw", [(MIN_SIDE - 1, 20), (20, MIN_SIDE - 1), (8, 8)])
+def test_inputs_below_min_side_are_refused(config, hw):
+    with pytest.raises(ValueError, match=f"minimum side {MIN_SIDE}"):
+        build_model(config)(torch.rand(1, 3, *hw))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [StyleNetConfig(), StyleNetConfig(width=16, num_residual=3), SRNetConfig(), SRNetConfig(scale=8, norm="none")],
+)
+def test_config_round_trip_through_json(config):
+    data = json.loads(json.dumps(config_to_dict(config)))
+    assert config_from_dict(data) == config
+    assert type(build_model(data)) is (StyleNet if config.arch == "style" else SRNet)
+
+
+def test_config_dict_names_the_arch():
+    assert config_to_dict(StyleNetConfig()) == {"arch": "style", "width": 32, "num_residual": 5}
+    assert config_to_dict(SRNetConfig())["arch"] == "sr"
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        ({"arch": "unet"}, "unknown model arch 'unet'"),
+        ({"width": 8}, "unknown model arch None"),
+        ({"arch": "style", "width": 8, "depth": 3}, r"unknown fields \['depth'\]"),
+        ({"arch": "sr", "scale": 3}, "scale must be 2, 4 or 8"),
+        ({"arch": "sr", "norm": "group"}, "norm must be"),
+    ],
+)
+def test_bad_config_dicts_are_checkpoint_errors(data, match):
+    with pytest.raises(CheckpointError, match=match):
+        config_from_dict(data)
+
+
+def test_presets():
+    assert StyleNetConfig.preset("johnson") == StyleNetConfig()
+    fast = StyleNetConfig.preset("fast")
+    assert (fast.width, fast.num_residual) == (16, 3)
+    n_fast = sum(p.numel() for p in build_model(fast).parameters())
+    n_full = sum(p.numel() for p in build_model(StyleNetConfig()).parameters())
+    assert n_fast < n_full / 3
+    with pytest.raises(ValueError, match="'fast', 'johnson'"):
+        StyleNetConfig.preset("huge")
+
+
+def test_output_scale():
+    assert output_scale(StyleNetConfig()) == 1
+    assert output_scale(SRNetConfig(scale=8)) == 8

