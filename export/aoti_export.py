@@ -23,7 +23,6 @@ from rtstyle.models import resolve_model
 
 from .deploy import (
     DTYPES,
-    TOLERANCES,
     ParityResult,
     check_choice,
     check_output_path,
@@ -32,7 +31,10 @@ from .deploy import (
     deployable,
     dynamic_shapes,
     example_input,
+    first_line,
     parity_shapes,
+    parity_tolerance,
+    quiet_tracing,
 )
 
 PRECISIONS = ("auto", *DTYPES)
@@ -75,7 +77,7 @@ class AotiExportResult:
 
     @property
     def tolerance(self) -> float:
-        return TOLERANCES[self.precision]
+        return parity_tolerance(self.precision, self.io)
 
 
 def export_aoti(checkpoint: str | Path, out: str | Path, config: AotiExportConfig = AotiExportConfig()) -> AotiExportResult:
@@ -90,19 +92,20 @@ def export_aoti(checkpoint: str | Path, out: str | Path, config: AotiExportConfi
     example = example_input(config.io, precision, device)
     metadata = {**deploy_metadata(ckpt, precision, config.io), META_DEVICE: device.type}
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), quiet_tracing():
             program = torch.export.export(module, (example,), dynamic_shapes=dynamic_shapes(config.io))
     except Exception as exc:  # noqa: BLE001 - torch.export raises many types; keep the cause chained
-        raise ExportError(f"torch.export could not trace {source.name}: {exc.__class__.__name__}: {_first_line(exc)}") from exc
+        raise ExportError(f"torch.export could not trace {source.name}: {exc.__class__.__name__}: {first_line(exc)}") from exc
 
     parity: list[ParityResult] = []
     with atomic_path(out) as tmp:
         try:
-            torch._inductor.aoti_compile_and_package(
-                program, package_path=str(tmp), inductor_configs={"aot_inductor.metadata": metadata}
-            )
+            with quiet_tracing():
+                torch._inductor.aoti_compile_and_package(
+                    program, package_path=str(tmp), inductor_configs={"aot_inductor.metadata": metadata}
+                )
         except Exception as exc:  # noqa: BLE001 - compiler errors (C++ toolchain, Triton) vary
-            raise ExportError(f"AOTInductor could not compile {source.name}: {exc.__class__.__name__}: {_first_line(exc)}") from exc
+            raise ExportError(f"AOTInductor could not compile {source.name}: {exc.__class__.__name__}: {first_line(exc)}") from exc
         if config.check:
             package = torch._inductor.aoti_load_package(str(tmp))
 
@@ -112,8 +115,3 @@ def export_aoti(checkpoint: str | Path, out: str | Path, config: AotiExportConfi
             shapes = parity_shapes(config.check_count, config.seed)
             parity = check_parity(run, ckpt.model, config.io, precision, shapes, config.seed, f"AOTInductor package of {source.name}")
     return AotiExportResult(out, device.type, precision, config.io, parity, time.perf_counter() - start)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""

@@ -9,13 +9,9 @@ file is renamed into place, so a model that fails parity is never written.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -26,7 +22,6 @@ from rtstyle.fsutil import atomic_path
 from rtstyle.models import resolve_model
 
 from .deploy import (
-    TOLERANCES,
     ParityResult,
     check_choice,
     check_output_path,
@@ -35,7 +30,10 @@ from .deploy import (
     deployable,
     dynamic_shapes,
     example_input,
+    first_line,
     parity_shapes,
+    parity_tolerance,
+    quiet_tracing,
 )
 
 # TensorRT 10 and ONNX Runtime >= 1.14 both read opset 18; newer opsets add nothing these nets use.
@@ -81,7 +79,7 @@ class OnnxExportResult:
 
     @property
     def tolerance(self) -> float:
-        return TOLERANCES[self.precision]
+        return parity_tolerance(self.precision, self.io)
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, config: OnnxExportConfig = OnnxExportConfig()) -> OnnxExportResult:
@@ -112,7 +110,7 @@ def trace_onnx(model: torch.nn.Module, config: OnnxExportConfig, label: str = "m
     module = deployable(model, config.precision, config.io)
     example = example_input(config.io, config.precision)
     try:
-        with _quiet_exporter():
+        with quiet_tracing():
             program = torch.onnx.export(
                 module,
                 (example,),
@@ -124,8 +122,7 @@ def trace_onnx(model: torch.nn.Module, config: OnnxExportConfig, label: str = "m
                 verbose=False,
             )
     except Exception as exc:  # noqa: BLE001 - the exporter raises many types; keep the cause chained
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ExportError(f"torch.onnx could not export {label}: {exc.__class__.__name__}: {first_line}") from exc
+        raise ExportError(f"torch.onnx could not export {label}: {exc.__class__.__name__}: {first_line(exc)}") from exc
     return program.model_proto
 
 
@@ -137,15 +134,19 @@ def set_metadata(proto, metadata: dict[str, str]) -> None:
         prop.key, prop.value = key, value
 
 
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The ``metadata_props`` of an ONNX file, without loading external weights."""
+def load_onnx(path: str | Path):
+    """An ONNX file's ``ModelProto`` without its external weights, or a one-line InputError."""
     import onnx
 
     try:
-        proto = onnx.load(str(path), load_external_data=False)
+        return onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf decode errors have several types
         raise InputError(f"{path} is not a readable ONNX model ({exc.__class__.__name__})") from None
-    return {p.key: p.value for p in proto.metadata_props}
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file."""
+    return {p.key: p.value for p in load_onnx(path).metadata_props}
 
 
 def ort_runner(path: Path):
@@ -169,21 +170,4 @@ def _check_graph(proto, label: str) -> None:
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        raise ExportError(f"the ONNX graph exported from {label} is invalid: {first_line}") from exc
-
-
-@contextlib.contextmanager
-def _quiet_exporter() -> Iterator[None]:
-    """Silence the exporter's chatter that says nothing about this model (optional torchvision
-    ops it skips, torch-internal deprecations); real errors still raise."""
-    registry_log = logging.getLogger("torch.onnx._internal.exporter._registration")
-    level = registry_log.level
-    registry_log.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=FutureWarning, module="copyreg")
-            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec", category=FutureWarning)
-            yield
-    finally:
-        registry_log.setLevel(level)
+        raise ExportError(f"the ONNX graph exported from {label} is invalid: {first_line(exc)}") from exc

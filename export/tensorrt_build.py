@@ -188,10 +188,9 @@ def onnx_info(path: Path) -> OnnxInfo:
     """I/O kind, precision and scale of an ONNX model, from rtstyle metadata or the graph."""
     import onnx
 
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - protobuf decode errors have several types
-        raise InputError(f"{path} is not a readable ONNX model ({exc.__class__.__name__})") from None
+    from .onnx_export import load_onnx
+
+    proto = load_onnx(path)
     meta = {p.key: p.value for p in proto.metadata_props}
     elem = proto.graph.input[0].type.tensor_type.elem_type
     io = meta.get(META_IO) or ("uint8" if elem == onnx.TensorProto.UINT8 else "float")

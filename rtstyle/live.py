@@ -31,6 +31,7 @@ import torch
 
 from .engine import Engine, EngineOptions, open_engine
 from .errors import BackendUnavailableError, InputError
+from .temporal import TemporalSmoother, check_smoothing
 from .video import EncoderConfig, VideoWriter
 
 _LATENCY_WINDOW = 10_000  # latencies kept for the percentile; the mean covers the whole run
@@ -61,8 +62,10 @@ class LiveConfig:
     reconnect_timeout: float = 30.0  # seconds of failed reopen attempts before giving up
     show_fps: bool = True
     pace: bool | None = None  # read at the source's frame rate; None: only for files
+    temporal_smoothing: float = 0.0  # flow-guided blend with the previous output (temporal.py); 0 = off
 
     def __post_init__(self) -> None:
+        check_smoothing(self.temporal_smoothing)
         if not self.models:
             raise InputError("no model given; pass --model NAME_OR_PATH (repeat it to switch styles with keys)")
         if self.max_frames is not None and self.max_frames < 1:
@@ -323,6 +326,12 @@ def _stylize_frame(engine: Engine, bgr: np.ndarray, max_side: int | None) -> np.
     return engine(batch)[0].cpu().numpy()
 
 
+def _gray(frame: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+
+
 class _Recorder:
     """Optional outputs opened on the first frame, when the size is known."""
 
@@ -377,6 +386,7 @@ def run_live(config: LiveConfig, open_capture: Callable[[str], Any] = opencv_cap
     latencies: collections.deque[float] = collections.deque(maxlen=_LATENCY_WINDOW)
     latency_sum = 0.0
     meter = FpsMeter()
+    smoother = TemporalSmoother(config.temporal_smoothing) if config.temporal_smoothing > 0 else None
     t0 = time.perf_counter()
     try:
         while True:
@@ -398,6 +408,8 @@ def run_live(config: LiveConfig, open_capture: Callable[[str], Any] = opencv_cap
                 continue
             frame, captured_at = got
             out = _stylize_frame(styles.current(), frame, config.max_side)
+            if smoother is not None:
+                out = smoother(out, _gray(frame))
             fps = meter.tick(time.perf_counter())
             overlay = f"{fps:5.1f} fps  {styles.names[styles.index]}" if config.show_fps else None
             key = display.show(out, overlay)
@@ -406,9 +418,13 @@ def run_live(config: LiveConfig, open_capture: Callable[[str], Any] = opencv_cap
             latency_sum += shown_at - captured_at
             recorder.send(out, captured_at - t0)
             result.frames_shown += 1
-            if key != -1 and styles.handle_key(key):
-                result.ended_by = "quit"
-                break
+            if key != -1:
+                shown_style = styles.index
+                if styles.handle_key(key):
+                    result.ended_by = "quit"
+                    break
+                if smoother is not None and styles.index != shown_style:
+                    smoother.reset()  # never blend the previous style into the new one
     except KeyboardInterrupt:
         result.ended_by = "interrupted"
     finally:

@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import signal
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +29,10 @@ import numpy as np
 import torch
 
 from .engine import BaseEngine, Engine, EngineOptions, open_engine
-from .errors import Interrupted, InputError, OutputError
+from .errors import CheckpointError, Interrupted, InputError, OutputError
 from .fsutil import atomic_path
 from .pipeline import PipelineConfig, PipelineStats, run_pipeline
+from .temporal import TemporalSmoother, check_smoothing, to_gray
 from .video import VIDEO_EXTENSIONS, AudioSource, DecodedFrame, EncoderConfig, VideoReader, VideoWriter
 
 
@@ -54,8 +56,10 @@ class StylizeConfig:
     preview: bool = False
     progress: bool = True
     stats_path: Path | None = None
+    temporal_smoothing: float = 0.0  # flow-guided blend with the previous output (temporal.py); 0 = off
 
     def __post_init__(self) -> None:
+        check_smoothing(self.temporal_smoothing)
         if not self.inputs:
             raise InputError("no input given; pass one or more video files or folders")
         if self.resize is not None and (len(self.resize) != 2 or min(self.resize) < 1):
@@ -117,7 +121,11 @@ def open_chain(config: StylizeConfig) -> Engine:
     opts = config.engine_options()
     engine = open_engine(config.model, config.backend, opts)
     if config.sr_model is not None:
-        engine = ChainEngine(engine, open_engine(config.sr_model, config.backend, opts))
+        sr = open_engine(config.sr_model, config.backend, opts)
+        if sr.scale == 1:
+            raise CheckpointError(f"--sr {config.sr_model} is a style model (it does not upscale); --sr needs a "
+                                  f"super-resolution model, e.g. one from `rtstyle train sr` (style models go in --model)")
+        engine = ChainEngine(engine, sr)
     return engine
 
 
@@ -175,8 +183,17 @@ def _check_output(src: Path, dst: Path, overwrite: bool) -> None:
     parent = dst.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK) or not _can_create_file_in(parent):
         raise OutputError(f"cannot write {dst}: folder {parent} is not writable")
+
+
+def _can_create_file_in(folder: Path) -> bool:
+    """Try it: os.access says yes to root on read-only file systems, and ACLs can say no."""
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".rtstyle-probe-"):
+            return True
+    except OSError:
+        return False
 
 
 # --------------------------------------------------------------------------------- resizing
@@ -245,8 +262,11 @@ def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, st
         audio=AudioSource(src, reader.start, reader.end) if info.has_audio else None,
     )
     bar = _progress_bar(config, reader, src)
+    smoother = TemporalSmoother(config.temporal_smoothing) if config.temporal_smoothing > 0 else None
 
     def sink(image: np.ndarray, frame: DecodedFrame) -> None:
+        if smoother is not None:  # here, not in the engine stage: frames arrive in order, one at a time
+            image = smoother(image, to_gray(frame.image))
         writer.write(image, frame.pts, frame.duration)
         if display is not None:
             display.show(image)

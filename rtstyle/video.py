@@ -21,6 +21,7 @@ Frames follow ``frames.py``: uint8 RGB, channels last.
 from __future__ import annotations
 
 import contextlib
+import errno
 import heapq
 import os
 from dataclasses import dataclass, field
@@ -439,6 +440,8 @@ class VideoWriter:
             self.container.start_encoding()
         except av.FFmpegError as exc:
             self._discard()
+            if _is_file_error(exc):  # FFmpeg opens the file only here: a folder problem, not a codec one
+                raise self._write_error("creating", exc) from None
             raise OutputError(f"cannot start encoding {self.path} with {self.config.codec} ({_ffmpeg_reason(exc)}); "
                               f"try --codec libx264 or another --pix-fmt") from None
         except BaseException:
@@ -536,7 +539,14 @@ class VideoWriter:
             for packet in packets:
                 self.container.mux(packet)
         except (OSError, av.FFmpegError) as exc:
-            raise OutputError(f"writing {self.path} failed ({_ffmpeg_reason(exc)}); is the disk full?") from None
+            raise self._write_error("writing", exc) from None
+
+    def _write_error(self, action: str, exc: Exception) -> OutputError:
+        reason = _ffmpeg_reason(exc)
+        if getattr(exc, "errno", None) == errno.ENOSPC:
+            return OutputError(f"disk full while {action} {self.path} ({reason}); free some space or choose another "
+                               f"output folder")
+        return OutputError(f"{action} {self.path} failed ({reason}); check the output folder")
 
     def _mux_audio_until(self, until: float | None) -> None:
         """Interleave audio up to ``until`` seconds of output time (None: to the end)."""
@@ -568,7 +578,7 @@ class VideoWriter:
                     if packet.dts is not None:
                         packet.dts -= shift
                     packet.stream = out
-                    self.container.mux(packet)
+                    self._mux((packet,))  # write errors (disk full) must stop the run, not become warnings
                 else:
                     for frame in packet.decode():
                         frame.pts = None if frame.pts is None else frame.pts - shift
@@ -595,16 +605,16 @@ class VideoWriter:
                     for out, decoded in self._audio_map.values():
                         if decoded is not None:
                             self._mux(out.encode(None))
+                try:
+                    self.container.close()
+                except (OSError, av.FFmpegError) as exc:
+                    raise self._write_error("finalising", exc) from None
+        except BaseException:
+            self._discard()  # a file that could not be finalised is never left behind, not even hidden
+            raise
         finally:
-            try:
-                self.container.close()
-            except (OSError, av.FFmpegError) as exc:
-                if keep:
-                    self._discard()
-                    raise OutputError(f"finalising {self.path} failed ({_ffmpeg_reason(exc)})") from None
-            finally:
-                if self._audio_in is not None:
-                    self._audio_in.close()
+            if self._audio_in is not None:
+                self._audio_in.close()
         if not keep:
             self._discard()
             return None
@@ -614,8 +624,8 @@ class VideoWriter:
     def _discard(self) -> None:
         with contextlib.suppress(Exception):
             self.container.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.tmp.unlink()
+        if os.path.lexists(self.tmp):  # ask first: unlink on a read-only file system fails even for no file
+            self.tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> "VideoWriter":
         return self
@@ -624,6 +634,12 @@ class VideoWriter:
         # Finalise a partial file on Ctrl-C; drop it on real errors.
         interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
         self.close(keep=exc_type is None or interrupted, partial=interrupted)
+
+
+def _is_file_error(exc: Exception) -> bool:
+    """An OS-level file problem (permission, read-only or full disk, missing folder)."""
+    return getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.ENOENT,
+                                           errno.ENOTDIR, errno.EISDIR)
 
 
 def _format_for(path: Path) -> str | None:

@@ -11,7 +11,7 @@ import torch
 from tests.helpers_export import exported, frames
 
 from export import onnx_export
-from export.deploy import TOLERANCES, UINT8_ROUNDING
+from export.deploy import TOLERANCES, UINT8_ROUNDING, parity_tolerance
 from export.onnx_export import OPSET, OnnxExportConfig, export_onnx, ort_runner
 from rtstyle.checkpoint import load_checkpoint, read_metadata
 from rtstyle.cli import main
@@ -38,8 +38,8 @@ def test_export_reports_parity_within_tolerance(combo):
     _, result, _ = combo
     assert len(result.parity) == 3
     assert any(p.shape[0] > 1 for p in result.parity)
-    limit = TOLERANCES[result.precision] + (UINT8_ROUNDING if result.io == "uint8" else 0)
-    assert all(0 <= p.max_abs_error <= limit for p in result.parity)
+    assert result.tolerance == TOLERANCES[result.precision] + (UINT8_ROUNDING if result.io == "uint8" else 0)
+    assert all(0 <= p.max_abs_error <= result.tolerance for p in result.parity)
 
 
 @pytest.mark.parametrize("shape", [(2, 21, 35), (1, 33, 47), (3, 16, 16)], ids=str)
@@ -52,13 +52,11 @@ def test_onnxruntime_matches_torch_at_odd_sizes(combo, shape):
     run = ort_runner(result.path)
     if result.io == "uint8":
         got = to_float(run(batch))
-        tolerance = TOLERANCES[result.precision] + UINT8_ROUNDING
     else:
         dtype = torch.float16 if result.precision == "fp16" else torch.float32
         got = run(to_float(batch, dtype)).float()
-        tolerance = TOLERANCES[result.precision]
     assert got.shape == expected.shape
-    assert (got - expected).abs().max().item() <= tolerance
+    assert (got - expected).abs().max().item() <= parity_tolerance(result.precision, result.io)
 
 
 def test_graph_uses_only_the_pinned_opset(combo):
@@ -84,8 +82,8 @@ def test_batch_height_width_are_dynamic(combo):
 
 
 def test_metadata_carries_checkpoint_and_io(combo):
-    ckpt, result, proto = combo
-    meta = {p.key: p.value for p in proto.metadata_props}
+    ckpt, result, _ = combo
+    meta = onnx_export.read_metadata(result.path)
     assert json.loads(meta["rtstyle"]) == read_metadata(ckpt)
     assert meta["rtstyle.io"] == result.io
     assert meta["rtstyle.layout"] == ("NHWC" if result.io == "uint8" else "NCHW")

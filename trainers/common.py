@@ -17,7 +17,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import nn
@@ -73,6 +73,22 @@ class TrainConfig:
             raise InputError(f"--resume checkpoint not found: {self.resume}")
 
 
+class ExtraLoss(Protocol):
+    """A loss term on extra network inputs derived from each batch (e.g. ``stability.StabilityLoss``).
+
+    The extra inputs run through the network in the same forward pass as the batch, so
+    DistributedDataParallel sees one forward per backward; the term is logged under ``name``.
+    """
+
+    name: str
+
+    def inputs(self, net_in: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """(extra network inputs, state handed back to ``__call__``)."""
+
+    def __call__(self, output: torch.Tensor, extra_output: torch.Tensor, state: Any) -> torch.Tensor:
+        """The weighted term from the batch's outputs and the extra inputs' outputs."""
+
+
 @dataclass
 class TaskSpec:
     """What differs between trainers."""
@@ -85,6 +101,7 @@ class TaskSpec:
     prepare: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
     setup_loss: Callable[[PerceptualLoss, torch.device], None] = lambda loss, device: None
     meta: dict[str, Any] = field(default_factory=dict)
+    extra_loss: ExtraLoss | None = None
 
 
 @dataclass
@@ -230,8 +247,7 @@ def train(cfg: TrainConfig, spec: TaskSpec) -> TrainResult:
                 images = images.contiguous(memory_format=torch.channels_last)
             net_in, target = spec.prepare(images)
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                output = model(net_in)
-                terms = loss_fn(output, target)
+                terms = _losses(model, net_in, target, loss_fn, spec.extra_loss)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms.total).backward()
             scaler.step(optimizer)
@@ -263,6 +279,21 @@ def train(cfg: TrainConfig, spec: TaskSpec) -> TrainResult:
                        time.perf_counter() - started)
 
 
+def _losses(model: nn.Module, net_in: torch.Tensor, target: torch.Tensor, loss_fn: PerceptualLoss,
+            extra: ExtraLoss | None):
+    """The perceptual loss of the batch, plus the extra term when the task has one."""
+    if extra is None:
+        return loss_fn(model(net_in), target)
+    extra_in, state = extra.inputs(net_in)
+    both = model(torch.cat([net_in, extra_in.to(net_in.dtype)]))
+    output, extra_output = both[:len(net_in)], both[len(net_in):]
+    terms = loss_fn(output, target)
+    term = extra(output, extra_output, state)
+    terms.terms[extra.name] = term
+    terms.total = terms.total + term
+    return terms
+
+
 def _resume(path: Path, spec: TaskSpec, net: nn.Module, optimizer: torch.optim.Optimizer) -> int:
     ckpt = load_checkpoint(path, task=spec.task)
     if config_to_dict(ckpt.config) != config_to_dict(spec.model_config):
@@ -285,7 +316,7 @@ def _progress(cfg: TrainConfig, start: int, enabled: bool):
 class _LossLog:
     """CSV of loss terms per logged step; on resume, rows after the resumed step are dropped."""
 
-    FIELDS = ("step", "total", "content", "style", "tv", "pixel", "it_per_s", "elapsed_s")
+    FIELDS = ("step", "total", "content", "style", "tv", "pixel", "stability", "it_per_s", "elapsed_s")
 
     def __init__(self, path: Path, start_step: int):
         self.path = path
@@ -322,7 +353,7 @@ def plot_losses(csv_path: Path, out: Path, title: str) -> Path:
         rows = list(csv.DictReader(f))
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     steps = [int(r["step"]) for r in rows]
-    for name in ("total", "content", "style", "tv", "pixel"):
+    for name in ("total", "content", "style", "tv", "pixel", "stability"):
         values = [float(r[name]) for r in rows if r.get(name)]
         if values and len(values) == len(steps) and any(v > 0 for v in values):
             ax.plot(steps, values, label=name, linewidth=1.2)

@@ -14,6 +14,7 @@ from rtstyle.losses import LossConfig, PerceptualLoss
 from rtstyle.nets import StyleNetConfig
 
 from .common import TaskSpec, TrainConfig, TrainResult, train
+from .stability import StabilityConfig, StabilityLoss
 
 ARCHS = ("johnson", "fast")
 
@@ -28,6 +29,15 @@ class StyleTrainConfig(TrainConfig):
     content_weight: float = LossConfig.content_weight
     style_weight: float = LossConfig.style_weight
     tv_weight: float = LossConfig.tv_weight
+    # The stabilisation term (see stability.py); weight 0 leaves training as it was.
+    stability_weight: float = StabilityConfig.weight
+    stability_shift: float = StabilityConfig.shift
+    stability_noise: float = StabilityConfig.noise
+    stability_brightness: float = StabilityConfig.brightness
+
+    def stability_config(self) -> StabilityConfig:
+        return StabilityConfig(weight=self.stability_weight, shift=self.stability_shift,
+                               noise=self.stability_noise, brightness=self.stability_brightness)
 
     def model_config(self) -> StyleNetConfig:
         if self.arch not in ARCHS:
@@ -46,6 +56,7 @@ class StyleTrainConfig(TrainConfig):
 
 def train_style(cfg: StyleTrainConfig) -> TrainResult:
     """Train a style network; the checkpoint records the style image's name and hash."""
+    stability = cfg.stability_config()  # bad values fail before the style image is read
     style_path = Path(cfg.style)
     style = numpy_to_float(load_image(style_path, max_side=cfg.style_size))  # InputError if not an image
 
@@ -60,6 +71,8 @@ def train_style(cfg: StyleTrainConfig) -> TrainResult:
         prepare=lambda images: (images, images),
         setup_loss=setup_loss,
         meta={"style_image": {"name": style_path.name, "sha256": sha256_file(style_path),
-                              "size": list(style.shape[-2:])}},
+                              "size": list(style.shape[-2:])},
+              "stability": stability.to_dict()},
+        extra_loss=StabilityLoss(stability) if stability.enabled else None,
     )
     return train(cfg, spec)

@@ -56,8 +56,6 @@ def open(path: Path, options: EngineOptions) -> AotiEngine:
 
 def _device(path: Path, requested: str) -> torch.device:
     """The package's own device; asking for another one is an error, not a silent move."""
-    from torch._inductor.package import load_package  # noqa: F401 - fails early on very old torch
-
     compiled_for = _package_device(path)
     device = torch.device(compiled_for if requested == "auto" else requested)
     if device.type != compiled_for:

@@ -83,7 +83,17 @@ def _run_onnx(args: argparse.Namespace) -> int:
 
 
 def _run_tensorrt(args: argparse.Namespace) -> int:
-    from export.tensorrt_build import TensorRTBuildConfig, build_tensorrt_engine, import_tensorrt, onnx_info, parse_shape
+    from export.deploy import check_output_path
+    from export.tensorrt_build import (
+        ENGINE_SUFFIXES,
+        TensorRTBuildConfig,
+        build_tensorrt_engine,
+        import_tensorrt,
+        onnx_info,
+        parse_shape,
+    )
+
+    from ..models import resolve_model
 
     model = Path(args.model)
     io = onnx_info(model).io if model.suffix.lower() == ".onnx" and model.is_file() else args.io
@@ -103,7 +113,9 @@ def _run_tensorrt(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         overwrite=args.overwrite,
     )
-    import_tensorrt()  # say what is missing before promising a build
+    # Input and output mistakes first, then what is missing, before promising a long build.
+    check_output_path(args.output, args.overwrite, resolve_model(args.model), ENGINE_SUFFIXES)
+    import_tensorrt()
     print("building TensorRT engine (minutes on first build; cached afterwards)...", flush=True)
     result = build_tensorrt_engine(args.model, args.output, config)
     s = result.settings

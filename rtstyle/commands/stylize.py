@@ -32,6 +32,12 @@ def add_encoder_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pix-fmt", help="output pixel format (default: yuv420p, yuv444p for odd sizes)")
 
 
+def add_smoothing_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--temporal-smoothing", type=float, default=0.0, metavar="ALPHA",
+                   help="blend each frame with the previous output warped by optical flow, weight ALPHA in [0, 1) "
+                        "(less flicker; 0 = off, default)")
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("stylize", help="stylize video files", description=__doc__)
     p.add_argument("inputs", nargs="+", type=Path, help="video files or folders of videos")
@@ -50,6 +56,7 @@ def register(subparsers) -> None:
     p.add_argument("--preview", action="store_true", help="show frames while encoding (needs a display)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--stats", type=Path, metavar="JSON", help="write per-video statistics to this JSON file")
+    add_smoothing_argument(p)
     p.set_defaults(func=run)
 
 
@@ -63,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         resize=args.resize, max_side=args.max_side, start=args.start, duration=args.duration,
         encoder=EncoderConfig(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, audio=args.audio),
         decoder=args.decoder, overwrite=args.overwrite, preview=args.preview, progress=not args.no_progress,
-        stats_path=args.stats,
+        stats_path=args.stats, temporal_smoothing=args.temporal_smoothing,
     )
     for src, _ in plan_outputs(config):  # bad inputs and outputs fail before a (possibly slow) engine build
         VideoReader(src, decoder=config.decoder)

@@ -40,6 +40,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     style.add_argument("--content-weight", type=float, default=1.0)
     style.add_argument("--style-weight", type=float, default=5.0)
     style.add_argument("--tv-weight", type=float, default=1e-4)
+    stab = style.add_argument_group("stabilisation (less flicker on video; see `rtstyle eval temporal`)")
+    stab.add_argument("--stability-weight", type=float, default=0.0,
+                      help="weight of ||f(T(x)) - T(f(x))||^2 for small random perturbations T (default 0: off)")
+    stab.add_argument("--stability-shift", type=float, default=2.0, metavar="PX",
+                      help="max random sub-pixel translation of T, in pixels (default 2)")
+    stab.add_argument("--stability-noise", type=float, default=0.02, metavar="STD",
+                      help="std of the Gaussian noise added to the perturbed input, [0,1] units (default 0.02)")
+    stab.add_argument("--stability-brightness", type=float, default=0.05, metavar="DELTA",
+                      help="max brightness offset of the perturbed input, [0,1] units (default 0.05)")
     style.set_defaults(func=_run_style)
 
     sr = tsub.add_parser("sr", help="train an x4 / x8 super-resolution network")

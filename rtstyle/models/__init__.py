@@ -30,3 +30,40 @@ def resolve_model(name_or_path: str | Path) -> Path:
         raise CheckpointError(f"model file not found: {path}")
     names = ", ".join(models) or "none bundled"
     raise CheckpointError(f"unknown model {str(name_or_path)!r}: not a file and not a bundled model ({names})")
+
+
+def pack_model(checkpoint: str | Path, out: str | Path, name: str | None = None, dtype=None) -> Path:
+    """A release copy of a training checkpoint: weights (fp16 by default), no optimiser state."""
+    from ..checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    out = Path(out)
+    meta = {k: v for k, v in ckpt.meta.items() if k not in ("optimizer", "model")}
+    meta["name"] = name or out.name.removesuffix(".safetensors")
+    if dtype is not None:
+        meta["weights_dtype"] = str(dtype).removeprefix("torch.")
+    return save_checkpoint(out, ckpt.model, meta, dtype=dtype)
+
+
+def describe_bundled() -> list[dict]:
+    """One row per bundled model: name, a one-line summary, a provenance line, full metadata."""
+    from ..checkpoint import read_metadata
+
+    rows = []
+    for name, path in bundled_models().items():
+        meta = read_metadata(path)
+        model, train, loss = meta["model"], meta.get("train", {}), meta.get("loss", {})
+        if meta["task"] == "sr":
+            summary = f"super-resolution x{model['scale']} (width {model['width']}, {model['num_residual']} residual)"
+            source = f"degradation: blur sigma {meta.get('degradation', {}).get('blur_sigma', '?')} + bicubic"
+        else:
+            summary = f"style (width {model['width']}, {model['num_residual']} residual)"
+            source = f"style image {meta.get('style_image', {}).get('name', '?')}"
+        weights = ", ".join(f"{k.removesuffix('_weight')} {v:g}" for k, v in loss.items()
+                            if k.endswith("_weight") and k != "style_layer_weights" and v)
+        provenance = (f"{source}; {train.get('iterations', '?')} it x batch {train.get('batch_size', '?')} at "
+                      f"{train.get('image_size', '?')} px on {train.get('data', {}).get('images', '?')} photos; "
+                      f"loss {weights}; trained on {train.get('device', '?')}, {train.get('date', '?')[:10]}")
+        rows.append({"name": name, "path": str(path), "summary": summary, "provenance": provenance,
+                     "size_mb": round(path.stat().st_size / 1e6, 2), "meta": meta})
+    return rows

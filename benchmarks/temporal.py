@@ -1,0 +1,150 @@
+"""Issue 7 results: warping error (flicker), style loss and content loss of style models with and
+without stabilisation training and runtime smoothing, on real clips; plus the fps cost of the
+smoothing in ``rtstyle stylize``. Writes ``<out>.json``, ``<out>.md`` and one PNG per clip.
+
+    python -m benchmarks.temporal --model baseline=/path/a.safetensors --model stabilised=/path/b.safetensors \
+        --videos ../shared/data/videos --max-side 320 --duration 4 --smoothing 0.5 \
+        --out benchmarks/results/temporal-2026-11-24
+
+The first ``--model`` is the baseline every relative number refers to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import platform
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rtstyle.fsutil import atomic_path
+from rtstyle.stylize import StylizeConfig, stylize_video
+from rtstyle.temporal import TemporalEvalConfig, evaluate_temporal, plot_errors, write_json
+from rtstyle.video import VIDEO_EXTENSIONS, EncoderConfig
+
+
+def _label(name: str, smoothing: float) -> str:
+    return name + (f" + smoothing {smoothing:g}" if smoothing else "")
+
+
+def evaluate_all(models: dict[str, Path], videos: list[Path], smoothing: float, args) -> list[dict[str, Any]]:
+    runs = []
+    for video in videos:
+        per_clip = []
+        for name, path in models.items():
+            for alpha in sorted({0.0, smoothing}):
+                cfg = TemporalEvalConfig(video=video, model=path, start=args.start, duration=args.duration,
+                                         max_side=args.max_side, smoothing=alpha, loss_every=args.loss_every,
+                                         device="cpu", progress=False)
+                report = evaluate_temporal(cfg)
+                report["label"] = _label(name, alpha)
+                per_clip.append(report)
+                print(f"{video.name:24s} {report['label']:32s} warping {report['warping_error']:.5f} "
+                      f"style {report['style_loss']:.4g} content {report['content_loss']:.4g}", flush=True)
+        plot_errors(Path(f"{args.out}-{video.stem}.png"), [{**r, "model": r["label"]} for r in per_clip])
+        runs += per_clip
+    return runs
+
+
+def smoothing_fps(model: Path, video: Path, smoothing: float, args, repeats: int = 2) -> dict[str, Any]:
+    """End-to-end ``stylize`` fps with and without smoothing, alternated to share the machine's load."""
+    fps: dict[float, list[float]] = {0.0: [], smoothing: []}
+    sink_ms: dict[float, list[float]] = {0.0: [], smoothing: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(repeats):
+            for alpha in fps:
+                cfg = StylizeConfig(inputs=(video,), model=model, output=Path(tmp) / f"{i}-{alpha}.mp4",
+                                    max_side=args.max_side, start=args.start, duration=args.duration, device="cpu",
+                                    encoder=EncoderConfig(preset="ultrafast", audio="none"), temporal_smoothing=alpha,
+                                    progress=False, overwrite=True)
+                result = stylize_video(cfg)
+                fps[alpha].append(result.stats.fps)
+                sink_ms[alpha].append(1000 * result.stats.busy_s["sink"] / max(1, result.stats.frames_out))
+    return {"video": str(video), "model": str(model), "smoothing": smoothing, "repeats": repeats,
+            "fps_off": statistics.median(fps[0.0]), "fps_on": statistics.median(fps[smoothing]),
+            "sink_ms_off": statistics.median(sink_ms[0.0]), "sink_ms_on": statistics.median(sink_ms[smoothing]),
+            "fps_runs": {str(k): v for k, v in fps.items()}}
+
+
+def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean over clips per configuration, with changes relative to the first one."""
+    labels = list(dict.fromkeys(r["label"] for r in runs))
+    rows = []
+    for label in labels:
+        mine = [r for r in runs if r["label"] == label]
+        rows.append({"label": label, **{k: statistics.fmean(r[k] for r in mine)
+                                        for k in ("warping_error", "style_loss", "content_loss",
+                                                  "smoothing_ms_per_frame", "engine_ms_per_frame")}})
+    base = rows[0]
+    for row in rows:
+        for k in ("warping_error", "style_loss", "content_loss"):
+            row[f"{k}_change"] = row[k] / base[k] - 1.0
+    return rows
+
+
+def markdown(result: dict[str, Any]) -> str:
+    s = result["settings"]
+    lines = [f"# Temporal stability (issue 7), {result['date']}", "",
+             f"- machine: {result['machine']}; clips: {', '.join(Path(v).name for v in s['videos'])}, "
+             f"first {s['duration']} s each, longer side {s['max_side']} px; flow: OpenCV DIS (medium) on the input",
+             "- warping error: Lai et al. 2018, mean over frame pairs and non-occluded pixels of the squared RGB "
+             "distance ([0, 1], channels summed) between frame t+1 and frame t warped onto it; style/content loss: "
+             f"unweighted Gram / content-feature distances of the model's loss on every {s['loss_every']}th frame",
+             "", "## Mean over clips (change vs the first row)", "",
+             "| configuration | warping error | style loss | content loss | smoothing ms/frame |", "|---|---|---|---|---|"]
+    for r in result["summary"]:
+        lines.append(f"| {r['label']} | {r['warping_error']:.5f} ({r['warping_error_change']:+.0%}) | "
+                     f"{r['style_loss']:.4g} ({r['style_loss_change']:+.0%}) | "
+                     f"{r['content_loss']:.4g} ({r['content_loss_change']:+.0%}) | {r['smoothing_ms_per_frame']:.1f} |")
+    lines += ["", "## Per clip", "", "| clip | configuration | frames | warping error | input floor | style loss | "
+              "content loss |", "|---|---|---|---|---|---|---|"]
+    for r in result["runs"]:
+        lines.append(f"| {Path(r['video']).name} | {r['label']} | {r['frames']} | {r['warping_error']:.5f} | "
+                     f"{r['input_warping_error']:.5f} | {r['style_loss']:.4g} | {r['content_loss']:.4g} |")
+    if result.get("fps"):
+        f = result["fps"]
+        lines += ["", "## Runtime smoothing cost (`rtstyle stylize`, end to end, median of "
+                  f"{f['repeats']} alternated runs)", "",
+                  f"{Path(f['video']).name}, {s['max_side']} px: {f['fps_off']:.2f} fps without, {f['fps_on']:.2f} fps "
+                  f"with --temporal-smoothing {f['smoothing']:g} ({f['fps_on'] / f['fps_off'] - 1:+.0%}); "
+                  f"sink stage {f['sink_ms_off']:.1f} -> {f['sink_ms_on']:.1f} ms/frame."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", action="append", required=True, metavar="NAME=PATH")
+    p.add_argument("--videos", type=Path, required=True, help="folder of clips")
+    p.add_argument("--out", type=Path, required=True, help="output prefix (no extension)")
+    p.add_argument("--max-side", type=int, default=320)
+    p.add_argument("--start", type=float)
+    p.add_argument("--duration", type=float, default=4.0)
+    p.add_argument("--smoothing", type=float, default=0.5)
+    p.add_argument("--loss-every", type=int, default=4)
+    p.add_argument("--fps-video", help="clip name for the fps measurement (default: the first)")
+    args = p.parse_args(argv)
+    models = dict(m.split("=", 1) for m in args.model)
+    videos = sorted(v for v in args.videos.iterdir() if v.suffix.lower() in VIDEO_EXTENSIONS)
+    runs = evaluate_all({k: Path(v) for k, v in models.items()}, videos, args.smoothing, args)
+    fps_video = next((v for v in videos if v.name == args.fps_video), videos[0])
+    fps = smoothing_fps(Path(list(models.values())[-1]), fps_video, args.smoothing, args) if args.smoothing else None
+    result = {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}",
+        "settings": {"videos": [str(v) for v in videos], "models": models, "max_side": args.max_side,
+                     "start": args.start, "duration": args.duration, "smoothing": args.smoothing,
+                     "loss_every": args.loss_every},
+        "summary": summarise(runs), "fps": fps, "runs": runs,
+    }
+    write_json(Path(f"{args.out}.json"), result)
+    with atomic_path(Path(f"{args.out}.md")) as tmp:
+        tmp.write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

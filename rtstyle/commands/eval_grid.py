@@ -1,0 +1,23 @@
+"""``rtstyle eval grid``: before/after image grid for style models on held-out photos."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("grid", help="before/after grid of style models on a folder of photos")
+    p.add_argument("--model", action="append", required=True, help="style model (repeat for several)")
+    p.add_argument("--images", type=Path, required=True, help="folder of photos")
+    p.add_argument("-o", "--out", type=Path, required=True, help="PNG/JPEG to write")
+    p.add_argument("--size", type=int, default=256, help="tile side in pixels")
+    p.add_argument("--limit", type=int, default=4, help="at most this many photos")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..gallery import style_grid
+
+    print(f"wrote {style_grid(args.model, args.images, args.out, args.size, args.limit)}")
+    return 0

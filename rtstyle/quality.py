@@ -1,0 +1,299 @@
+"""The quality yardstick of Johnson et al. (2016, Fig. 5): a feed-forward style network against
+optimisation (Gatys et al.) of the very objective it was trained on.
+
+For each image, both are scored with the network's own training loss (``meta["loss"]`` of its
+checkpoint, the style image at its training size): the network's output once (timed after a
+warm-up), and one optimisation run to the last milestone, recording the objective and the
+elapsed time at every iteration. The report says at which iteration optimisation first
+matches the network's objective and how much longer it took to get there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .errors import CheckpointError, InputError
+from .frames import IMAGE_EXTENSIONS, load_image, numpy_to_float
+from .fsutil import atomic_path, sha256_file
+from .losses import LossConfig, PerceptualLoss
+from .optimize import OptimizerSettings, build_loss, optimize_pixels
+
+DEFAULT_MILESTONES = (50, 100, 300, 500)
+SAMPLE_STYLES = Path(__file__).resolve().parent / "assets" / "samples" / "styles"
+# The project's shared data beside the repository checkout (absent on most machines).
+SHARED_STYLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "styles"
+TERMS = ("total", "style", "content", "tv")
+# CPU kernels here run ~100x slower for the first few calls (primitive creation, thread wake-up).
+WARMUP_RUNS = 3
+
+
+def default_style_dirs() -> tuple[Path, ...]:
+    return tuple(d for d in (SHARED_STYLES, SAMPLE_STYLES) if d.is_dir())
+
+
+@dataclass
+class QualityConfig:
+    """Options of ``rtstyle eval quality``."""
+
+    model: str | Path  # bundled name or checkpoint path
+    images: Sequence[Path]  # image files and/or folders of images
+    style: Path | None = None  # default: found by name + sha256 in style_dirs
+    style_dirs: Sequence[Path] | None = None  # None: default_style_dirs()
+    milestones: Sequence[int] = DEFAULT_MILESTONES
+    size: int | None = 256  # longer side of each image (optimisation on CPU is slow)
+    limit: int | None = None  # at most this many images
+    settings: OptimizerSettings = field(default_factory=lambda: OptimizerSettings(init="noise"))
+    device: str = "auto"
+    vgg_weights: Path | None = None
+    timing_runs: int = 5  # network timing: median of this many runs after WARMUP_RUNS
+    json_path: Path | None = None
+    plot_path: Path | None = None  # default: json_path with .png
+    progress: bool = True
+
+    def validate(self) -> None:
+        self.settings.validate()
+        if not self.milestones or any(int(m) < 1 for m in self.milestones):
+            raise InputError(f"--iterations needs positive milestones such as 50,100,300,500, got {list(self.milestones)}")
+        self.milestones = tuple(sorted({int(m) for m in self.milestones}))
+        if self.size is not None and self.size < 16:
+            raise InputError(f"--size must be >= 16 px, got {self.size}")
+        if self.limit is not None and self.limit < 1:
+            raise InputError(f"--limit must be >= 1, got {self.limit}")
+        if self.timing_runs < 1:
+            raise InputError(f"--timing-runs must be >= 1, got {self.timing_runs}")
+
+    @property
+    def resolved_plot_path(self) -> Path | None:
+        if self.plot_path is not None:
+            return Path(self.plot_path)
+        return Path(self.json_path).with_suffix(".png") if self.json_path is not None else None
+
+
+def list_images(paths: Sequence[Path], limit: int | None = None) -> list[Path]:
+    """Image files named directly, plus those in named folders (sorted, not recursive)."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise InputError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {path}")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputError(f"--images: {path} is neither an image file nor a folder")
+    if not files:
+        raise InputError("--images: no images given")
+    return files[:limit] if limit else files
+
+
+def find_style_image(meta: dict[str, Any], explicit: Path | None, dirs: Sequence[Path]) -> Path:
+    """The style image a checkpoint was trained on: ``explicit`` if given, else found by name in
+    ``dirs``; either way its sha256 must match the one the checkpoint recorded."""
+    record = meta.get("style_image") or {}
+    name, digest = record.get("name"), record.get("sha256")
+    if explicit is not None:
+        explicit = Path(explicit)
+        if not explicit.is_file():
+            raise InputError(f"--style image not found: {explicit}")
+        if digest and sha256_file(explicit) != digest:
+            raise InputError(f"--style {explicit} is not the image this model was trained on "
+                             f"({name}, sha256 {digest[:12]}...); pass that image")
+        return explicit
+    if not name:
+        raise InputError("the checkpoint records no style image; pass --style PATH")
+    candidates = [Path(d) / name for d in dirs if (Path(d) / name).is_file()]
+    for candidate in candidates:
+        if not digest or sha256_file(candidate) == digest:
+            return candidate
+    where = ", ".join(str(d) for d in dirs) or "no style folders"
+    if candidates:
+        raise InputError(f"{name} in {', '.join(str(c.parent) for c in candidates)} has a different sha256 than the "
+                         f"image the model was trained on ({digest[:12]}...); pass that image with --style PATH")
+    raise InputError(f"style image {name!r} not found in {where}; pass --style PATH or --style-dir DIR")
+
+
+def loss_config_of(ckpt: Checkpoint) -> LossConfig:
+    raw = ckpt.meta.get("loss")
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{ckpt.path} records no training loss ('loss' metadata); it cannot be compared")
+    try:
+        return LossConfig.from_dict(raw)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{ckpt.path} has an invalid 'loss' metadata entry ({exc})") from None
+
+
+def style_max_side(meta: dict[str, Any]) -> int | None:
+    """The style image's longer side during training (its Grams depend on it)."""
+    size = (meta.get("style_image") or {}).get("size")
+    return max(int(s) for s in size) if size else 512
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    # CPU timings on a shared machine mean little without the load they were taken under.
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads, load {load:.1f})"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.inference_mode()
+def time_network(model: torch.nn.Module, content: torch.Tensor, runs: int) -> tuple[torch.Tensor, float]:
+    """Output and median seconds of ``runs`` forward passes after ``WARMUP_RUNS`` untimed ones."""
+    for _ in range(WARMUP_RUNS):
+        output = model(content)
+    times = []
+    for _ in range(runs):
+        _sync(content.device)
+        start = time.perf_counter()
+        output = model(content)
+        _sync(content.device)
+        times.append(time.perf_counter() - start)
+    return output.clone(), statistics.median(times)
+
+
+def match_point(totals: Sequence[float], seconds: Sequence[float], target: float) -> dict[str, Any]:
+    """First iteration whose objective is <= ``target``, and the time it took (None: never)."""
+    for k, value in enumerate(totals):
+        if value <= target:
+            return {"iteration": k, "seconds": seconds[k]}
+    return {"iteration": None, "seconds": None}
+
+
+def _terms(values: dict[str, float]) -> dict[str, float]:
+    return {t: float(values.get(t, 0.0)) for t in TERMS}
+
+
+def evaluate_image(loss_fn: PerceptualLoss, model: torch.nn.Module, path: Path, config: QualityConfig,
+                   device: torch.device) -> dict[str, Any]:
+    content = numpy_to_float(load_image(path, max_side=config.size)).to(device).contiguous()
+    output, net_seconds = time_network(model, content, config.timing_runs)
+    with torch.no_grad():
+        network = _terms(loss_fn(output, content).as_floats())
+    network["seconds"] = net_seconds
+    last = config.milestones[-1]
+    trace = optimize_pixels(loss_fn, content, last, config.settings, progress=config.progress,
+                            desc=f"optimize {path.name}")
+    milestones = {str(k): {**_terms(trace.history[k]), "seconds": trace.seconds[k]} for k in config.milestones}
+    match = match_point(trace.totals, trace.seconds, network["total"])
+    match["speed_ratio"] = match["seconds"] / net_seconds if match["seconds"] is not None else None
+    return {"image": path.name, "size": list(content.shape[-2:]), "network": network, "optimization": milestones,
+            "match": match, "history": {"total": trace.totals, "seconds": trace.seconds}}
+
+
+def _average(images: list[dict[str, Any]], milestones: Sequence[int]) -> dict[str, Any]:
+    def mean(values):
+        return float(statistics.fmean(values))
+
+    network = {k: mean([r["network"][k] for r in images]) for k in (*TERMS, "seconds")}
+    optimization = {str(m): {k: mean([r["optimization"][str(m)][k] for r in images]) for k in (*TERMS, "seconds")}
+                    for m in milestones}
+    # The averaged curves, so "matches at iteration k" is stated for the mean objective.
+    totals = [mean(v) for v in zip(*(r["history"]["total"] for r in images))]
+    seconds = [mean(v) for v in zip(*(r["history"]["seconds"] for r in images))]
+    match = match_point(totals, seconds, network["total"])
+    match["speed_ratio"] = match["seconds"] / network["seconds"] if match["seconds"] is not None else None
+    return {"network": network, "optimization": optimization, "match": match}
+
+
+def evaluate_quality(config: QualityConfig) -> dict[str, Any]:
+    """Score a style network against optimisation on the same images; write JSON/plot if asked."""
+    from .engine import resolve_device
+    from .models import resolve_model
+
+    config.validate()
+    files = list_images(config.images, config.limit)
+    ckpt = load_checkpoint(resolve_model(config.model), task="style")
+    loss_config = loss_config_of(ckpt)
+    dirs = default_style_dirs() if config.style_dirs is None else tuple(config.style_dirs)
+    style_path = find_style_image(ckpt.meta, config.style, dirs)
+    device = resolve_device(config.device)
+    model = ckpt.model.float().eval().to(device)
+    style = numpy_to_float(load_image(style_path, max_side=style_max_side(ckpt.meta)))
+    loss_fn = build_loss(loss_config, style, device, config.vgg_weights)
+
+    images = [evaluate_image(loss_fn, model, path, config, device) for path in files]
+    report = {
+        "model": ckpt.name,
+        "checkpoint": str(ckpt.path),
+        "style_image": str(style_path),
+        "loss": loss_config.to_dict(),
+        "optimizer": {"name": config.settings.optimizer, "lr": config.settings.step_size,
+                      "init": config.settings.init, "noise_ratio": config.settings.noise_ratio,
+                      "seed": config.settings.seed, "pixels": "clamped to [0, 1] after every step",
+                      "iteration": "one optimiser step = one loss and gradient evaluation"},
+        "milestones": list(config.milestones),
+        "size": config.size,
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "images": images,
+        "average": _average(images, config.milestones),
+    }
+    if config.json_path is not None:
+        with atomic_path(config.json_path) as tmp:
+            tmp.write_text(json.dumps(report, indent=2) + "\n")
+        report["json"] = str(config.json_path)
+    if (plot := config.resolved_plot_path) is not None:
+        report["plot"] = str(plot_quality(report, plot))
+    return report
+
+
+def plot_quality(report: dict[str, Any], out: Path) -> Path:
+    """Objective vs optimisation iteration (log scale), the network's value as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, r in enumerate(report["images"]):
+        color = colors[i % len(colors)]
+        totals = r["history"]["total"]
+        ax.plot(range(len(totals)), totals, color=color, linewidth=1.2, label=f"{r['image']} (optimisation)")
+        ax.axhline(r["network"]["total"], color=color, linestyle="--", linewidth=1.0)
+    ax.plot([], [], color="gray", linestyle="--", label="feed-forward network")
+    for m in report["milestones"]:
+        ax.axvline(m, color="gray", alpha=0.25, linewidth=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel(f"{report['optimizer']['name']} iteration ({report['optimizer']['init']} init)")
+    ax.set_ylabel("objective (content + style + TV)")
+    ax.set_title(f"{report['model']}: network vs optimisation, {report['size']} px")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return Path(out)
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    """Per-image and average objective of the network and of optimisation at each milestone."""
+    ms = report["milestones"]
+    head = ["image", "network", *[f"opt@{m}" for m in ms], "matched at", "net ms", "opt s to match", "ratio"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = [(r["image"], r) for r in report["images"]] + [("**average**", report["average"])]
+    for name, r in rows:
+        match = r["match"]
+        cells = [name, f"{r['network']['total']:.4g}", *[f"{r['optimization'][str(m)]['total']:.4g}" for m in ms],
+                 f"{match['iteration']}" if match["iteration"] is not None else f"> {ms[-1]}",
+                 f"{1000 * r['network']['seconds']:.1f}",
+                 f"{match['seconds']:.1f}" if match["seconds"] is not None else "-",
+                 f"{match['speed_ratio']:.0f}x" if match["speed_ratio"] is not None else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,82 @@
+"""Bundled models, `rtstyle models`, `models pack`, the demo, and the README evidence tools."""
+
+from __future__ import annotations
+
+import json
+
+import av
+import pytest
+import torch
+
+from rtstyle.checkpoint import load_checkpoint, read_metadata
+from rtstyle.cli import main
+from rtstyle.commands.demo import SAMPLE_CLIP
+from rtstyle.errors import CheckpointError
+from rtstyle.gallery import sr_comparison, style_grid
+from rtstyle.models import bundled_models, describe_bundled, pack_model, resolve_model
+
+from .conftest import SAMPLES
+
+PHOTOS = SAMPLES / "samples" / "photos"
+
+
+def test_at_least_four_styles_and_one_sr_model_are_bundled_with_provenance():
+    rows = describe_bundled()
+    tasks = [r["meta"]["task"] for r in rows]
+    assert tasks.count("style") >= 4 and tasks.count("sr") >= 1, tasks
+    for row in rows:
+        meta = row["meta"]
+        assert meta["train"]["iterations"] > 0 and meta["train"]["finished"]
+        assert meta["train"]["device"] and meta["train"]["image_size"] > 0 and meta["loss"]
+        assert "optimizer" not in meta and row["size_mb"] < 10
+        if meta["task"] == "style":
+            assert meta["style_image"]["name"].endswith(".jpg") and len(meta["style_image"]["sha256"]) == 64
+        load_checkpoint(row["path"])  # strict load works
+
+
+def test_models_command_lists_names_and_provenance(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in bundled_models():
+        assert name in out
+    assert "style image" in out and "trained on" in out
+    assert main(["models", "--json"]) == 0
+    assert {r["name"] for r in json.loads(capsys.readouterr().out)} == set(bundled_models())
+
+
+def test_unknown_model_name_lists_the_bundled_ones():
+    with pytest.raises(CheckpointError, match="not a file and not a bundled model"):
+        resolve_model("no_such_style")
+
+
+def test_pack_makes_fp16_release_without_optimiser(tmp_path, tiny_style_ckpt):
+    out = pack_model(tiny_style_ckpt, tmp_path / "release.safetensors", name="release")
+    meta = read_metadata(out)
+    assert meta["name"] == "release" and meta["weights_dtype"] == "float16" and "optimizer" not in meta
+    x = torch.rand(1, 3, 24, 32)
+    a = load_checkpoint(tiny_style_ckpt).model(x)
+    b = load_checkpoint(out).model(x)
+    assert (a - b).abs().max() < 1e-2
+
+
+def test_demo_stylizes_the_sample_clip_with_a_bundled_style(tmp_path, capsys):
+    assert main(["demo", "-o", str(tmp_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    output = tmp_path / "cup_starry_night.mp4"
+    assert str(output.resolve()) in out and "fps" in out
+    with av.open(str(output)) as c, av.open(str(SAMPLE_CLIP)) as src:
+        assert sum(1 for _ in c.decode(video=0)) == src.streams.video[0].frames
+        assert len(c.streams.audio) == 1
+
+
+def test_style_grid_and_sr_comparison(tmp_path, tiny_style_ckpt, tiny_sr_ckpt):
+    grid = style_grid([str(tiny_style_ckpt), str(tiny_style_ckpt)], PHOTOS, tmp_path / "grid.png", size=64, limit=2)
+    from PIL import Image
+
+    assert Image.open(grid).size == (3 * 64, 2 * 64)
+    report = sr_comparison(str(tiny_sr_ckpt), PHOTOS, tmp_path / "sr.png", crop=64, limit=2)
+    assert len(report.per_image) == 2
+    for method in ("bicubic", "model"):
+        assert set(report.mean[method]) == {"psnr", "ssim", "lpips"}
+    assert report.mean["bicubic"]["psnr"] > 15  # blur+bicubic of a real photo is close to it
+    assert Image.open(report.figure).size == (4 * 64, 2 * 64)

@@ -1,0 +1,138 @@
+"""`rtstyle eval quality`: network vs optimisation on the network's own training objective."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from rtstyle.checkpoint import load_checkpoint, save_checkpoint
+from rtstyle.cli import main
+from rtstyle.errors import CheckpointError, InputError
+from rtstyle.frames import load_image, numpy_to_float
+from rtstyle.fsutil import sha256_file
+from rtstyle.losses import LossConfig, PerceptualLoss
+from rtstyle.nets import build_model
+from rtstyle.quality import find_style_image, match_point
+from rtstyle.vgg import load_vgg16
+
+from .conftest import SAMPLES, TINY_STYLE
+
+PHOTOS = SAMPLES / "samples" / "photos"
+STYLE = SAMPLES / "samples" / "styles" / "starry_night.jpg"
+# Shallow layers keep VGG16 cheap; the point is that the eval reads them from the checkpoint.
+LOSS = LossConfig(content_layers=("relu2_2",), style_layers=("relu1_2", "relu2_2"), style_weight=3.0, tv_weight=1e-3)
+STYLE_SIZE = 64
+
+
+def _style_meta() -> dict:
+    return {"name": STYLE.name, "sha256": sha256_file(STYLE), "size": [51, STYLE_SIZE]}
+
+
+@pytest.fixture
+def trained_like_ckpt(tmp_path) -> Path:
+    """A tiny random style net whose metadata looks like the style trainer's."""
+    torch.manual_seed(0)
+    meta = {"task": "style", "name": "tiny", "loss": LOSS.to_dict(), "style_image": _style_meta(),
+            "train": {"iterations": 0}}
+    return save_checkpoint(tmp_path / "tiny.safetensors", build_model(TINY_STYLE).eval(), meta)
+
+
+def test_eval_quality_report_json_and_plot(tmp_path, trained_like_ckpt, capsys):
+    images = [PHOTOS / "caer_puppy.jpg", PHOTOS / "skimage_coffee.jpg"]
+    out = tmp_path / "q" / "quality.json"
+    rc = main(["eval", "quality", "--model", str(trained_like_ckpt), "--images", *map(str, images),
+               "--style-dir", str(STYLE.parent), "--iterations", "3,1", "--size", "32", "--optimizer", "adam", "--timing-runs", "1",
+               "--device", "cpu", "--json", str(out), "--no-progress"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "| **average** |" in printed and "opt@1 | opt@3" in printed
+    report = json.loads(out.read_text())
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report["milestones"] == [1, 3] and LossConfig.from_dict(report["loss"]) == LOSS
+    assert Path(report["style_image"]) == STYLE and report["optimizer"]["name"] == "adam"
+    assert {"model", "device", "size", "images", "average"} <= set(report)
+
+    # The network's objective is the training loss module's on the same tensors.
+    ckpt = load_checkpoint(trained_like_ckpt, task="style")
+    reference = PerceptualLoss(load_vgg16(last_layer="relu2_2"), LOSS)
+    reference.set_style(numpy_to_float(load_image(STYLE, max_side=STYLE_SIZE)))
+    for path, r in zip(images, report["images"]):
+        content = numpy_to_float(load_image(path, max_side=32))
+        with torch.no_grad():
+            expected = reference(ckpt.model(content), content).as_floats()
+        for key in ("total", "content", "style", "tv"):
+            assert r["network"][key] == pytest.approx(expected[key], rel=1e-4)
+        assert r["network"]["seconds"] > 0 and r["size"] == list(content.shape[-2:])
+        history = r["history"]["total"]
+        assert len(history) == 4 and len(r["history"]["seconds"]) == 4
+        for m in ("1", "3"):
+            assert set(r["optimization"][m]) == {"total", "content", "style", "tv", "seconds"}
+            assert r["optimization"][m]["total"] == history[int(m)]
+        assert r["match"] == {**match_point(history, r["history"]["seconds"], r["network"]["total"]),
+                              "speed_ratio": r["match"]["speed_ratio"]}
+    avg = report["average"]
+    assert avg["network"]["total"] == pytest.approx(sum(r["network"]["total"] for r in report["images"]) / 2)
+    assert avg["optimization"]["3"]["total"] == pytest.approx(
+        sum(r["optimization"]["3"]["total"] for r in report["images"]) / 2)
+
+
+def test_match_point():
+    totals, seconds = [10.0, 6.0, 4.0, 3.0], [0.0, 1.0, 2.0, 3.0]
+    assert match_point(totals, seconds, 4.5) == {"iteration": 2, "seconds": 2.0}
+    assert match_point(totals, seconds, 4.0) == {"iteration": 2, "seconds": 2.0}
+    assert match_point(totals, seconds, 1.0) == {"iteration": None, "seconds": None}
+
+
+def test_style_image_lookup_checks_the_hash(tmp_path):
+    meta = {"style_image": _style_meta()}
+    impostor_dir = tmp_path / "styles"
+    impostor_dir.mkdir()
+    impostor = impostor_dir / STYLE.name
+    impostor.write_bytes(STYLE.read_bytes() + b"\0")  # same name, different bytes
+    # The first folder has a same-named but different file: skipped for the one that matches.
+    assert find_style_image(meta, None, [impostor_dir, STYLE.parent]) == STYLE
+    with pytest.raises(InputError, match="different sha256"):
+        find_style_image(meta, None, [impostor_dir])
+    with pytest.raises(InputError, match="not found in .*pass --style"):
+        find_style_image(meta, None, [tmp_path])
+    with pytest.raises(InputError, match="not the image this model was trained on"):
+        find_style_image(meta, impostor, [])
+    with pytest.raises(InputError, match="--style image not found"):
+        find_style_image(meta, tmp_path / "nope.jpg", [])
+    assert find_style_image(meta, STYLE, []) == STYLE
+    with pytest.raises(InputError, match="records no style image"):
+        find_style_image({}, None, [STYLE.parent])
+
+
+def _cli_error(capsys, *argv: str) -> str:
+    rc = main(["eval", "quality", *argv, "--device", "cpu", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    return err
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, capsys, tiny_sr_ckpt, tiny_style_ckpt, trained_like_ckpt):
+    photos = str(PHOTOS)
+    assert "'sr' checkpoint" in _cli_error(capsys, "--model", str(tiny_sr_ckpt), "--images", photos)
+    assert "records no training loss" in _cli_error(capsys, "--model", str(tiny_style_ckpt), "--images", photos)
+    assert "model file not found" in _cli_error(capsys, "--model", str(tmp_path / "x.safetensors"), "--images", photos)
+    not_ckpt = tmp_path / "junk.safetensors"
+    not_ckpt.write_text("junk")
+    assert "not a safetensors checkpoint" in _cli_error(capsys, "--model", str(not_ckpt), "--images", photos)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no images" in _cli_error(capsys, "--model", str(trained_like_ckpt), "--images", str(empty))
+    assert "neither an image" in _cli_error(capsys, "--model", str(trained_like_ckpt), "--images", str(empty / "a.jpg"))
+    assert "not found in" in _cli_error(capsys, "--model", str(trained_like_ckpt), "--images", photos,
+                                        "--style-dir", str(empty))
+    assert "--iterations" in _cli_error(capsys, "--model", str(trained_like_ckpt), "--images", photos,
+                                        "--iterations", "0,10")
+    bad_image = empty / "bad.png"
+    bad_image.write_text("not an image")
+    shutil.copy(STYLE, empty / STYLE.name)
+    assert "not a readable image" in _cli_error(capsys, "--model", str(trained_like_ckpt), "--images", str(bad_image),
+                                                "--style-dir", str(empty), "--size", "32")
