@@ -3,7 +3,7 @@ without stabilisation training and runtime smoothing, on real clips; plus the fp
 smoothing in ``rtstyle stylize``. Writes ``<out>.json``, ``<out>.md`` and one PNG per clip.
 
     python -m benchmarks.temporal --model baseline=/path/a.safetensors --model stabilised=/path/b.safetensors \
-        --videos ../shared/data/videos --max-side 320 --duration 4 --smoothing 0.5 \
+        --videos ../shared/data/videos --max-side 320 --duration 4 --smoothing 0.3 0.5 \
         --out benchmarks/results/temporal-2026-11-24
 
 The first ``--model`` is the baseline every relative number refers to.
@@ -30,12 +30,12 @@ def _label(name: str, smoothing: float) -> str:
     return name + (f" + smoothing {smoothing:g}" if smoothing else "")
 
 
-def evaluate_all(models: dict[str, Path], videos: list[Path], smoothing: float, args) -> list[dict[str, Any]]:
+def evaluate_all(models: dict[str, Path], videos: list[Path], smoothing: list[float], args) -> list[dict[str, Any]]:
     runs = []
     for video in videos:
         per_clip = []
         for name, path in models.items():
-            for alpha in sorted({0.0, smoothing}):
+            for alpha in sorted({0.0, *smoothing}):
                 cfg = TemporalEvalConfig(video=video, model=path, start=args.start, duration=args.duration,
                                          max_side=args.max_side, smoothing=alpha, loss_every=args.loss_every,
                                          device="cpu", progress=False)
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-side", type=int, default=320)
     p.add_argument("--start", type=float)
     p.add_argument("--duration", type=float, default=4.0)
-    p.add_argument("--smoothing", type=float, default=0.5)
+    p.add_argument("--smoothing", type=float, nargs="*", default=[0.5], help="runtime smoothing alphas to add")
     p.add_argument("--loss-every", type=int, default=4)
     p.add_argument("--fps-video", help="clip name for the fps measurement (default: the first)")
     args = p.parse_args(argv)
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     videos = sorted(v for v in args.videos.iterdir() if v.suffix.lower() in VIDEO_EXTENSIONS)
     runs = evaluate_all({k: Path(v) for k, v in models.items()}, videos, args.smoothing, args)
     fps_video = next((v for v in videos if v.name == args.fps_video), videos[0])
-    fps = smoothing_fps(Path(list(models.values())[-1]), fps_video, args.smoothing, args) if args.smoothing else None
+    fps = smoothing_fps(Path(list(models.values())[-1]), fps_video, max(args.smoothing), args) if args.smoothing else None
     result = {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}",

@@ -67,8 +67,9 @@ class FrameIO(nn.Module):
         self.model = model
         self.dtype = dtype
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return to_uint8(self.model(to_float(frames).to(self.dtype)))
+    def forward(self, frames: torch.Tensor, *style: torch.Tensor) -> torch.Tensor:
+        # ``style``: an AdaIN graph's style-statistics inputs, passed through unchanged.
+        return to_uint8(self.model(to_float(frames).to(self.dtype), *style))
 
 
 def first_line(exc: BaseException) -> str:

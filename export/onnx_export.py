@@ -2,7 +2,12 @@
 
 Uses torch's dynamo exporter at a pinned opset. ``fp16`` exports a half-precision graph whose
 InstanceNorms run in fp32 between explicit casts (see ``deploy.py``); ``io="uint8"`` takes and
-returns uint8 NHWC frames. The checkpoint's metadata goes into ``metadata_props``. Unless
+returns uint8 NHWC frames. The checkpoint's metadata goes into ``metadata_props``.
+
+Multi-style models: a StyleBank exports one bank (``style_index``); an AdaIN model exports with
+its style as graph inputs ``style_mean``, ``style_std`` ((1, 512) fp32: the style image's relu4_1
+statistics, ``AdaINNet.style_stats``) and ``alpha`` ((1,) fp32), or, given ``style_image``,
+with that style's statistics and ``alpha`` baked in (one input, like every other model). Unless
 ``check=False``, ONNX Runtime (CPU) is compared with PyTorch on random-size inputs before the
 file is renamed into place, so a model that fails parity is never written.
 """
@@ -16,10 +21,12 @@ from pathlib import Path
 import torch
 
 from rtstyle.backends.graph_io import IO_KINDS
-from rtstyle.checkpoint import load_checkpoint
+from rtstyle.checkpoint import Checkpoint, load_checkpoint
+from rtstyle.conditioning import AdaINStyled, StyleChoice, bind_style
 from rtstyle.errors import BackendUnavailableError, ExportError, InputError
 from rtstyle.fsutil import atomic_path
 from rtstyle.models import resolve_model
+from rtstyle.nets import AdaINNet
 
 from .deploy import (
     ParityResult,
@@ -40,6 +47,8 @@ from .deploy import (
 OPSET = 18
 MIN_OPSET = 17
 INPUT_NAME = {"float": "images", "uint8": "frames"}
+STYLE_INPUTS = ("style_mean", "style_std", "alpha")  # an unbound AdaIN graph's further inputs
+META_STYLE_INPUTS = "rtstyle.style_inputs"
 OUTPUT_NAME = "output"
 
 
@@ -52,6 +61,7 @@ class OnnxExportConfig:
     check_count: int = 3  # random-size probes in the parity check
     seed: int = 0
     overwrite: bool = False
+    style: StyleChoice = field(default_factory=StyleChoice)  # StyleBank: style_index; AdaIN: optional style_image
 
     def __post_init__(self) -> None:
         check_choice("io", self.io, IO_KINDS)
@@ -89,8 +99,12 @@ def export_onnx(checkpoint: str | Path, out: str | Path, config: OnnxExportConfi
     out = Path(out)
     check_output_path(out, config.overwrite, source, (".onnx",))
     ckpt = load_checkpoint(source)
-    proto = trace_onnx(ckpt.model, config, label=source.name)
-    set_metadata(proto, deploy_metadata(ckpt, config.precision, config.io))
+    model = export_model(ckpt, config.style, source.name)
+    proto = trace_onnx(model, config, label=source.name)
+    metadata = deploy_metadata(ckpt, config.precision, config.io)
+    if isinstance(model, AdaINNet):
+        metadata[META_STYLE_INPUTS] = ",".join(STYLE_INPUTS)
+    set_metadata(proto, metadata)
     _check_graph(proto, source.name)
 
     import onnx
@@ -99,25 +113,60 @@ def export_onnx(checkpoint: str | Path, out: str | Path, config: OnnxExportConfi
     with atomic_path(out) as tmp:
         onnx.save_model(proto, str(tmp))
         if config.check:
-            runner = ort_runner(tmp)
+            reference, feeds = parity_reference(model, config.seed)
+            runner = ort_runner(tmp, feeds)
             shapes = parity_shapes(config.check_count, config.seed)
-            parity = check_parity(runner, ckpt.model, config.io, config.precision, shapes, config.seed, f"ONNX export of {source.name}")
+            parity = check_parity(runner, reference, config.io, config.precision, shapes, config.seed, f"ONNX export of {source.name}")
     return OnnxExportResult(out, config.precision, config.io, config.opset, parity, time.perf_counter() - start)
+
+
+def export_model(ckpt: Checkpoint, style: StyleChoice, label: str) -> torch.nn.Module:
+    """The module to export: the net with ``style`` bound, except an AdaIN net given no style
+    image, which keeps its style inputs."""
+    if isinstance(ckpt.model, AdaINNet) and style.style_image is None:
+        if style.alpha is not None:
+            raise InputError("--alpha needs --style-image when exporting AdaIN; without one, alpha is a graph input")
+        return ckpt.model
+    return bind_style(ckpt, style, label)
+
+
+def style_examples(model: torch.nn.Module, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Example values of the graph's style inputs (none unless ``model`` is an unbound AdaIN net).
+
+    Plausible relu4_1 statistics (means ~0..2, stds ~0.1..3) and a partial alpha, so a parity
+    check exercises the style path and the blend."""
+    if not isinstance(model, AdaINNet):
+        return ()
+    g = torch.Generator().manual_seed(seed)
+    mean = 2 * torch.rand(1, 512, generator=g)
+    std = 0.1 + 3 * torch.rand(1, 512, generator=g)
+    return mean, std, torch.tensor([0.8])
+
+
+def parity_reference(model: torch.nn.Module, seed: int = 0) -> tuple[torch.nn.Module, dict]:
+    """(one-input reference module, ONNX Runtime feeds for the style inputs) for a parity check."""
+    examples = style_examples(model, seed)
+    if not examples:
+        return model, {}
+    reference = AdaINStyled(model, float(examples[2]))
+    reference.set_stats(examples[0], examples[1])
+    return reference, {name: t.numpy() for name, t in zip(STYLE_INPUTS, examples)}
 
 
 def trace_onnx(model: torch.nn.Module, config: OnnxExportConfig, label: str = "model"):
     """The ``onnx.ModelProto`` of ``model`` deployed at ``config``'s precision and I/O kind."""
     module = deployable(model, config.precision, config.io)
     example = example_input(config.io, config.precision)
+    style = style_examples(model)  # fp32 whatever the precision: AdaIN computes in fp32
     try:
         with quiet_tracing():
             program = torch.onnx.export(
                 module,
-                (example,),
+                (example, *style),
                 dynamo=True,
-                dynamic_shapes=dynamic_shapes(config.io),
+                dynamic_shapes=(*dynamic_shapes(config.io), *[None] * len(style)),
                 opset_version=config.opset,
-                input_names=[INPUT_NAME[config.io]],
+                input_names=[INPUT_NAME[config.io], *STYLE_INPUTS[:len(style)]],
                 output_names=[OUTPUT_NAME],
                 verbose=False,
             )
@@ -149,8 +198,9 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     return {p.key: p.value for p in load_onnx(path).metadata_props}
 
 
-def ort_runner(path: Path):
-    """A CPU ONNX Runtime session as a torch-in, torch-out function (for parity checks)."""
+def ort_runner(path: Path, feeds: dict | None = None):
+    """A CPU ONNX Runtime session as a torch-in, torch-out function (for parity checks);
+    ``feeds`` gives the values of any further inputs (an AdaIN graph's style)."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -159,7 +209,7 @@ def ort_runner(path: Path):
     input_name = session.get_inputs()[0].name
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(session.run(None, {input_name: x.numpy()})[0])
+        return torch.from_numpy(session.run(None, {input_name: x.numpy(), **(feeds or {})})[0])
 
     return run
 

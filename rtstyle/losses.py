@@ -8,6 +8,8 @@ All images are float NCHW RGB in [0, 1] (``frames.py``); every term is averaged 
   ~2e3, a noisy stylization several times more; the paper's 1e-6..1e-4 weights keep it a
   gentle regulariser)
 * pixel: mean squared error in [0, 1]
+* AdaIN (Huang & Belongie 2017): content = MSE to the AdaIN target at relu4_1; style = MSE
+  of per-channel means plus MSE of per-channel standard deviations at relu1_1..relu4_1
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .nets import channel_mean_std
 from .vgg import LAYER_INDEX, VGG16
 
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
 
 @dataclass
@@ -86,6 +90,24 @@ def style_loss(output_grams: Sequence[torch.Tensor], target_grams: Sequence[torc
     for w, g, t in zip(weights, output_grams, target_grams, strict=True):
         total = total + w * (g - t).pow(2).sum(dim=(1, 2)).mean()
     return total
+
+
+def mean_std_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """AdaIN's style term for one layer: MSE of per-channel means + MSE of per-channel stds.
+
+    A target with batch 1 is broadcast against every output in the batch."""
+    out_mean, out_std = channel_mean_std(output)
+    tgt_mean, tgt_std = channel_mean_std(target)
+    return (F.mse_loss(out_mean, tgt_mean.expand_as(out_mean))
+            + F.mse_loss(out_std, tgt_std.expand_as(out_std)))
+
+
+def mean_std_style_loss(outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor],
+                        weights: Sequence[float] | None = None) -> torch.Tensor:
+    """Sum over layers of ``mean_std_loss`` (optionally weighted)."""
+    weights = weights or [1.0] * len(outputs)
+    return sum((w * mean_std_loss(o, t) for w, o, t in zip(weights, outputs, targets, strict=True)),
+               outputs[0].new_zeros((), dtype=torch.float32))
 
 
 def tv_loss(images: torch.Tensor) -> torch.Tensor:

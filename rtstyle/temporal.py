@@ -105,15 +105,15 @@ def valid_mask(bw: np.ndarray, fw: np.ndarray) -> np.ndarray:
     """Pixels of frame t+1 whose match in frame t is trustworthy: not occluded, not at a motion
     boundary, inside frame t. ``bw = flow(t+1, t)``, ``fw = flow(t, t+1)``."""
     fw_w = warp(fw, bw)  # the forward flow of each pixel's match, on frame t+1's grid
-    def sq(v: np.ndarray) -> np.ndarray:
-        return (v ** 2).sum(-1)
-
-    occluded = sq(fw_w + bw) > _FB_RELATIVE * (sq(fw_w) + sq(bw)) + _FB_ABSOLUTE
-    du = np.gradient(bw[..., 0])
-    dv = np.gradient(bw[..., 1])
-    grad = du[0] ** 2 + du[1] ** 2 + dv[0] ** 2 + dv[1] ** 2
-    boundary = grad > _BOUNDARY_RELATIVE * sq(bw) + _BOUNDARY_ABSOLUTE
+    occluded = _sq(fw_w + bw) > _FB_RELATIVE * (_sq(fw_w) + _sq(bw)) + _FB_ABSOLUTE
+    (du_y, du_x), (dv_y, dv_x) = np.gradient(bw[..., 0]), np.gradient(bw[..., 1])
+    boundary = du_x ** 2 + du_y ** 2 + dv_x ** 2 + dv_y ** 2 > _BOUNDARY_RELATIVE * _sq(bw) + _BOUNDARY_ABSOLUTE
     return ~occluded & ~boundary & inside_mask(bw)
+
+
+def _sq(v: np.ndarray) -> np.ndarray:
+    """Squared length of each flow vector."""
+    return (v ** 2).sum(-1)
 
 
 def resize_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:

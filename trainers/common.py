@@ -102,6 +102,13 @@ class TaskSpec:
     setup_loss: Callable[[PerceptualLoss, torch.device], None] = lambda loss, device: None
     meta: dict[str, Any] = field(default_factory=dict)
     extra_loss: ExtraLoss | None = None
+    # Multi-style trainers (AdaIN, StyleBank): a loss other than "perceptual loss of model(input)
+    # against target". Called as objective(model, net_in, target, loss_fn) -> LossTerms; ``model``
+    # may be DDP-wrapped, so it calls ``model(...)`` for the trained forward pass.
+    objective: Callable[..., Any] | None = None
+    # Runs on the fresh network before the optimiser is made (e.g. load and freeze shared weights);
+    # the optimiser then trains the parameters that still require gradients.
+    setup_model: Callable[[nn.Module], None] = lambda net: None
 
 
 @dataclass
@@ -173,7 +180,8 @@ def train(cfg: TrainConfig, spec: TaskSpec) -> TrainResult:
     scan = scan_images(cfg.data)
 
     net = build_model(spec.model_config).to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    spec.setup_model(net)
+    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
     start_step = 0
     if cfg.resume is not None:
         start_step = _resume(cfg.resume, spec, net, optimizer)
@@ -247,7 +255,10 @@ def train(cfg: TrainConfig, spec: TaskSpec) -> TrainResult:
                 images = images.contiguous(memory_format=torch.channels_last)
             net_in, target = spec.prepare(images)
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                terms = _losses(model, net_in, target, loss_fn, spec.extra_loss)
+                if spec.objective is not None:
+                    terms = spec.objective(model, net_in, target, loss_fn)
+                else:
+                    terms = _losses(model, net_in, target, loss_fn, spec.extra_loss)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms.total).backward()
             scaler.step(optimizer)

@@ -6,7 +6,9 @@
   ``torch.compile`` before capture.
 
 ``EngineOptions.extra`` keys: ``cuda_graphs`` (bool, default True), ``graph_cache`` (shapes
-kept captured, default 4), ``compile`` (False, True or a torch.compile mode).
+kept captured, default 4), ``compile`` (False, True or a torch.compile mode), and the style
+choice of multi-style models (``style_image``, ``alpha``, ``style_index``, ``style_size``; see
+``rtstyle.conditioning``). AdaIN engines switch style images live with ``set_style``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Callable
 import torch
 
 from ..checkpoint import load_checkpoint
+from ..conditioning import StyleChoice, bind_style
 from ..engine import BaseEngine, EngineOptions, resolve_device
 from ..errors import InputError
 from ..frames import to_float, to_uint8
@@ -95,6 +98,7 @@ class TorchEngine(BaseEngine):
         self.dtype = _DTYPES[precision] if on_gpu else torch.float32
         self.memory_format = torch.channels_last if on_gpu else torch.contiguous_format
         self.model = model.to(device=device, dtype=self.dtype, memory_format=self.memory_format).eval()
+        self._bound = self.model  # before torch.compile: the module that owns the style buffers
         self.compiled = bool(compile)
         if compile:
             mode = compile if isinstance(compile, str) else "max-autotune-no-cudagraphs" if cuda_graphs else "max-autotune"
@@ -118,6 +122,13 @@ class TorchEngine(BaseEngine):
             return self.graphs(frames)
         return self._forward(frames)
 
+    def set_style(self, image, alpha: float | None = None) -> None:
+        """AdaIN models: apply another style image (uint8 RGB HWC) and strength from the next batch on."""
+        setter = getattr(self._bound, "set_style", None)
+        if setter is None:
+            raise InputError("this model has its style trained in; only AdaIN models take another style image")
+        setter(image, alpha)
+
     def describe(self) -> str:
         extras = [name for name, on in (("CUDA graphs", self.graphs), ("torch.compile", self.compiled)) if on]
         return f"torch on {self.device} ({self.precision}{''.join(', ' + e for e in extras)})"
@@ -134,7 +145,7 @@ def open(path: Path, options: EngineOptions) -> TorchEngine:
     extra = options.extra
     ckpt = load_checkpoint(path)
     return TorchEngine(
-        ckpt.model,
+        bind_style(ckpt, StyleChoice.from_extra(extra), path.name),
         device,
         precision,
         output_scale(ckpt.config),
