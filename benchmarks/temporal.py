@@ -35,7 +35,7 @@ def evaluate_all(models: dict[str, Path], videos: list[Path], smoothing: list[fl
     for video in videos:
         per_clip = []
         for name, path in models.items():
-            for alpha in sorted({0.0, *smoothing}):
+            for alpha in sorted({0.0, *smoothing}) if name in args.smooth else (0.0,):
                 cfg = TemporalEvalConfig(video=video, model=path, start=args.start, duration=args.duration,
                                          max_side=args.max_side, smoothing=alpha, loss_every=args.loss_every,
                                          device="cpu", progress=False)
@@ -123,19 +123,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--start", type=float)
     p.add_argument("--duration", type=float, default=4.0)
     p.add_argument("--smoothing", type=float, nargs="*", default=[0.5], help="runtime smoothing alphas to add")
+    p.add_argument("--smooth", nargs="*", metavar="NAME", help="models to also run with smoothing (default: the first)")
     p.add_argument("--loss-every", type=int, default=4)
     p.add_argument("--fps-video", help="clip name for the fps measurement (default: the first)")
     args = p.parse_args(argv)
     models = dict(m.split("=", 1) for m in args.model)
+    args.smooth = args.smooth if args.smooth is not None else list(models)[:1]
     videos = sorted(v for v in args.videos.iterdir() if v.suffix.lower() in VIDEO_EXTENSIONS)
     runs = evaluate_all({k: Path(v) for k, v in models.items()}, videos, args.smoothing, args)
     fps_video = next((v for v in videos if v.name == args.fps_video), videos[0])
-    fps = smoothing_fps(Path(list(models.values())[-1]), fps_video, max(args.smoothing), args) if args.smoothing else None
+    fps = smoothing_fps(Path(models[args.smooth[0]]), fps_video, max(args.smoothing), args) if args.smoothing else None
     result = {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}",
         "settings": {"videos": [str(v) for v in videos], "models": models, "max_side": args.max_side,
-                     "start": args.start, "duration": args.duration, "smoothing": args.smoothing,
+                     "start": args.start, "duration": args.duration, "smoothing": args.smoothing, "smoothed_models": args.smooth,
                      "loss_every": args.loss_every},
         "summary": summarise(runs), "fps": fps, "runs": runs,
     }

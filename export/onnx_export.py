@@ -114,7 +114,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, config: OnnxExportConfi
         onnx.save_model(proto, str(tmp))
         if config.check:
             reference, feeds = parity_reference(model, config.seed)
-            runner = ort_runner(tmp, feeds)
+            runner = ort_runner(tmp, feeds) if feeds else ort_runner(tmp)
             shapes = parity_shapes(config.check_count, config.seed)
             parity = check_parity(runner, reference, config.io, config.precision, shapes, config.seed, f"ONNX export of {source.name}")
     return OnnxExportResult(out, config.precision, config.io, config.opset, parity, time.perf_counter() - start)

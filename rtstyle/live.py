@@ -10,7 +10,9 @@ the newest frame, so the engine always works on the latest picture and stale one
   ``config.models`` (tests).
 * ``Display``: an OpenCV window when the OpenCV build has a GUI and a display exists, else
   headless (``show`` only reports no key).
-* Keys in the window: ``q``/Esc quit, ``n``/space next style, ``p`` previous, ``1``-``9`` pick.
+* Keys in the window: ``q``/Esc quit, ``n``/space next style, ``p`` previous, ``1``-``9`` pick;
+  with an AdaIN model and ``style_dir``, ``s`` applies the folder's next style image (``a`` the
+  previous one), no training needed.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import torch
 
+from .conditioning import StyleChoice, load_style_image
 from .engine import Engine, EngineOptions, open_engine
 from .errors import BackendUnavailableError, InputError
 from .temporal import TemporalSmoother, check_smoothing
@@ -63,9 +66,13 @@ class LiveConfig:
     show_fps: bool = True
     pace: bool | None = None  # read at the source's frame rate; None: only for files
     temporal_smoothing: float = 0.0  # flow-guided blend with the previous output (temporal.py); 0 = off
+    style_dir: Path | None = None  # AdaIN models: style images to cycle with the s/a keys
+    style: StyleChoice = field(default_factory=StyleChoice)  # AdaIN alpha / first image, StyleBank index
 
     def __post_init__(self) -> None:
         check_smoothing(self.temporal_smoothing)
+        if self.style_dir is not None and self.style.style_image is not None:
+            raise InputError("give either --style-dir (cycle its images with s/a) or --style-image, not both")
         if not self.models:
             raise InputError("no model given; pass --model NAME_OR_PATH (repeat it to switch styles with keys)")
         if self.max_frames is not None and self.max_frames < 1:
@@ -266,21 +273,57 @@ class FpsMeter:
 
 # ---------------------------------------------------------------------------------- live loop
 
+def style_images(folder: Path) -> list[Path]:
+    """The image files in ``folder`` (sorted), or an InputError naming the folder."""
+    from .frames import IMAGE_EXTENSIONS
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"--style-dir {folder} is not a folder")
+    found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not found:
+        raise InputError(f"no style images ({', '.join(IMAGE_EXTENSIONS)}) in --style-dir {folder}")
+    return found
+
+
 class _Styles:
-    """The models to cycle through, opened on first use and kept."""
+    """The models to cycle through, opened on first use and kept; and, for AdaIN models, the
+    style images of ``style_dir`` to cycle through."""
 
     def __init__(self, config: LiveConfig, engines: list[Engine] | None):
         self.names = [Path(str(m)).stem for m in config.models] if engines is None else [f"engine {i}" for i in range(len(engines))]
         self._engines: list[Engine | None] = list(engines) if engines is not None else [None] * len(config.models)
         self._config = config
         self.index = 0
+        self.images = style_images(config.style_dir) if config.style_dir is not None else []
+        self.image_index = 0
+        self._applied: dict[int, int] = {}  # engine index -> style image index it holds
+
+    def _style_choice(self) -> StyleChoice:
+        choice = self._config.style
+        if self.images:
+            return StyleChoice(style_image=self.images[self.image_index], alpha=choice.alpha,
+                               style_index=choice.style_index, style_size=choice.style_size)
+        return choice
 
     def current(self) -> Engine:
         if self._engines[self.index] is None:
             c = self._config
-            opts = EngineOptions(device=c.device, precision=c.precision, batch_size=1)
+            opts = EngineOptions(device=c.device, precision=c.precision, batch_size=1, extra=self._style_choice().to_extra())
             self._engines[self.index] = open_engine(c.models[self.index], c.backend, opts)
-        return self._engines[self.index]
+            self._applied[self.index] = self.image_index
+        engine = self._engines[self.index]
+        if self.images and self._applied.get(self.index, self.image_index) != self.image_index:
+            if not hasattr(engine, "set_style"):
+                raise InputError(f"--style-dir switches style images in the torch backend; {engine.describe()} cannot")
+            engine.set_style(load_style_image(self.images[self.image_index], self._config.style.style_size))
+            self._applied[self.index] = self.image_index
+        return engine
+
+    @property
+    def label(self) -> str:
+        name = self.names[self.index]
+        return f"{name}: {self.images[self.image_index].stem}" if self.images else name
 
     def handle_key(self, key: int) -> bool:
         """Apply a key; returns True for quit."""
@@ -292,6 +335,8 @@ class _Styles:
             self.index = (self.index - 1) % len(self._engines)
         elif ord("1") <= key <= ord("9") and key - ord("1") < len(self._engines):
             self.index = key - ord("1")
+        elif key in (ord("s"), ord("a")) and self.images:
+            self.image_index = (self.image_index + (1 if key == ord("s") else -1)) % len(self.images)
         return False
 
 
@@ -411,7 +456,7 @@ def run_live(config: LiveConfig, open_capture: Callable[[str], Any] = opencv_cap
             if smoother is not None:
                 out = smoother(out, _gray(frame))
             fps = meter.tick(time.perf_counter())
-            overlay = f"{fps:5.1f} fps  {styles.names[styles.index]}" if config.show_fps else None
+            overlay = f"{fps:5.1f} fps  {styles.label}" if config.show_fps else None
             key = display.show(out, overlay)
             shown_at = time.perf_counter()
             latencies.append(shown_at - captured_at)
@@ -419,11 +464,11 @@ def run_live(config: LiveConfig, open_capture: Callable[[str], Any] = opencv_cap
             recorder.send(out, captured_at - t0)
             result.frames_shown += 1
             if key != -1:
-                shown_style = styles.index
+                shown_style = (styles.index, styles.image_index)
                 if styles.handle_key(key):
                     result.ended_by = "quit"
                     break
-                if smoother is not None and styles.index != shown_style:
+                if smoother is not None and (styles.index, styles.image_index) != shown_style:
                     smoother.reset()  # never blend the previous style into the new one
     except KeyboardInterrupt:
         result.ended_by = "interrupted"

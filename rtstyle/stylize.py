@@ -16,6 +16,7 @@ output folder (default: beside each input) as ``<stem>_<model>[_<sr>].mp4``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -28,6 +29,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .conditioning import StyleChoice
 from .engine import BaseEngine, Engine, EngineOptions, open_engine
 from .errors import CheckpointError, Interrupted, InputError, OutputError
 from .fsutil import atomic_path
@@ -57,6 +59,7 @@ class StylizeConfig:
     progress: bool = True
     stats_path: Path | None = None
     temporal_smoothing: float = 0.0  # flow-guided blend with the previous output (temporal.py); 0 = off
+    style: StyleChoice = field(default_factory=StyleChoice)  # multi-style models: AdaIN image/alpha, StyleBank index
 
     def __post_init__(self) -> None:
         check_smoothing(self.temporal_smoothing)
@@ -72,7 +75,9 @@ class StylizeConfig:
             raise InputError("give either --resize or --max-side, not both")
 
     def engine_options(self) -> EngineOptions:
-        return EngineOptions(device=self.device, precision=self.precision, batch_size=self.batch_size)
+        """Options of the style engine (the SR engine takes no style choice)."""
+        return EngineOptions(device=self.device, precision=self.precision, batch_size=self.batch_size,
+                             extra=self.style.to_extra())
 
 
 @dataclass
@@ -121,7 +126,7 @@ def open_chain(config: StylizeConfig) -> Engine:
     opts = config.engine_options()
     engine = open_engine(config.model, config.backend, opts)
     if config.sr_model is not None:
-        sr = open_engine(config.sr_model, config.backend, opts)
+        sr = open_engine(config.sr_model, config.backend, dataclasses.replace(opts, extra={}))
         if sr.scale == 1:
             raise CheckpointError(f"--sr {config.sr_model} is a style model (it does not upscale); --sr needs a "
                                   f"super-resolution model, e.g. one from `rtstyle train sr` (style models go in --model)")

@@ -31,6 +31,10 @@ class OrtEngine(BaseEngine):
         self.session = session
         self.device = device
         self.providers = providers
+        if len(session.get_inputs()) > 1:
+            names = [i.name for i in session.get_inputs()]
+            raise CheckpointError(f"this ONNX model takes {names}: an AdaIN graph with the style as inputs, for your "
+                                  "own code; for the runtime, export with --style-image (the style baked in)")
         inp, out = session.get_inputs()[0], session.get_outputs()[0]
         self.input_name, self.output_name = inp.name, out.name
         self.io = _graph_io(inp)
@@ -62,8 +66,15 @@ class OrtEngine(BaseEngine):
         return f"onnxruntime on {self.device} ({self.precision}, {self.io.kind} io, {self.providers[0]})"
 
 
+STYLE_KEYS = ("style_image", "alpha", "style_index")
+
+
 def open(path: Path, options: EngineOptions) -> OrtEngine:
     import onnxruntime as ort
+
+    if any(key in options.extra for key in STYLE_KEYS):
+        raise InputError(f"{path.name}: onnxruntime runs an exported graph whose style is fixed at export; "
+                         "export with `rtstyle export onnx --style-image/--style-index`, or use --backend torch")
 
     available = ort.get_available_providers()
     device = _device(options.device, available)

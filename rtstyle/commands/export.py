@@ -33,6 +33,10 @@ def _register_onnx(formats) -> None:
     p.add_argument("--io", choices=IO_KINDS, default="float", help="float NCHW [0,1] (default) or uint8 NHWC frames in/out")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18, at least 17)")
     p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime vs PyTorch parity check")
+    p.add_argument("--style-index", type=int, metavar="N", help="StyleBank models: the style (bank) to export")
+    p.add_argument("--style-image", type=Path, metavar="IMAGE",
+                   help="AdaIN models: bake this style in (default: style_mean/style_std/alpha are graph inputs)")
+    p.add_argument("--alpha", type=float, help="AdaIN models with --style-image: style strength in [0, 1]")
     p.set_defaults(func=_run_onnx)
 
 
@@ -72,9 +76,11 @@ def _print_parity(parity, tolerance: float) -> None:
 
 def _run_onnx(args: argparse.Namespace) -> int:
     from export.onnx_export import OPSET, OnnxExportConfig, export_onnx
+    from rtstyle.conditioning import StyleChoice
 
     config = OnnxExportConfig(
-        fp16=args.fp16, io=args.io, opset=args.opset or OPSET, check=not args.no_check, overwrite=args.overwrite
+        fp16=args.fp16, io=args.io, opset=args.opset or OPSET, check=not args.no_check, overwrite=args.overwrite,
+        style=StyleChoice(style_image=args.style_image, alpha=args.alpha, style_index=args.style_index),
     )
     result = export_onnx(args.model, args.output, config)
     _print_parity(result.parity, result.tolerance)

@@ -8,7 +8,8 @@ import threading
 from pathlib import Path
 
 from ..errors import Interrupted
-from .stylize import add_encoder_arguments, add_engine_arguments, add_smoothing_argument
+from .stylize import (add_encoder_arguments, add_engine_arguments, add_smoothing_argument, add_style_choice_arguments,
+                      style_choice)
 
 
 def register(subparsers) -> None:
@@ -29,6 +30,9 @@ def register(subparsers) -> None:
     p.add_argument("--reconnect", action="store_true", help="reopen the camera after a disconnect")
     p.add_argument("--no-fps", dest="show_fps", action="store_false", help="no fps overlay")
     add_smoothing_argument(p)
+    add_style_choice_arguments(p)
+    p.add_argument("--style-dir", type=Path, metavar="DIR",
+                   help="AdaIN models: folder of style images; s/a apply the next/previous one live")
     p.set_defaults(func=run)
 
 
@@ -42,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision, max_side=args.max_side, window=args.window, output=args.output,
         overwrite=args.overwrite, virtual_cam=args.virtual_cam, max_frames=args.max_frames,
         duration=args.duration, reconnect=args.reconnect, show_fps=args.show_fps,
-        temporal_smoothing=args.temporal_smoothing,
+        temporal_smoothing=args.temporal_smoothing, style_dir=args.style_dir, style=style_choice(args),
         encoder=EncoderConfig(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, audio="none"),
     )
     with interrupt_on_signals(threading.Event()) as stop:

@@ -38,6 +38,22 @@ def add_smoothing_argument(p: argparse.ArgumentParser) -> None:
                         "(less flicker; 0 = off, default)")
 
 
+def add_style_choice_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("multi-style models")
+    g.add_argument("--style-image", type=Path, metavar="IMAGE", help="AdaIN models: the style image to apply")
+    g.add_argument("--alpha", type=float, metavar="A", help="AdaIN models: style strength in [0, 1] (default 1)")
+    g.add_argument("--style-size", type=int, default=512, metavar="PX",
+                   help="AdaIN models: longer side the style image is read at (default 512)")
+    g.add_argument("--style-index", type=int, metavar="N", help="StyleBank models: which of its styles to apply")
+
+
+def style_choice(args: argparse.Namespace):
+    from ..conditioning import StyleChoice
+
+    return StyleChoice(style_image=args.style_image, alpha=args.alpha, style_index=args.style_index,
+                       style_size=args.style_size)
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("stylize", help="stylize video files", description=__doc__)
     p.add_argument("inputs", nargs="+", type=Path, help="video files or folders of videos")
@@ -57,6 +73,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--stats", type=Path, metavar="JSON", help="write per-video statistics to this JSON file")
     add_smoothing_argument(p)
+    add_style_choice_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -70,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         resize=args.resize, max_side=args.max_side, start=args.start, duration=args.duration,
         encoder=EncoderConfig(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, audio=args.audio),
         decoder=args.decoder, overwrite=args.overwrite, preview=args.preview, progress=not args.no_progress,
-        stats_path=args.stats, temporal_smoothing=args.temporal_smoothing,
+        stats_path=args.stats, temporal_smoothing=args.temporal_smoothing, style=style_choice(args),
     )
     for src, _ in plan_outputs(config):  # bad inputs and outputs fail before a (possibly slow) engine build
         VideoReader(src, decoder=config.decoder)

@@ -1,4 +1,4 @@
-"""``rtstyle train style|sr``: thin CLI over ``trainers.train_style`` / ``trainers.train_sr``."""
+"""``rtstyle train style|sr|adain|stylebank|texture``: thin CLI over the ``trainers`` package."""
 
 from __future__ import annotations
 
@@ -62,6 +62,47 @@ def register(sub: argparse._SubParsersAction) -> None:
     sr.add_argument("--tv-weight", type=float, default=0.0)
     sr.set_defaults(func=_run_sr)
 
+    adain = tsub.add_parser("adain", help="train an AdaIN decoder: any style image at inference (Huang & Belongie 2017)")
+    adain.add_argument("--styles", type=Path, required=True, help="folder of style images (paintings) to train on")
+    adain.add_argument("--hold-out", action="append", default=[], metavar="NAME",
+                       help="style file name in --styles to leave out of training (repeatable), to judge generalisation")
+    _common(adain, image_size=256, iterations=20000)
+    adain.set_defaults(lr=1e-4)
+    adain.add_argument("--style-size", type=int, default=512, help="longer side the style images are loaded at (px)")
+    adain.add_argument("--width", type=int, default=64, help="decoder channels at the relu1 level (paper: 64)")
+    adain.add_argument("--content-weight", type=float, default=1.0)
+    adain.add_argument("--style-weight", type=float, default=10.0)
+    adain.set_defaults(func=_run_adain)
+
+    bank = tsub.add_parser("stylebank", help="train a StyleBank: several styles in one network (Chen et al. 2017)")
+    bank.add_argument("--style", dest="styles", type=Path, action="append", required=True,
+                      help="style image; repeat it, one filter bank per style, in this order")
+    bank.add_argument("--base", type=Path, help="trained StyleBank to add the styles to (only the new banks train)")
+    _common(bank, image_size=256, iterations=4000)
+    bank.add_argument("--style-size", type=int, default=512, help="longer side of the style images (px)")
+    bank.add_argument("--width", type=int, default=32)
+    bank.add_argument("--bank-layers", type=int, default=2, help="3x3 convs per style bank")
+    bank.add_argument("--autoencoder-every", type=int, default=2, metavar="T",
+                      help="one auto-encoder step after every T stylization steps (the paper's T+1)")
+    bank.add_argument("--content-weight", type=float, default=1.0)
+    bank.add_argument("--style-weight", type=float, default=5.0)
+    bank.add_argument("--tv-weight", type=float, default=1e-4)
+    bank.set_defaults(func=_run_stylebank)
+
+    texture = tsub.add_parser("texture", help="train a multi-scale texture network for one style (Ulyanov et al. 2016)")
+    texture.add_argument("--style", type=Path, required=True, help="style image")
+    _common(texture, image_size=256, iterations=2000)
+    texture.add_argument("--style-size", type=int, default=512, help="longer side of the style image (px)")
+    texture.add_argument("--scales", type=int, default=5, help="resolutions the generator sees (1..6)")
+    texture.add_argument("--width", type=int, default=8, help="channels per scale")
+    texture.add_argument("--noise-channels", type=int, default=3)
+    texture.add_argument("--noise-std", type=float, default=0.1, help="training-time noise (zero at inference)")
+    texture.add_argument("--padding", default="circular", help="circular (the paper) or reflect")
+    texture.add_argument("--content-weight", type=float, default=1.0)
+    texture.add_argument("--style-weight", type=float, default=5.0)
+    texture.add_argument("--tv-weight", type=float, default=1e-4)
+    texture.set_defaults(func=_run_texture)
+
 
 def _kwargs(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if k not in ("func", "command", "task")}
@@ -89,3 +130,28 @@ def _run_sr(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     return _report(train_sr(SRTrainConfig(**_kwargs(args))))
+
+
+def _run_adain(args: argparse.Namespace) -> int:
+    from trainers import AdaINTrainConfig, train_adain
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    kwargs = _kwargs(args)
+    kwargs["hold_out"] = tuple(kwargs["hold_out"])
+    return _report(train_adain(AdaINTrainConfig(**kwargs)))
+
+
+def _run_stylebank(args: argparse.Namespace) -> int:
+    from trainers import StyleBankTrainConfig, train_stylebank
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    kwargs = _kwargs(args)
+    kwargs["styles"] = tuple(kwargs["styles"])
+    return _report(train_stylebank(StyleBankTrainConfig(**kwargs)))
+
+
+def _run_texture(args: argparse.Namespace) -> int:
+    from trainers import TextureTrainConfig, train_texture
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    return _report(train_texture(TextureTrainConfig(**_kwargs(args))))
