@@ -32,9 +32,13 @@ def resolve_model(name_or_path: str | Path) -> Path:
     raise CheckpointError(f"unknown model {str(name_or_path)!r}: not a file and not a bundled model ({names})")
 
 
-def pack_model(checkpoint: str | Path, out: str | Path, name: str | None = None, dtype=None) -> Path:
-    """A release copy of a training checkpoint: weights (fp16 by default), no optimiser state."""
+def pack_model(checkpoint: str | Path, out: str | Path, name: str | None = None, dtype="float16") -> Path:
+    """A release copy of a training checkpoint: weights in ``dtype`` (None keeps fp32), no optimiser state."""
+    import torch
+
     from ..checkpoint import load_checkpoint, save_checkpoint
+
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
     ckpt = load_checkpoint(checkpoint)
     out = Path(out)
