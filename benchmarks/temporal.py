@@ -44,7 +44,7 @@ def evaluate_all(models: dict[str, Path], videos: list[Path], smoothing: list[fl
                 per_clip.append(report)
                 print(f"{video.name:24s} {report['label']:32s} warping {report['warping_error']:.5f} "
                       f"style {report['style_loss']:.4g} content {report['content_loss']:.4g}", flush=True)
-        plot_errors(Path(f"{args.out}-{video.stem}.png"), [{**r, "model": r["label"]} for r in per_clip])
+        plot_errors(Path(f"{args.out}-{video.stem}.png"), per_clip)
         runs += per_clip
     return runs
 

@@ -456,7 +456,8 @@ def write_json(path: Path, data: Any) -> Path:
 
 
 def plot_errors(path: Path, reports: list[dict[str, Any]]) -> Path:
-    """Per-pair warping error over time, one line per report, with the input's own error dashed."""
+    """Per-pair warping error over time, one line per report (named by its "label" if it has one),
+    with the input's own error dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -467,7 +468,7 @@ def plot_errors(path: Path, reports: list[dict[str, Any]]) -> Path:
     fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
     for r in reports:
         t = [p["time"] for p in r["per_pair"]]
-        label = Path(str(r["model"])).stem + (f" + smoothing {r['smoothing']:g}" if r["smoothing"] else "")
+        label = r.get("label") or Path(str(r["model"])).stem + (f" + smoothing {r['smoothing']:g}" if r["smoothing"] else "")
         ax.plot(t, [p["warping_error"] for p in r["per_pair"]], linewidth=1.2, label=label)
     first = reports[0]
     ax.plot([p["time"] for p in first["per_pair"]], [p["input_warping_error"] for p in first["per_pair"]],
