@@ -71,7 +71,7 @@ def test_onnxruntime_on_cuda_without_gpu_is_one_line_error(tmp_path_factory):
 def test_torch_cpu_engine_is_exact_in_fp32_and_close_in_bf16(tiny_style_ckpt):
     batch = frames(2, 19, 23)
     expected = reference(tiny_style_ckpt, batch)
-    fp32 = open_engine(tiny_style_ckpt, "torch", EngineOptions(device="cpu"))
+    fp32 = open_engine(tiny_style_ckpt, "torch", EngineOptions(device="cpu", precision="fp32"))
     assert fp32.describe() == "torch on cpu (fp32)"
     assert max_diff(fp32(batch), expected) == 0
     bf16 = open_engine(tiny_style_ckpt, "torch", EngineOptions(device="cpu", precision="bf16"))
@@ -183,3 +183,11 @@ def test_unavailable_backend_names_what_is_missing_and_how_to_install(tiny_style
         open_engine(tiny_style_ckpt, "tensorrt")
     message = str(info.value)
     assert "\n" not in message and "tensorrt" in message and "pip install" in message
+
+
+def test_torch_cpu_auto_precision_follows_native_bf16(tiny_style_ckpt, monkeypatch):
+    from rtstyle.backends import torch_backend
+
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(torch_backend, "cpu_has_native_bf16", lambda: native)
+        assert open_engine(tiny_style_ckpt, "torch", EngineOptions(device="cpu")).precision == expected

@@ -55,7 +55,7 @@ def test_identity_keeps_order_and_last_partial_batch(batch_size):
 def test_batch_sizes_give_identical_frames(tiny_style_ckpt):
     from rtstyle.engine import EngineOptions, open_engine
 
-    engine = open_engine(tiny_style_ckpt, "torch", EngineOptions(device="cpu"))
+    engine = open_engine(tiny_style_ckpt, "torch", EngineOptions(device="cpu", precision="fp32"))
     one, _ = collect(6, engine, 1)
     four, _ = collect(6, engine, 4)
     for (i, a), (j, b) in zip(one, four):

@@ -77,7 +77,7 @@ def test_onnx_export_of_one_bank_matches_torch(bank_ckpt, tmp_path):
     result = export_onnx(bank_ckpt, out, OnnxExportConfig(check_count=2, style=StyleChoice(style_index=1)))
     assert all(p.max_abs_error <= result.tolerance for p in result.parity)
     batch = frames(2, 21, 35, seed=3)
-    expected = open_engine(bank_ckpt, "torch", EngineOptions(device="cpu", extra={"style_index": 1}))(batch)
+    expected = open_engine(bank_ckpt, "torch", EngineOptions(device="cpu", precision="fp32", extra={"style_index": 1}))(batch)
     got = open_engine(out, "onnxruntime", EngineOptions(device="cpu"))(batch)
     assert (expected.int() - got.int()).abs().max().item() <= 1
 
