@@ -32,13 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rtstyle {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"rtstyle.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"rtstyle.commands.{name}":
-                continue  # command not built yet
-            raise
-        module.register(sub)
+        # Command modules are light: heavy imports happen inside their handlers.
+        importlib.import_module(f"rtstyle.commands.{name}").register(sub)
     return parser
 
 

@@ -12,10 +12,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("eval", help="measure models: quality vs optimisation, flicker, SR metrics, image grids")
     esub = parser.add_subparsers(dest="what", metavar="WHAT", required=True)
     for name in EVALS:
-        try:
-            module = importlib.import_module(f"rtstyle.commands.eval_{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"rtstyle.commands.eval_{name}":
-                continue  # not built yet
-            raise
-        module.register(esub)
+        importlib.import_module(f"rtstyle.commands.eval_{name}").register(esub)
