@@ -34,6 +34,7 @@ import torch
 from .conditioning import StyleChoice, load_style_image
 from .engine import Engine, EngineOptions, open_engine
 from .errors import BackendUnavailableError, InputError
+from .stylize import model_input_size
 from .temporal import TemporalSmoother, check_smoothing
 from .video import EncoderConfig, VideoWriter
 
@@ -364,9 +365,9 @@ def _stylize_frame(engine: Engine, bgr: np.ndarray, max_side: int | None) -> np.
 
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if bgr.ndim == 3 else cv2.cvtColor(bgr, cv2.COLOR_GRAY2RGB)
     h, w = rgb.shape[:2]
-    if max_side is not None and max(h, w) > max_side:
-        s = max_side / max(h, w)
-        rgb = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    size = model_input_size(w, h, None, max_side)
+    if size != (w, h):
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     batch = torch.from_numpy(np.ascontiguousarray(rgb))[None].to(engine.device, non_blocking=True)
     return engine(batch)[0].cpu().numpy()
 

@@ -212,7 +212,7 @@ def model_input_size(width: int, height: int, resize: tuple[int, int] | None, ma
     return width, height
 
 
-def _resized(frames: Iterator[DecodedFrame], size: tuple[int, int]) -> Iterator[DecodedFrame]:
+def resized_frames(frames: Iterator[DecodedFrame], size: tuple[int, int]) -> Iterator[DecodedFrame]:
     """Frames at the model input size; also evens out mid-stream resolution changes."""
     import cv2
 
@@ -282,7 +282,7 @@ def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, st
             bar.set_postfix(fps=f"{stats.fps:.1f}", refresh=False)
 
     try:
-        stats = run_pipeline(_resized(iter(reader), size), engine, sink,
+        stats = run_pipeline(resized_frames(iter(reader), size), engine, sink,
                              PipelineConfig(batch_size=config.batch_size), stop, progress)
     except KeyboardInterrupt:  # a second Ctrl-C: no flush of in-flight frames, but still a playable file
         output = writer.close(keep=True, partial=True)

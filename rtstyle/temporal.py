@@ -371,7 +371,7 @@ def evaluate_temporal(config: TemporalEvalConfig, engine=None) -> dict[str, Any]
     ``config.model`` (tests). Frames are streamed: only the previous one is kept."""
     from .engine import EngineOptions, open_engine
     from .pipeline import PipelineConfig, run_pipeline
-    from .stylize import _resized, model_input_size
+    from .stylize import model_input_size, resized_frames
     from .video import VideoReader
 
     if engine is None and config.model is None:
@@ -399,7 +399,7 @@ def evaluate_temporal(config: TemporalEvalConfig, engine=None) -> dict[str, Any]
             bar.update(1)
 
     try:
-        stats = run_pipeline(_resized(iter(reader), size), engine, sink, PipelineConfig(batch_size=config.batch_size))
+        stats = run_pipeline(resized_frames(iter(reader), size), engine, sink, PipelineConfig(batch_size=config.batch_size))
     finally:
         if bar is not None:
             bar.close()
