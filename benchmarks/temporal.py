@@ -6,7 +6,11 @@ smoothing in ``rtstyle stylize``. Writes ``<out>.json``, ``<out>.md`` and one PN
         --videos ../shared/data/videos --max-side 320 --duration 4 --smoothing 0.3 0.5 \
         --out benchmarks/results/temporal-2026-11-24
 
-The first ``--model`` is the baseline every relative number refers to.
+The first ``--model`` is the baseline every relative number refers to. To compare over several
+training seeds, name models ``NAME@SEED`` (``baseline@42=... stab@42=... baseline@7=... stab@7=...``):
+each relative number then refers to the first model of its own seed, and an "across seeds" table
+gives every configuration's mean change, its range, and whether it meets issue 7's target
+(warping error at least 30% lower at no more than 10% higher style loss) in every seed.
 """
 
 from __future__ import annotations
@@ -26,8 +30,19 @@ from rtstyle.temporal import TemporalEvalConfig, evaluate_temporal, plot_errors,
 from rtstyle.video import VIDEO_EXTENSIONS, EncoderConfig
 
 
+# Issue 7's target: warping error at least 30% lower at no more than 10% higher style loss.
+TARGET_WARPING_CHANGE = -0.30
+TARGET_STYLE_CHANGE = 0.10
+
+
 def _label(name: str, smoothing: float) -> str:
     return name + (f" + smoothing {smoothing:g}" if smoothing else "")
+
+
+def _split_seed(name: str) -> tuple[str, str | None]:
+    """``"stab-150@7"`` -> ``("stab-150", "7")``; a name without ``@`` has no seed."""
+    config, _, seed = name.partition("@")
+    return config, seed or None
 
 
 def evaluate_all(models: dict[str, Path], videos: list[Path], smoothing: list[float], args) -> list[dict[str, Any]]:
@@ -41,6 +56,8 @@ def evaluate_all(models: dict[str, Path], videos: list[Path], smoothing: list[fl
                                          device="cpu", progress=False)
                 report = evaluate_temporal(cfg)
                 report["label"] = _label(name, alpha)
+                config, seed = _split_seed(name)
+                report["config"], report["seed"] = _label(config, alpha), seed
                 per_clip.append(report)
                 print(f"{video.name:24s} {report['label']:32s} warping {report['warping_error']:.5f} "
                       f"style {report['style_loss']:.4g} content {report['content_loss']:.4g}", flush=True)
@@ -70,19 +87,38 @@ def smoothing_fps(model: Path, video: Path, smoothing: float, args, repeats: int
 
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean over clips per configuration, with changes relative to the first one."""
+    """Mean over clips per configuration, with changes relative to the first configuration of
+    the same seed (the first one overall when models carry no seed)."""
     labels = list(dict.fromkeys(r["label"] for r in runs))
     rows = []
     for label in labels:
         mine = [r for r in runs if r["label"] == label]
-        rows.append({"label": label, **{k: statistics.fmean(r[k] for r in mine)
-                                        for k in ("warping_error", "style_loss", "content_loss",
-                                                  "smoothing_ms_per_frame", "engine_ms_per_frame")}})
-    base = rows[0]
+        rows.append({"label": label, "config": mine[0].get("config", label), "seed": mine[0].get("seed"),
+                     **{k: statistics.fmean(r[k] for r in mine)
+                        for k in ("warping_error", "style_loss", "content_loss",
+                                  "smoothing_ms_per_frame", "engine_ms_per_frame")}})
+    bases: dict[str | None, dict[str, Any]] = {}
     for row in rows:
+        base = bases.setdefault(row["seed"], row)
         for k in ("warping_error", "style_loss", "content_loss"):
             row[f"{k}_change"] = row[k] / base[k] - 1.0
     return rows
+
+
+def across_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per configuration over the seeds it was trained with: mean/min/max of each change, and
+    whether issue 7's target holds in every seed."""
+    out = []
+    for config in dict.fromkeys(r["config"] for r in rows):
+        mine = [r for r in rows if r["config"] == config]
+        row: dict[str, Any] = {"config": config, "seeds": [r["seed"] for r in mine]}
+        for k in ("warping_error_change", "style_loss_change", "content_loss_change"):
+            values = [r[k] for r in mine]
+            row[k] = {"mean": statistics.fmean(values), "min": min(values), "max": max(values)}
+        row["meets_target"] = all(r["warping_error_change"] <= TARGET_WARPING_CHANGE
+                                  and r["style_loss_change"] <= TARGET_STYLE_CHANGE for r in mine)
+        out.append(row)
+    return out
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -93,12 +129,26 @@ def markdown(result: dict[str, Any]) -> str:
              "- warping error: Lai et al. 2018, mean over frame pairs and non-occluded pixels of the squared RGB "
              "distance ([0, 1], channels summed) between frame t+1 and frame t warped onto it; style/content loss: "
              f"unweighted Gram / content-feature distances of the model's loss on every {s['loss_every']}th frame",
-             "", "## Mean over clips (change vs the first row)", "",
+             "", "## Mean over clips (change vs the first row of the same seed)", "",
              "| configuration | warping error | style loss | content loss | smoothing ms/frame |", "|---|---|---|---|---|"]
     for r in result["summary"]:
         lines.append(f"| {r['label']} | {r['warping_error']:.5f} ({r['warping_error_change']:+.0%}) | "
                      f"{r['style_loss']:.4g} ({r['style_loss_change']:+.0%}) | "
                      f"{r['content_loss']:.4g} ({r['content_loss_change']:+.0%}) | {r['smoothing_ms_per_frame']:.1f} |")
+    if result.get("across_seeds") and len({r["seed"] for r in result["summary"]}) > 1:
+        lines += ["", "## Across training seeds (each change vs the baseline of its own seed)", "",
+                  f"Target: warping error <= {TARGET_WARPING_CHANGE:+.0%} at style loss <= {TARGET_STYLE_CHANGE:+.0%}, "
+                  "in every seed.", "",
+                  "| configuration | seeds | warping error change: mean (range) | style loss change | "
+                  "content loss change | target met |", "|---|---|---|---|---|---|"]
+
+        def span(c: dict[str, float]) -> str:
+            return f"{c['mean']:+.0%} ({c['min']:+.0%} .. {c['max']:+.0%})"
+
+        for r in result["across_seeds"]:
+            lines.append(f"| {r['config']} | {', '.join(map(str, r['seeds']))} | {span(r['warping_error_change'])} | "
+                         f"{span(r['style_loss_change'])} | {span(r['content_loss_change'])} | "
+                         f"{'yes' if r['meets_target'] else 'no'} |")
     lines += ["", "## Per clip", "", "| clip | configuration | frames | warping error | input floor | style loss | "
               "content loss |", "|---|---|---|---|---|---|---|"]
     for r in result["runs"]:
@@ -141,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                      "loss_every": args.loss_every},
         "summary": summarise(runs), "fps": fps, "runs": runs,
     }
+    result["across_seeds"] = across_seeds(result["summary"])
     write_json(Path(f"{args.out}.json"), result)
     with atomic_path(Path(f"{args.out}.md")) as tmp:
         tmp.write_text(markdown(result))

@@ -88,9 +88,9 @@ def export_aoti(checkpoint: str | Path, out: str | Path, config: AotiExportConfi
     out = Path(out)
     check_output_path(out, config.overwrite, source, (".pt2",))
     ckpt = load_checkpoint(source)
-    if ckpt.config.arch in ("adain", "stylebank"):
-        raise InputError(f"{source.name} is a {ckpt.config.arch} model: AOTInductor export takes one-style models; "
-                         "use `rtstyle export onnx` (--style-image / --style-index)")
+    if ckpt.config.arch in ("adain", "stylebank", "texture_synth"):
+        raise InputError(f"{source.name} is a {ckpt.config.arch} model: AOTInductor export takes one-style video models; "
+                         "use `rtstyle export onnx` (--style-image / --style-index for multi-style models)")
     module = deployable(ckpt.model, precision, config.io).to(device)
     example = example_input(config.io, precision, device)
     metadata = {**deploy_metadata(ckpt, precision, config.io), META_DEVICE: device.type}

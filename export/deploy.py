@@ -72,6 +72,18 @@ class FrameIO(nn.Module):
         return to_uint8(self.model(to_float(frames).to(self.dtype), *style))
 
 
+class NoiseIO(nn.Module):
+    """A texture generator with uint8 NHWC output; its noise input stays float (fp32)."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype):
+        super().__init__()
+        self.model = model
+        self.dtype = dtype
+
+    def forward(self, noise: torch.Tensor) -> torch.Tensor:
+        return to_uint8(self.model(noise.to(self.dtype)))
+
+
 def first_line(exc: BaseException) -> str:
     """An exception's first message line: tracers and compilers raise pages of context."""
     text = str(exc).strip()
@@ -108,6 +120,18 @@ def deployable(model: nn.Module, precision: str, io: str) -> nn.Module:
             if isinstance(module, FP32Norm):
                 module.norm.float()
     return FrameIO(net, dtype).eval() if io == "uint8" else net
+
+
+def noise_deployable(model: nn.Module, precision: str, io: str) -> nn.Module:
+    """``deployable`` for a texture generator: noise in (fp32 with uint8 io), textures out."""
+    net = deployable(model, precision, "float")
+    return NoiseIO(net, DTYPES[precision]).eval() if io == "uint8" else net
+
+
+def example_noise(channels: int, io: str, precision: str) -> torch.Tensor:
+    """A texture generator's trace input, off every stride like ``example_input``'s."""
+    noise = torch.randn(2, channels, 2 * MIN_SIDE + 1, 3 * MIN_SIDE - 1)
+    return noise if io == "uint8" else noise.to(DTYPES[precision])
 
 
 def example_input(io: str, precision: str, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -185,19 +209,26 @@ def check_parity(
     shapes: list[tuple[int, int, int]],
     seed: int = 0,
     label: str = "exported model",
+    noise_channels: int | None = None,
 ) -> list[ParityResult]:
     """Run ``run`` (the exported graph, fed in its own I/O kind and dtype, on CPU tensors)
-    against the fp32 ``reference`` on random inputs; raise ExportError past the tolerance."""
+    against the fp32 ``reference`` on random inputs; raise ExportError past the tolerance.
+    ``noise_channels``: the models are texture generators fed (N, noise_channels, H, W) noise."""
     reference = reference.float().eval()
     tolerance = parity_tolerance(precision, io)
     generator = torch.Generator().manual_seed(seed)
     results = []
     for n, h, w in shapes:
-        frames = torch.randint(0, 256, (n, h, w, 3), dtype=torch.uint8, generator=generator)
-        images = to_float(frames)
+        if noise_channels is None:
+            frames = torch.randint(0, 256, (n, h, w, 3), dtype=torch.uint8, generator=generator)
+            images = to_float(frames)
+            graph_input = frames if io == "uint8" else images.to(DTYPES[precision])
+        else:
+            images = torch.randn(n, noise_channels, h, w, generator=generator)
+            graph_input = images if io == "uint8" else images.to(DTYPES[precision])
         with torch.inference_mode():
             expected = reference(images)
-            got = run(frames if io == "uint8" else images.to(DTYPES[precision]))
+            got = run(graph_input)
             got = to_float(got) if io == "uint8" else got.float()
         if got.shape != expected.shape:
             raise ExportError(f"{label} returned shape {tuple(got.shape)} for input {n}x{h}x{w}, PyTorch {tuple(expected.shape)}")

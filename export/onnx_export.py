@@ -4,6 +4,10 @@ Uses torch's dynamo exporter at a pinned opset. ``fp16`` exports a half-precisio
 InstanceNorms run in fp32 between explicit casts (see ``deploy.py``); ``io="uint8"`` takes and
 returns uint8 NHWC frames. The checkpoint's metadata goes into ``metadata_props``.
 
+A texture generator (``nets.TextureSynthNet``) exports with one input, ``noise`` (N, C, H, W,
+standard normal, fp32 or the graph's precision), and returns textures (float NCHW, or uint8 NHWC
+with ``io="uint8"``).
+
 Multi-style models: a StyleBank exports one bank (``style_index``); an AdaIN model exports with
 its style as graph inputs ``style_mean``, ``style_std`` ((1, 512) fp32: the style image's relu4_1
 statistics, ``AdaINNet.style_stats``) and ``alpha`` ((1,) fp32), or, given ``style_image``,
@@ -26,7 +30,7 @@ from rtstyle.conditioning import AdaINStyled, StyleChoice, bind_style
 from rtstyle.errors import BackendUnavailableError, ExportError, InputError
 from rtstyle.fsutil import atomic_path
 from rtstyle.models import resolve_model
-from rtstyle.nets import AdaINNet
+from rtstyle.nets import AdaINNet, TextureSynthNet
 
 from .deploy import (
     ParityResult,
@@ -37,7 +41,9 @@ from .deploy import (
     deployable,
     dynamic_shapes,
     example_input,
+    example_noise,
     first_line,
+    noise_deployable,
     parity_shapes,
     parity_tolerance,
     quiet_tracing,
@@ -47,6 +53,7 @@ from .deploy import (
 OPSET = 18
 MIN_OPSET = 17
 INPUT_NAME = {"float": "images", "uint8": "frames"}
+NOISE_INPUT = "noise"  # a texture generator's one input
 STYLE_INPUTS = ("style_mean", "style_std", "alpha")  # an unbound AdaIN graph's further inputs
 META_STYLE_INPUTS = "rtstyle.style_inputs"
 OUTPUT_NAME = "output"
@@ -116,13 +123,18 @@ def export_onnx(checkpoint: str | Path, out: str | Path, config: OnnxExportConfi
             reference, feeds = parity_reference(model, config.seed)
             runner = ort_runner(tmp, feeds) if feeds else ort_runner(tmp)
             shapes = parity_shapes(config.check_count, config.seed)
-            parity = check_parity(runner, reference, config.io, config.precision, shapes, config.seed, f"ONNX export of {source.name}")
+            parity = check_parity(runner, reference, config.io, config.precision, shapes, config.seed,
+                                  f"ONNX export of {source.name}", noise_channels=noise_channels(model))
     return OnnxExportResult(out, config.precision, config.io, config.opset, parity, time.perf_counter() - start)
 
 
 def export_model(ckpt: Checkpoint, style: StyleChoice, label: str) -> torch.nn.Module:
     """The module to export: the net with ``style`` bound, except an AdaIN net given no style
-    image, which keeps its style inputs."""
+    image, which keeps its style inputs, and a texture generator, which takes noise."""
+    if isinstance(ckpt.model, TextureSynthNet):
+        if style.to_extra():
+            raise InputError(f"{label} is a texture generator: it takes no --style-image/--alpha/--style-index")
+        return ckpt.model
     if isinstance(ckpt.model, AdaINNet) and style.style_image is None:
         if style.alpha is not None:
             raise InputError("--alpha needs --style-image when exporting AdaIN; without one, alpha is a graph input")
@@ -153,10 +165,21 @@ def parity_reference(model: torch.nn.Module, seed: int = 0) -> tuple[torch.nn.Mo
     return reference, {name: t.numpy() for name, t in zip(STYLE_INPUTS, examples)}
 
 
+def noise_channels(model: torch.nn.Module) -> int | None:
+    """The noise channels of a texture generator's input; None for image -> image models."""
+    return model.config.noise_channels if isinstance(model, TextureSynthNet) else None
+
+
 def trace_onnx(model: torch.nn.Module, config: OnnxExportConfig, label: str = "model"):
     """The ``onnx.ModelProto`` of ``model`` deployed at ``config``'s precision and I/O kind."""
-    module = deployable(model, config.precision, config.io)
-    example = example_input(config.io, config.precision)
+    channels = noise_channels(model)
+    if channels is None:
+        module = deployable(model, config.precision, config.io)
+        example, dims, input_name = example_input(config.io, config.precision), dynamic_shapes(config.io), INPUT_NAME[config.io]
+    else:
+        module = noise_deployable(model, config.precision, config.io)
+        example = example_noise(channels, config.io, config.precision)
+        dims, input_name = dynamic_shapes("float"), NOISE_INPUT  # NCHW whatever the output's layout
     style = style_examples(model)  # fp32 whatever the precision: AdaIN computes in fp32
     try:
         with quiet_tracing():
@@ -164,9 +187,9 @@ def trace_onnx(model: torch.nn.Module, config: OnnxExportConfig, label: str = "m
                 module,
                 (example, *style),
                 dynamo=True,
-                dynamic_shapes=(*dynamic_shapes(config.io), *[None] * len(style)),
+                dynamic_shapes=(*dims, *[None] * len(style)),
                 opset_version=config.opset,
-                input_names=[INPUT_NAME[config.io], *STYLE_INPUTS[:len(style)]],
+                input_names=[input_name, *STYLE_INPUTS[:len(style)]],
                 output_names=[OUTPUT_NAME],
                 verbose=False,
             )

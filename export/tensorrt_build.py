@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rtstyle.backends.graph_io import IO_KINDS, LAYOUTS, META_IO, META_PRECISION, META_SCALE
+from rtstyle.backends.graph_io import IO_KINDS, LAYOUTS, META_IO, META_PRECISION, META_SCALE, META_TASK
 from rtstyle.errors import BackendUnavailableError, ExportError, InputError
 from rtstyle.fsutil import atomic_path, cache_dir, sha256_file
 from rtstyle.models import resolve_model
@@ -192,6 +192,9 @@ def onnx_info(path: Path) -> OnnxInfo:
 
     proto = load_onnx(path)
     meta = {p.key: p.value for p in proto.metadata_props}
+    if meta.get(META_TASK) == "texture":
+        raise InputError(f"{path.name} is a texture generator: TensorRT engines here are built for video models "
+                         "(frames in, frames out); run it with onnxruntime or `rtstyle synth`")
     elem = proto.graph.input[0].type.tensor_type.elem_type
     io = meta.get(META_IO) or ("uint8" if elem == onnx.TensorProto.UINT8 else "float")
     has_fp16 = any(init.data_type == onnx.TensorProto.FLOAT16 for init in proto.graph.initializer)

@@ -3,7 +3,8 @@
 The metadata carries everything needed to rebuild and to trust a model:
 
 * ``model``: the network config (``nets.config_to_dict``), so no extra flags are needed;
-* ``task``: ``"style"`` or ``"sr"`` (``scale`` is in the model config);
+* ``task``: ``"style"``, ``"sr"`` (``scale`` is in the model config) or ``"texture"`` (a
+  noise -> texture generator, run by ``rtstyle synth`` rather than on video);
 * ``loss``: the ``LossConfig`` it was trained with; ``vgg_source``: where VGG16 came from;
 * ``style_image``: ``{"name", "sha256"}`` for style nets;
 * ``train``: iterations, batch size, image size, seed, device, data folder name, dates.
@@ -29,7 +30,7 @@ from .nets import ModelConfig, build_model, config_from_dict, config_to_dict
 
 FORMAT = "rtstyle-checkpoint"
 VERSION = 1
-TASKS = ("style", "sr")
+TASKS = ("style", "sr", "texture")
 _OPT_PREFIX = "optimizer."
 
 
@@ -113,7 +114,7 @@ def load_checkpoint(
 ) -> Checkpoint:
     """Rebuild the network from its stored config and load its weights strictly.
 
-    ``task`` ("style"/"sr"), when given, rejects a checkpoint made for the other task.
+    ``task`` (one of ``TASKS``), when given, rejects a checkpoint made for another task.
     """
     from safetensors import safe_open
 

@@ -122,6 +122,9 @@ def bind_style(ckpt: Checkpoint, choice: StyleChoice, label: str | None = None) 
     """``ckpt.model`` as a one-input module with ``choice`` applied (see the module docstring)."""
     label = label or ckpt.name
     model, arch = ckpt.model, ckpt.config.arch
+    if arch == "texture_synth":
+        raise InputError(f"{label} is a texture generator (noise in, no image or video in): "
+                         "sample textures from it with `rtstyle synth`")
     if arch != "adain" and (choice.style_image is not None or choice.alpha is not None):
         raise InputError(f"--style-image/--alpha work only with AdaIN models; {label} is a {arch!r} model "
                          "with its style trained in (train one with `rtstyle train adain`)")

@@ -410,6 +410,11 @@ class TextureNetConfig:
         if self.padding not in ("circular", "reflect") or self.norm not in ("instance", "batch"):
             raise ValueError(f"TextureNetConfig: padding must be circular|reflect and norm instance|batch, got {self}")
 
+    @property
+    def input_channels(self) -> int:
+        """Channels each scale's block sees: the content (RGB) and the noise maps."""
+        return 3 + self.noise_channels
+
 
 class _TextureBlock(nn.Sequential):
     def __init__(self, cin: int, cout: int, padding: str, norm: str):
@@ -430,7 +435,7 @@ class TextureNet(nn.Module):
     def __init__(self, config: TextureNetConfig = TextureNetConfig()):
         super().__init__()
         self.config = config
-        c, w, pad, norm = 3 + config.noise_channels, config.width, config.padding, config.norm
+        c, w, pad, norm = config.input_channels, config.width, config.padding, config.norm
         # The coarsest scale is 2^(scales-1) times smaller; padding to twice that keeps it >= 2x2,
         # which InstanceNorm (statistics over space) and the 3x3 convs need.
         self.stride = 2 ** config.scales
@@ -465,9 +470,65 @@ class TextureNet(nn.Module):
         return _to_pixel_range(F.pad(y, (0, w - y.shape[-1], 0, h - y.shape[-2])))
 
 
+@dataclass(frozen=True)
+class TextureSynthConfig:
+    """Ulyanov et al. 2016 texture synthesis: the same multi-scale generator fed noise alone.
+
+    ``TextureSynthNet.forward(z)`` takes standard-normal noise z (N, noise_channels, H, W) and
+    returns an RGB texture of the same size; a different z is a different sample of the texture."""
+
+    arch: Literal["texture_synth"] = "texture_synth"
+    scales: int = 5
+    width: int = 8
+    noise_channels: int = 8
+    padding: Literal["circular", "reflect"] = "circular"
+    norm: Literal["instance", "batch"] = "instance"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.scales <= 6 or self.width < 1 or self.noise_channels < 1:
+            raise ValueError(f"TextureSynthConfig: need 1 <= scales <= 6, width >= 1, noise_channels >= 1, got {self}")
+        if self.padding not in ("circular", "reflect") or self.norm not in ("instance", "batch"):
+            raise ValueError(f"TextureSynthConfig: padding must be circular|reflect and norm instance|batch, got {self}")
+
+    @property
+    def input_channels(self) -> int:
+        return self.noise_channels
+
+    @property
+    def tile_multiple(self) -> int:
+        """Output sides that are multiples of this tile seamlessly (with circular padding)."""
+        return 2 ** self.scales
+
+
+class TextureSynthNet(TextureNet):
+    """``forward(z)``: noise (N, noise_channels, H, W) -> texture, float NCHW [0, 1].
+
+    Scale k sees z average-pooled 2^k times and multiplied by 2^k, which is again unit-variance
+    noise: one input tensor then drives every scale, so the graph exports with one dynamic input
+    and a seed reproduces a sample. With circular padding and H, W multiples of 2^scales every
+    layer (circular convs, aligned pooling, nearest x2 upsampling) commutes with circular shifts
+    by multiples of 2^scales, so the texture wraps around: it tiles without seams."""
+
+    def __init__(self, config: TextureSynthConfig = TextureSynthConfig()):
+        super().__init__(config)  # type: ignore[arg-type] - same fields, noise-only inputs
+
+    def _inputs(self, x: torch.Tensor, scale: int) -> torch.Tensor:
+        if not scale:
+            return x
+        factor = 2 ** scale
+        return F.avg_pool2d(x, factor) * factor
+
+    def noise(self, batch: int, height: int, width: int, seed: int | None = None,
+              device: torch.device | str = "cpu") -> torch.Tensor:
+        """Standard-normal input for ``batch`` textures of ``height`` x ``width`` (seeded if asked)."""
+        generator = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
+        return torch.randn(batch, self.config.noise_channels, height, width, generator=generator, device=device)
+
+
 _ARCHS.update({
     "adain": (AdaINConfig, AdaINNet),
     "stylebank": (StyleBankConfig, StyleBankNet),
     "texture": (TextureNetConfig, TextureNet),
+    "texture_synth": (TextureSynthConfig, TextureSynthNet),
 })
-ModelConfig = StyleNetConfig | SRNetConfig | AdaINConfig | StyleBankConfig | TextureNetConfig
+ModelConfig = StyleNetConfig | SRNetConfig | AdaINConfig | StyleBankConfig | TextureNetConfig | TextureSynthConfig

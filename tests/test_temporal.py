@@ -257,3 +257,22 @@ def test_live_with_smoothing_runs_and_validates():
     assert result.frames_shown == 6 and engine.count == 6
     with pytest.raises(InputError, match="temporal-smoothing"):
         LiveConfig(models=("fake",), temporal_smoothing=-0.1)
+
+
+def test_bench_compares_each_seed_with_its_own_baseline():
+    from benchmarks.temporal import across_seeds, summarise
+
+    def run(label, config, seed, warp, style):
+        return {"label": label, "config": config, "seed": seed, "warping_error": warp, "style_loss": style,
+                "content_loss": 1.0, "smoothing_ms_per_frame": 0.0, "engine_ms_per_frame": 1.0}
+
+    runs = [run("base@1", "base", "1", 0.010, 4.0), run("stab@1", "stab", "1", 0.006, 4.2),
+            run("base@2", "base", "2", 0.020, 5.0), run("stab@2", "stab", "2", 0.015, 5.2)]
+    rows = summarise(runs)
+    assert [round(r["warping_error_change"], 3) for r in rows] == [0.0, -0.4, 0.0, -0.25]
+    stab = next(r for r in across_seeds(rows) if r["config"] == "stab")
+    assert stab["warping_error_change"]["mean"] == pytest.approx(-0.325)
+    assert stab["style_loss_change"]["max"] == pytest.approx(0.05)
+    assert stab["meets_target"] is False  # seed 2 removes only 25% of the flicker
+    runs[3] = run("stab@2", "stab", "2", 0.012, 5.2)
+    assert next(r for r in across_seeds(summarise(runs)) if r["config"] == "stab")["meets_target"] is True

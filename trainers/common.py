@@ -40,7 +40,7 @@ AMP_MODES = ("auto", "off", "fp16", "bf16")
 class TrainConfig:
     """Options common to every trainer (the CLI flags of ``rtstyle train``)."""
 
-    data: Path
+    data: Path | None  # None only for tasks that need no images (texture synthesis)
     out: Path
     iterations: int = 2000
     batch_size: int = 4
@@ -93,12 +93,13 @@ class ExtraLoss(Protocol):
 class TaskSpec:
     """What differs between trainers."""
 
-    task: str  # "style" | "sr"
+    task: str  # checkpoint.TASKS: "style" | "sr" | "texture"
     model_config: ModelConfig
     loss_config: LossConfig
     crop_size: int
-    # float NCHW [0,1] crops on the device -> (network input, content/HR target)
-    prepare: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    # float NCHW [0,1] crops on the device -> (network input, content/HR target); None when
+    # ``make_batch`` (below) makes the batches instead.
+    prepare: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None
     setup_loss: Callable[[PerceptualLoss, torch.device], None] = lambda loss, device: None
     meta: dict[str, Any] = field(default_factory=dict)
     extra_loss: ExtraLoss | None = None
@@ -106,6 +107,9 @@ class TaskSpec:
     # against target". Called as objective(model, net_in, target, loss_fn) -> LossTerms; ``model``
     # may be DDP-wrapped, so it calls ``model(...)`` for the trained forward pass.
     objective: Callable[..., Any] | None = None
+    # Tasks whose input is not a photo (texture synthesis: noise): (batch size, device) ->
+    # (network input, loss target). The run then needs no --data and loads no images.
+    make_batch: Callable[[int, torch.device], tuple[torch.Tensor, torch.Tensor | None]] | None = None
     # Runs on the fresh network before the optimiser is made (e.g. load and freeze shared weights);
     # the optimiser then trains the parameters that still require gradients.
     setup_model: Callable[[nn.Module], None] = lambda net: None
@@ -173,11 +177,15 @@ def sidecar(out: Path, suffix: str) -> Path:
 def train(cfg: TrainConfig, spec: TaskSpec) -> TrainResult:
     """Run (or resume) training; returns where everything was written."""
     cfg.validate()
+    if (spec.prepare is None) == (spec.make_batch is None):
+        raise ValueError(f"TaskSpec {spec.task!r}: give exactly one of prepare and make_batch")
+    if spec.make_batch is None and cfg.data is None:
+        raise InputError(f"training a {spec.task!r} network needs --data, a folder of training images")
     started = time.perf_counter()
     dist = _setup_device(cfg.device)
     device = dist.device
     torch.manual_seed(cfg.seed + dist.rank)
-    scan = scan_images(cfg.data)
+    scan = scan_images(cfg.data) if spec.make_batch is None else None
 
     net = build_model(spec.model_config).to(device)
     spec.setup_model(net)
@@ -203,16 +211,7 @@ def train(cfg: TrainConfig, spec: TaskSpec) -> TrainResult:
     loss_fn = PerceptualLoss(vgg, spec.loss_config)
     spec.setup_loss(loss_fn, device)
 
-    workers = cfg.num_workers if cfg.num_workers is not None else (4 if device.type == "cuda" else 0)
-    loader = torch.utils.data.DataLoader(
-        RandomCrops(scan.files, spec.crop_size),
-        batch_size=cfg.batch_size,
-        sampler=InfiniteSampler(len(scan.files), cfg.seed, cfg.batch_size, start_step, dist.rank),
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=workers > 0,
-        prefetch_factor=4 if workers > 0 else None,
-    )
+    loader = _loader(cfg, spec, scan, device, start_step, dist.rank) if scan is not None else None
     amp_dtype = _amp_dtype(cfg.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
 
@@ -235,8 +234,9 @@ def train(cfg: TrainConfig, spec: TaskSpec) -> TrainResult:
             "iterations": step, "target_iterations": cfg.iterations, "batch_size": cfg.batch_size,
             "world_size": dist.world_size, "image_size": spec.crop_size, "lr": cfg.lr, "seed": cfg.seed,
             "amp": str(amp_dtype).removeprefix("torch.") if amp_dtype else "off",
-            "device": device_description(device), "data": {"folder": Path(cfg.data).name, "images": len(scan.files),
-                                                          "skipped": len(scan.skipped)},
+            "device": device_description(device),
+            "data": {"folder": Path(cfg.data).name, "images": len(scan.files), "skipped": len(scan.skipped)}
+            if scan is not None else None,
             "torch": torch.__version__, "finished": final,
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
@@ -246,14 +246,16 @@ def train(cfg: TrainConfig, spec: TaskSpec) -> TrainResult:
 
     try:
         model.train()
-        batches = iter(loader)
+        batches = iter(loader) if loader is not None else None
         t_last, n_last = time.perf_counter(), step
         while step < cfg.iterations:
-            crops = next(batches).to(device, non_blocking=True)
-            images = to_float(crops)
-            if device.type == "cuda":
-                images = images.contiguous(memory_format=torch.channels_last)
-            net_in, target = spec.prepare(images)
+            if batches is None:
+                net_in, target = spec.make_batch(cfg.batch_size, device)
+            else:
+                images = to_float(next(batches).to(device, non_blocking=True))
+                if device.type == "cuda":
+                    images = images.contiguous(memory_format=torch.channels_last)
+                net_in, target = spec.prepare(images)
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                 if spec.objective is not None:
                     terms = spec.objective(model, net_in, target, loss_fn)
@@ -285,9 +287,23 @@ def train(cfg: TrainConfig, spec: TaskSpec) -> TrainResult:
         import torch.distributed as tdist
 
         tdist.destroy_process_group()
-    skipped = len(scan.skipped) + len(loader.dataset.failed)
+    skipped = len(scan.skipped) + len(loader.dataset.failed) if scan is not None else 0
     return TrainResult(Path(cfg.out), csv_path, plot_path if dist.is_main else None, step, terms_f, skipped,
                        time.perf_counter() - started)
+
+
+def _loader(cfg: TrainConfig, spec: TaskSpec, scan, device: torch.device, start_step: int, rank: int):
+    """Endless random crops of the training images, resuming the sampler at ``start_step``."""
+    workers = cfg.num_workers if cfg.num_workers is not None else (4 if device.type == "cuda" else 0)
+    return torch.utils.data.DataLoader(
+        RandomCrops(scan.files, spec.crop_size),
+        batch_size=cfg.batch_size,
+        sampler=InfiniteSampler(len(scan.files), cfg.seed, cfg.batch_size, start_step, rank),
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+    )
 
 
 def _losses(model: nn.Module, net_in: torch.Tensor, target: torch.Tensor, loss_fn: PerceptualLoss,

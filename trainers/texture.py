@@ -1,38 +1,90 @@
-"""``rtstyle train texture``: Ulyanov et al. 2016 texture network, content-conditioned variant.
+"""``rtstyle train texture``: Ulyanov et al. 2016 texture networks, both variants.
 
-The multi-scale generator (``nets.TextureNet``: the content at several scales plus noise,
-circular padding) trained exactly like a style net: the same perceptual loss (content +
-Gram-matrix style + TV), the same data and options, only the network differs. The pure
-texture-synthesis variant (noise in, texture out) is not implemented.
+* Content-conditioned (default): the multi-scale generator (``nets.TextureNet``: the content at
+  several scales plus noise, circular padding) trained exactly like a style net: the same
+  perceptual loss (content + Gram style + TV), the same data and options; only the net differs.
+* Synthesis (``--synthesis``): the generator fed noise alone (``nets.TextureSynthNet``) and
+  trained with the Gram style loss and TV only, on noise batches, so it needs no training
+  images. ``rtstyle synth`` then samples textures of any size from it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+import torch
 
 from rtstyle.errors import InputError
-from rtstyle.nets import TextureNetConfig
+from rtstyle.frames import load_image, numpy_to_float
+from rtstyle.fsutil import sha256_file
+from rtstyle.losses import LossConfig, PerceptualLoss
+from rtstyle.nets import TextureNetConfig, TextureSynthConfig
 
-from .common import TrainResult
+from .common import TaskSpec, TrainResult, train
 from .style import StyleTrainConfig, train_style
 
 
 @dataclass(kw_only=True)
 class TextureTrainConfig(StyleTrainConfig):
+    data: Path | None = None  # required unless synthesis
+    synthesis: bool = False  # noise in, texture out (no content, no --data)
     scales: int = TextureNetConfig.scales
     width: int | None = TextureNetConfig.width
-    noise_channels: int = TextureNetConfig.noise_channels
+    noise_channels: int | None = None  # None: 3 for stylization, 8 for synthesis
     noise_std: float = TextureNetConfig.noise_std
     padding: str = TextureNetConfig.padding
 
-    def model_config(self) -> TextureNetConfig:
+    def model_config(self) -> TextureNetConfig | TextureSynthConfig:
         try:
+            if self.synthesis:
+                return TextureSynthConfig(scales=self.scales, width=self.width or TextureSynthConfig.width,
+                                          noise_channels=self.noise_channels or TextureSynthConfig.noise_channels,
+                                          padding=self.padding)
             return TextureNetConfig(scales=self.scales, width=self.width or TextureNetConfig.width,
-                                    noise_channels=self.noise_channels, noise_std=self.noise_std, padding=self.padding)
+                                    noise_channels=TextureNetConfig.noise_channels if self.noise_channels is None
+                                    else self.noise_channels,
+                                    noise_std=self.noise_std, padding=self.padding)
         except ValueError as exc:
             raise InputError(str(exc)) from None
 
 
 def train_texture(cfg: TextureTrainConfig) -> TrainResult:
     """Train a texture network for one style image (checkpoint and logs as ``train_style``)."""
-    return train_style(cfg)
+    if not cfg.synthesis:
+        if cfg.data is None:
+            raise InputError("rtstyle train texture needs --data (training photos), or --synthesis for noise -> texture")
+        return train_style(cfg)
+    if cfg.stability_weight:
+        raise InputError("--stability-weight applies to video stylization, not to --synthesis")
+    model_config = cfg.model_config()
+    if cfg.image_size % model_config.tile_multiple:
+        raise InputError(f"--image-size must be a multiple of 2^scales = {model_config.tile_multiple} for "
+                         f"--synthesis (so training textures wrap around), got {cfg.image_size}")
+    try:
+        # No content to keep: the Gram style loss shapes the texture, TV keeps it from aliasing.
+        loss_config = LossConfig(content_weight=0.0, style_weight=cfg.style_weight, tv_weight=cfg.tv_weight)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    style_path = Path(cfg.style)
+    style = numpy_to_float(load_image(style_path, max_side=cfg.style_size))
+    size, channels = cfg.image_size, model_config.noise_channels
+
+    def setup_loss(loss: PerceptualLoss, device: torch.device) -> None:
+        loss.set_style(style.to(device))
+
+    def make_batch(batch: int, device: torch.device) -> tuple[torch.Tensor, None]:
+        return torch.randn(batch, channels, size, size, device=device), None
+
+    spec = TaskSpec(
+        task="texture",
+        model_config=model_config,
+        loss_config=loss_config,
+        crop_size=size,
+        prepare=None,
+        make_batch=make_batch,
+        setup_loss=setup_loss,
+        meta={"style_image": {"name": style_path.name, "sha256": sha256_file(style_path),
+                              "size": list(style.shape[-2:])}},
+    )
+    return train(cfg, spec)

@@ -23,7 +23,7 @@ IO_KINDS = ("float", "uint8")
 # Keys of the string->string metadata that export writes (ONNX metadata_props, AOTInductor
 # package metadata) so a backend knows the model without its checkpoint.
 META_CHECKPOINT = "rtstyle"  # the checkpoint's metadata, JSON
-META_TASK = "rtstyle.task"  # "style" | "sr"
+META_TASK = "rtstyle.task"  # checkpoint.TASKS: "style" | "sr" | "texture"
 META_SCALE = "rtstyle.scale"  # output side / input side
 META_IO = "rtstyle.io"  # one of IO_KINDS
 META_LAYOUT = "rtstyle.layout"  # "NCHW" (float io) | "NHWC" (uint8 io)

@@ -16,7 +16,7 @@ from ..engine import BaseEngine, EngineOptions, resolve_device
 from ..errors import BackendUnavailableError, CheckpointError, InputError
 from ..fsutil import cache_dir
 from ..nets import MIN_SIDE
-from .graph_io import META_PRECISION, META_SCALE, GraphIO
+from .graph_io import META_PRECISION, META_SCALE, META_TASK, GraphIO
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 _ORT_TYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16, "tensor(uint8)": torch.uint8}
@@ -80,7 +80,11 @@ def open(path: Path, options: EngineOptions) -> OrtEngine:
     device = _device(options.device, available)
     precision = options.precision
     session = _session(ort, path, _providers(device, available, precision))
-    model_precision = session.get_modelmeta().custom_metadata_map.get(META_PRECISION) or _PRECISION_OF.get(
+    metadata = session.get_modelmeta().custom_metadata_map
+    if metadata.get(META_TASK) == "texture":
+        raise InputError(f"{path.name} is a texture generator (noise in, no video in); feed its 'noise' input "
+                         "directly, or sample from the checkpoint with `rtstyle synth`")
+    model_precision = metadata.get(META_PRECISION) or _PRECISION_OF.get(
         _ORT_TYPES.get(session.get_inputs()[0].type), "fp32"
     )
     used = session.get_providers()

@@ -7,8 +7,9 @@ import logging
 from pathlib import Path
 
 
-def _common(p: argparse.ArgumentParser, *, image_size: int, iterations: int) -> None:
-    p.add_argument("--data", type=Path, required=True, help="folder tree of training images (jpg/png/webp)")
+def _common(p: argparse.ArgumentParser, *, image_size: int, iterations: int, data_help: str | None = None) -> None:
+    p.add_argument("--data", type=Path, required=data_help is None,
+                   help=data_help or "folder tree of training images (jpg/png/webp)")
     p.add_argument("--out", "-o", type=Path, required=True, help="checkpoint to write (.safetensors)")
     p.add_argument("--iterations", type=int, default=iterations)
     p.add_argument("--batch-size", type=int, default=4)
@@ -91,11 +92,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     texture = tsub.add_parser("texture", help="train a multi-scale texture network for one style (Ulyanov et al. 2016)")
     texture.add_argument("--style", type=Path, required=True, help="style image")
-    _common(texture, image_size=256, iterations=2000)
+    texture.add_argument("--synthesis", action="store_true",
+                         help="noise in, texture out (sample it with `rtstyle synth`); needs no --data")
+    _common(texture, image_size=256, iterations=2000,
+            data_help="folder tree of training images (needed unless --synthesis)")
     texture.add_argument("--style-size", type=int, default=512, help="longer side of the style image (px)")
     texture.add_argument("--scales", type=int, default=5, help="resolutions the generator sees (1..6)")
     texture.add_argument("--width", type=int, default=8, help="channels per scale")
-    texture.add_argument("--noise-channels", type=int, default=3)
+    texture.add_argument("--noise-channels", type=int, help="noise maps per scale (default 3; 8 with --synthesis)")
     texture.add_argument("--noise-std", type=float, default=0.1, help="training-time noise (zero at inference)")
     texture.add_argument("--padding", default="circular", help="circular (the paper) or reflect")
     texture.add_argument("--content-weight", type=float, default=1.0)
