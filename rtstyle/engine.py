@@ -20,11 +20,10 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import torch
 import torch.nn.functional as F
 
+from .choices import BACKEND_NAMES, DEVICES, PRECISIONS  # noqa: F401 - re-exported
 from .errors import BackendUnavailableError, InputError
 from .nets import MIN_SIDE
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @runtime_checkable
@@ -155,7 +154,7 @@ BACKENDS: dict[str, BackendInfo] = {
 
 
 def backend_names() -> list[str]:
-    return ["auto", *BACKENDS]
+    return ["auto", *BACKEND_NAMES]
 
 
 def check_backend(name: str, opts: EngineOptions) -> None:

@@ -14,57 +14,17 @@ All images are float NCHW RGB in [0, 1] (``frames.py``); every term is averaged 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .choices import ADAIN_STYLE_LAYERS, STYLE_LAYERS, LossConfig  # noqa: F401 - re-exported
 from .nets import channel_mean_std
 from .vgg import LAYER_INDEX, VGG16
 
-STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
-ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-
-
-@dataclass
-class LossConfig:
-    """Loss layers and weights; stored in every checkpoint. Defaults follow the paper."""
-
-    content_layers: tuple[str, ...] = ("relu3_3",)
-    style_layers: tuple[str, ...] = STYLE_LAYERS
-    style_layer_weights: tuple[float, ...] | None = None  # None: all 1
-    content_weight: float = 1.0
-    style_weight: float = 5.0
-    tv_weight: float = 1e-4
-    pixel_weight: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.content_layers = tuple(self.content_layers)
-        self.style_layers = tuple(self.style_layers)
-        for name in (*self.content_layers, *self.style_layers):
-            if name not in LAYER_INDEX:
-                raise ValueError(f"LossConfig: unknown VGG layer {name!r}; choose from {list(LAYER_INDEX)}")
-        if self.style_layer_weights is not None:
-            self.style_layer_weights = tuple(float(w) for w in self.style_layer_weights)
-            if len(self.style_layer_weights) != len(self.style_layers):
-                raise ValueError(
-                    f"LossConfig: {len(self.style_layer_weights)} style_layer_weights for "
-                    f"{len(self.style_layers)} style_layers"
-                )
-            if any(w < 0 for w in self.style_layer_weights):
-                raise ValueError(f"LossConfig: style_layer_weights must be >= 0, got {self.style_layer_weights}")
-        for name in ("content_weight", "style_weight", "tv_weight", "pixel_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"LossConfig: {name} must be >= 0, got {getattr(self, name)}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "LossConfig":
-        return cls(**dict(data))
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:

@@ -28,13 +28,12 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .choices import INITS, OPTIMIZERS
 from .errors import InputError, Interrupted, OutputError
 from .frames import float_to_numpy, load_image, numpy_to_float, save_image
 from .losses import LossConfig, PerceptualLoss
 from .vgg import LAYER_INDEX, load_vgg16
 
-OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("content", "noise", "mix")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}  # Adam's step is in [0, 1] pixel units
 
 

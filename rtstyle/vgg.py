@@ -27,17 +27,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from .choices import LAYER_INDEX  # noqa: F401 - re-exported: vgg.LAYER_INDEX
 from .errors import WeightsNotFoundError
 from .fsutil import atomic_path, cache_dir, sha256_file
 
-# torchvision's vgg16().features: index of each ReLU we expose.
-LAYER_INDEX: dict[str, int] = {
-    "relu1_1": 1, "relu1_2": 3,
-    "relu2_1": 6, "relu2_2": 8,
-    "relu3_1": 11, "relu3_2": 13, "relu3_3": 15,
-    "relu4_1": 18, "relu4_2": 20, "relu4_3": 22,
-    "relu5_1": 25, "relu5_2": 27, "relu5_3": 29,
-}
 # Indices of the 13 convs in torchvision's vgg16().features.
 CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 _CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)

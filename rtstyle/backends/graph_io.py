@@ -16,9 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..choices import IO_KINDS, LAYOUTS  # noqa: F401 - re-exported
 from ..frames import to_float, to_uint8
-
-IO_KINDS = ("float", "uint8")
 
 # Keys of the string->string metadata that export writes (ONNX metadata_props, AOTInductor
 # package metadata) so a backend knows the model without its checkpoint.
@@ -29,8 +28,6 @@ META_IO = "rtstyle.io"  # one of IO_KINDS
 META_LAYOUT = "rtstyle.layout"  # "NCHW" (float io) | "NHWC" (uint8 io)
 META_PRECISION = "rtstyle.precision"  # "fp32" | "fp16" | "bf16"
 META_DEVICE = "rtstyle.device"  # AOTInductor packages only: "cpu" | "cuda"
-
-LAYOUTS = {"float": "NCHW", "uint8": "NHWC"}
 
 
 @dataclass(frozen=True)

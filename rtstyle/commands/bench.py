@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..choices import BENCH_ARCHS
 from ..errors import InputError
 
 
@@ -30,8 +31,6 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def register(subparsers) -> None:
-    from benchmarks.bench import ARCHS
-
     p = subparsers.add_parser(
         "bench",
         help="measure fps: model only, per pipeline stage, end to end, against the roofline and a reference",
@@ -41,7 +40,8 @@ def register(subparsers) -> None:
         "to a reduced grid.",
     )
     p.add_argument("--model", help="bundled model name or rtstyle checkpoint (default: a fresh net of --arch)")
-    p.add_argument("--arch", choices=sorted(ARCHS), help="architecture of the fresh net (default style; --quick: style-fast)")
+    # Checked by BenchConfig (benchmarks.bench.ARCHS), which the parser does not import: it pulls in torch.
+    p.add_argument("--arch", help=f"architecture of the fresh net: {', '.join(BENCH_ARCHS)} (default style; --quick: style-fast)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--backends", type=_names, help="comma-separated backends (default: every available one)")
     p.add_argument("--precisions", type=_names, help="comma-separated fp32,fp16,bf16 (default: per backend and device)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..backends.graph_io import IO_KINDS, LAYOUTS
+from ..choices import IO_KINDS, LAYOUTS
 
 
 def register(subparsers) -> None:

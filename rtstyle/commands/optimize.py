@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..losses import LossConfig
-from ..optimize import INITS, OPTIMIZERS
+from ..choices import INITS, OPTIMIZERS, LossConfig
 
 
 def layer_list(text: str) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ..engine import PRECISIONS, DEVICES, backend_names
+from ..choices import BACKEND_NAMES, DEVICES, PRECISIONS
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -19,7 +19,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", default="auto", choices=backend_names(), help="inference backend (default: auto)")
+    p.add_argument("--backend", default="auto", choices=["auto", *BACKEND_NAMES], help="inference backend (default: auto)")
     p.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} or cuda:N (default: auto)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="engine precision (default: auto)")
     p.add_argument("--max-side", type=int, metavar="N", help="shrink the model input so its longer side is at most N")

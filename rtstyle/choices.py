@@ -1,0 +1,69 @@
+"""Names, choices and loss defaults that the command line needs to build its parser.
+
+Kept free of torch (and of every module that imports it) so ``rtstyle --help`` and usage
+errors answer at once; the modules that own these values import them from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Mapping
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # engine precisions
+DEVICES = ("auto", "cpu", "cuda")
+BACKEND_NAMES = ("torch", "onnxruntime", "tensorrt", "aoti")  # engine.BACKENDS, in this order
+IO_KINDS = ("float", "uint8")  # exported graphs: float NCHW [0, 1] or uint8 NHWC frames
+LAYOUTS = {"float": "NCHW", "uint8": "NHWC"}
+BENCH_ARCHS = ("style", "style-fast", "sr4", "sr8")  # benchmarks.bench.ARCHS
+OPTIMIZERS = ("lbfgs", "adam")  # rtstyle optimize
+INITS = ("content", "noise", "mix")
+
+# torchvision's vgg16().features: index of each ReLU we expose.
+LAYER_INDEX: dict[str, int] = {
+    "relu1_1": 1, "relu1_2": 3,
+    "relu2_1": 6, "relu2_2": 8,
+    "relu3_1": 11, "relu3_2": 13, "relu3_3": 15,
+    "relu4_1": 18, "relu4_2": 20, "relu4_3": 22,
+    "relu5_1": 25, "relu5_2": 27, "relu5_3": 29,
+}
+STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")  # Johnson et al.'s Gram layers
+ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # Huang & Belongie's mean/std layers
+
+
+@dataclass
+class LossConfig:
+    """Loss layers and weights; stored in every checkpoint. Defaults follow the paper."""
+
+    content_layers: tuple[str, ...] = ("relu3_3",)
+    style_layers: tuple[str, ...] = STYLE_LAYERS
+    style_layer_weights: tuple[float, ...] | None = None  # None: all 1
+    content_weight: float = 1.0
+    style_weight: float = 5.0
+    tv_weight: float = 1e-4
+    pixel_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.content_layers = tuple(self.content_layers)
+        self.style_layers = tuple(self.style_layers)
+        for name in (*self.content_layers, *self.style_layers):
+            if name not in LAYER_INDEX:
+                raise ValueError(f"LossConfig: unknown VGG layer {name!r}; choose from {list(LAYER_INDEX)}")
+        if self.style_layer_weights is not None:
+            self.style_layer_weights = tuple(float(w) for w in self.style_layer_weights)
+            if len(self.style_layer_weights) != len(self.style_layers):
+                raise ValueError(
+                    f"LossConfig: {len(self.style_layer_weights)} style_layer_weights for "
+                    f"{len(self.style_layers)} style_layers"
+                )
+            if any(w < 0 for w in self.style_layer_weights):
+                raise ValueError(f"LossConfig: style_layer_weights must be >= 0, got {self.style_layer_weights}")
+        for name in ("content_weight", "style_weight", "tv_weight", "pixel_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"LossConfig: {name} must be >= 0, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "LossConfig":
+        return cls(**dict(data))

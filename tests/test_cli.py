@@ -1,0 +1,34 @@
+"""The command line as a whole: every subcommand is listed, and building the parser (``--help``,
+usage errors) imports no torch, so it answers at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from rtstyle import choices
+from rtstyle.cli import COMMANDS, build_parser
+
+
+def test_building_the_parser_imports_no_torch():
+    code = "import sys, rtstyle.cli as c; c.build_parser(); print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy', 'cv2', 'av')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
+
+
+def test_every_command_is_registered(capsys):
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert all(name in text for name in COMMANDS)
+
+
+def test_parser_choices_match_the_modules_that_own_them():
+    from benchmarks.bench import ARCHS
+    from rtstyle.engine import BACKENDS
+
+    assert choices.BACKEND_NAMES == tuple(BACKENDS)
+    assert choices.BENCH_ARCHS == tuple(ARCHS)
