@@ -49,18 +49,46 @@ def _fit(image: np.ndarray, size: int) -> np.ndarray:
     return float_to_numpy(x[..., top:top + size, left:left + size])[0]
 
 
-@torch.inference_mode()
-def style_grid(models: list[str], images: Path, out: Path, size: int = 256, limit: int | None = 4) -> Path:
-    """Rows: photo, then each style model's output (labelled)."""
-    nets = []
+def _columns(models: list[str], style_images: tuple[Path, ...]) -> list[tuple[str, torch.nn.Module, np.ndarray | None]]:
+    """(label, image -> image module, style image or None) per grid column: one per one-style
+    model, one per style image for an AdaIN model, one per bank for a StyleBank."""
+    from .conditioning import StyleChoice, bind_style, load_style_image, style_names
+
+    columns = []
     for name in models:
         ckpt = load_checkpoint(resolve_model(name), task="style")
-        nets.append((ckpt.name, ckpt.model.float().eval()))
+        ckpt.model.float().eval()
+        arch = ckpt.config.arch
+        if arch == "adain":
+            if not style_images:
+                raise InputError(f"{ckpt.name} is an AdaIN model: give the grid's styles with --style-image (repeatable)")
+            for path in style_images:
+                net = bind_style(ckpt, StyleChoice(style_image=Path(path)), ckpt.name)
+                columns.append((f"{ckpt.name}: {Path(path).stem}", net, load_style_image(path)))
+        elif arch == "stylebank":
+            names = style_names(ckpt) or [str(i) for i in range(ckpt.config.num_styles)]
+            for i, bank in enumerate(names):
+                columns.append((f"{ckpt.name}: {bank}", bind_style(ckpt, StyleChoice(style_index=i), ckpt.name), None))
+        else:
+            columns.append((ckpt.name, bind_style(ckpt, StyleChoice(), ckpt.name), None))
+    return columns
+
+
+@torch.inference_mode()
+def style_grid(models: list[str], images: Path, out: Path, size: int = 256, limit: int | None = 4,
+               style_images: tuple[Path, ...] = ()) -> Path:
+    """Rows: photo, then each model's output (labelled). AdaIN models get one column per style
+    image, shown in a first row."""
+    columns = _columns(models, tuple(style_images))
     rows = []
+    if any(style is not None for _, _, style in columns):
+        blank = np.zeros((size, size, 3), np.uint8)
+        rows.append(np.concatenate([_label(blank, "style")] + [
+            _label(_fit(style, size), "style") if style is not None else blank for _, _, style in columns], axis=1))
     for path in _images(images, limit):
         photo = _fit(load_image(path), size)
         tiles = [_label(photo, "input")]
-        for name, net in nets:
+        for name, net, _ in columns:
             tiles.append(_label(float_to_numpy(net(numpy_to_float(photo)))[0], name))
         rows.append(np.concatenate(tiles, axis=1))
     return save_image(out, np.concatenate(rows, axis=0))

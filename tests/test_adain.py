@@ -249,3 +249,16 @@ def test_styled_module_buffers_follow_set_stats(random_net):
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(styled(x), random_net(x, mean, std, 0.25))
+
+
+def test_grid_gives_an_adain_model_one_column_per_style_image(adain_ckpt, tiny_style_ckpt, tmp_path, capsys):
+    from PIL import Image
+
+    style = STYLES / "starry_night.jpg"
+    out = tmp_path / "grid.png"
+    assert main(["eval", "grid", "--model", str(adain_ckpt), "--model", str(tiny_style_ckpt), "--style-image", str(style),
+                 "--style-image", str(style), "--images", str(PHOTOS), "-o", str(out), "--size", "32", "--limit", "2"]) == 0
+    # Columns: input, adain x 2 styles, the one-style model; rows: the style row, then 2 photos.
+    assert Image.open(out).size == (4 * 32, 3 * 32)
+    assert main(["eval", "grid", "--model", str(adain_ckpt), "--images", str(PHOTOS), "-o", str(tmp_path / "x.png")]) == 2
+    assert "--style-image" in capsys.readouterr().err

@@ -9,6 +9,8 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("grid", help="before/after grid of style models on a folder of photos")
     p.add_argument("--model", action="append", required=True, help="style model (repeat for several)")
+    p.add_argument("--style-image", action="append", default=[], type=Path, metavar="PAINTING",
+                   help="for AdaIN models: one column per style image (repeatable)")
     p.add_argument("--images", type=Path, required=True, help="folder of photos")
     p.add_argument("-o", "--out", type=Path, required=True, help="PNG/JPEG to write")
     p.add_argument("--size", type=int, default=256, help="tile side in pixels")
@@ -19,5 +21,5 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from ..gallery import style_grid
 
-    print(f"wrote {style_grid(args.model, args.images, args.out, args.size, args.limit)}")
+    print(f"wrote {style_grid(args.model, args.images, args.out, args.size, args.limit, tuple(args.style_image))}")
     return 0
