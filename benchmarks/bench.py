@@ -321,12 +321,53 @@ def _export_onnx(model: _Model, precision: str, workdir: Path) -> Path:
     return out
 
 
-def _model_file(backend: str, model: _Model, precision: str, workdir: Path) -> Path:
+def _export_aoti(model: _Model, precision: str, device: torch.device, workdir: Path) -> Path:
+    """An AOTInductor package for ``device`` (uint8 frame I/O, like the other engines)."""
+    from export.aoti_export import AotiExportConfig, export_aoti
+
+    out = workdir / f"bench-{device.type}-{precision}.pt2"
+    if not out.exists():
+        export_aoti(model.path, out, AotiExportConfig(device=str(device), precision=precision, io="uint8", check=False))
+    return out
+
+
+def tensorrt_profile(model_scale: int, cfg: BenchConfig) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """(min, opt, max) NHWC input shapes of one TensorRT profile that covers the whole grid,
+    tuned (opt) for its largest batch at its largest resolution."""
+    sizes = [_input_size(r, model_scale) for r in cfg.resolutions]
+    widths, heights = [w for w, _ in sizes], [h for _, h in sizes]
+    biggest = max(sizes, key=lambda s: s[0] * s[1])
+    batch = max(cfg.batch_sizes)
+    return ((min(cfg.batch_sizes), min(heights), min(widths), 3), (batch, biggest[1], biggest[0], 3),
+            (batch, max(heights), max(widths), 3))
+
+
+def _build_tensorrt(model: _Model, precision: str, cfg: BenchConfig, workdir: Path) -> Path:
+    """A TensorRT engine (uint8 frame I/O) whose one profile covers the benchmark grid."""
+    from export.tensorrt_build import TensorRTBuildConfig, build_tensorrt_engine
+
+    if precision not in ("fp32", "fp16"):
+        raise BackendUnavailableError(f"TensorRT engines are built in fp32 or fp16, not {precision}")
+    low, opt, high = tensorrt_profile(model.scale, cfg)
+    out = workdir / f"bench-{precision}.engine"
+    if not out.exists():
+        build_tensorrt_engine(model.path, out, TensorRTBuildConfig(min_shape=low, opt_shape=opt, max_shape=high,
+                                                                   max_batch=high[0], precision=precision, io="uint8"))
+    return out
+
+
+def _model_file(backend: str, model: _Model, precision: str, device: torch.device, cfg: BenchConfig,
+                workdir: Path) -> Path:
+    """The file each backend opens: the checkpoint for torch, an export for the others."""
     if backend == "torch":
         return model.path
     if backend == "onnxruntime":
         return _export_onnx(model, precision, workdir)
-    raise BackendUnavailableError(f"bench cannot yet export a model file for the {backend!r} backend")
+    if backend == "aoti":
+        return _export_aoti(model, precision, device, workdir)
+    if backend == "tensorrt":
+        return _build_tensorrt(model, precision, cfg, workdir)
+    raise BackendUnavailableError(f"bench cannot export a model file for the {backend!r} backend")
 
 
 # ------------------------------------------------------------------------------ measuring
@@ -383,7 +424,7 @@ def _model_only(model: _Model, cfg: BenchConfig, device: torch.device, frames: d
             opts = EngineOptions(device=str(device), precision=precision, batch_size=max(cfg.batch_sizes))
             try:
                 check_backend(backend, opts)
-                engine = open_engine(_model_file(backend, model, precision, workdir), backend, opts)
+                engine = open_engine(_model_file(backend, model, precision, device, cfg, workdir), backend, opts)
             except (RtstyleError, ImportError) as exc:
                 skipped.append({"backend": backend, "precision": precision, "reason": str(exc)})
                 continue
@@ -421,7 +462,8 @@ def _reference(model: _Model, cfg: BenchConfig, device: torch.device, frames: di
         best = _best_cell(cells, name)
         if best is not None:
             opts = EngineOptions(device=str(device), precision=best["precision"], batch_size=best["batch"])
-            engine = open_engine(_model_file(best["backend"], model, best["precision"], workdir), best["backend"], opts)
+            path = _model_file(best["backend"], model, best["precision"], device, cfg, workdir)
+            engine = open_engine(path, best["backend"], opts)
             host = [b.cpu() for b in _device_batches(pool, best["batch"], cfg.rotate, torch.device("cpu"))]
             measured = _measure(lambda b: run_engine(engine, b), host, best["batch"], device, cfg)
             entry["best"] = {k: best[k] for k in ("backend", "precision", "batch")} | measured

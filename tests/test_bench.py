@@ -194,3 +194,26 @@ def test_tiny_run_on_gpu(tiny_style_ckpt):
     assert result["ceilings"]["matmul_tflops"]["fp16"] > 0
     assert result["pipeline"]["engine"]["description"].startswith("torch on cuda")
     assert set(result["targets"]) == {"gpu_1080p_fp16_fps", "pipeline_efficiency", "speedup_vs_reference_gpu"}
+
+
+def test_tensorrt_profile_covers_the_whole_grid():
+    from benchmarks.bench import tensorrt_profile
+
+    cfg = BenchConfig(resolutions=((640, 360), (1920, 1080), (1280, 720)), batch_sizes=(1, 4, 8))
+    assert tensorrt_profile(1, cfg) == ((1, 360, 640, 3), (8, 1080, 1920, 3), (8, 1080, 1920, 3))
+    # SR resolutions name the output: the engine sees 1/scale of them.
+    assert tensorrt_profile(4, cfg)[2] == (8, 270, 480, 3)
+
+
+@pytest.mark.slow  # one C++ compile: about a minute on two cores
+def test_bench_exports_and_times_an_aoti_package(tmp_path):
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "tiny.safetensors", build_model(TINY_STYLE).eval(), {"task": "style"})
+    result = run_bench(BenchConfig(
+        model=str(ckpt), device="cpu", backends=("aoti",), precisions=("fp32",), batch_sizes=(1,),
+        resolutions=((40, 24),), warmup=0, repeats=2, rotate=2, clip_size=(40, 24), clip_frames=3,
+        pipeline_batch=1, quick=True, progress=False,
+    ))
+    assert not result["skipped"], result["skipped"]
+    (cell,) = result["model_only"]
+    assert cell["backend"] == "aoti" and "error" not in cell and cell["fps"]["median"] > 0
