@@ -262,3 +262,20 @@ def test_grid_gives_an_adain_model_one_column_per_style_image(adain_ckpt, tiny_s
     assert Image.open(out).size == (4 * 32, 3 * 32)
     assert main(["eval", "grid", "--model", str(adain_ckpt), "--images", str(PHOTOS), "-o", str(tmp_path / "x.png")]) == 2
     assert "--style-image" in capsys.readouterr().err
+
+
+def test_generalisation_report_marks_trained_and_held_out_styles(tmp_path):
+    from benchmarks.adain_eval import evaluate, markdown
+
+    torch.manual_seed(0)
+    meta = {"task": "style", "name": "adain", "styles": [{"name": "starry_night.jpg", "sha256": "0"}]}
+    ckpt = save_checkpoint(tmp_path / "adain.safetensors", build_model(TINY).eval(), meta)
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    (styles / "starry_night.jpg").write_bytes((STYLES / "starry_night.jpg").read_bytes())
+    (styles / "unseen.jpg").write_bytes((PHOTOS / sorted(p.name for p in PHOTOS.iterdir())[0]).read_bytes())
+    result = evaluate(ckpt, styles, PHOTOS, size=48, style_size=64)
+    rows = {r["style"]: r for r in result["styles"]}
+    assert rows["starry_night.jpg"]["seen"] == "trained" and rows["unseen.jpg"]["seen"] == "held out"
+    assert all(r["photo_style_loss"] > 0 and r["content_loss"] >= 0 for r in rows.values())
+    assert "| starry_night.jpg | trained |" in markdown(result)
