@@ -80,3 +80,18 @@ def test_style_grid_and_sr_comparison(tmp_path, tiny_style_ckpt, tiny_sr_ckpt):
         assert set(report.mean[method]) == {"psnr", "ssim", "lpips"}
     assert report.mean["bicubic"]["psnr"] > 15  # blur+bicubic of a real photo is close to it
     assert Image.open(report.figure).size == (4 * 64, 2 * 64)
+
+
+@pytest.mark.parametrize("meta, expect", [
+    ({"task": "texture", "model": {"arch": "texture_synth", "scales": 5, "width": 8}, "style_image": {"name": "a.jpg"}},
+     ("texture generator", "a.jpg")),
+    ({"task": "style", "model": {"arch": "adain", "width": 32}, "styles": [{"name": "a.jpg"}, {"name": "b.jpg"}],
+      "held_out_styles": ["c.jpg"]}, ("AdaIN", "2 training paintings (held out: c.jpg)")),
+    ({"task": "style", "model": {"arch": "stylebank", "num_styles": 2}, "styles": [{"name": "a.jpg"}, {"name": "b.jpg"}]},
+     ("StyleBank: 2 styles", "a.jpg, b.jpg")),
+], ids=["texture", "adain", "stylebank"])
+def test_model_listing_describes_every_kind(meta, expect):
+    from rtstyle.models import _what
+
+    summary, source = _what(meta)
+    assert expect[0] in summary and expect[1] in source

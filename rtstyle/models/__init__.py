@@ -49,6 +49,25 @@ def pack_model(checkpoint: str | Path, out: str | Path, name: str | None = None,
     return save_checkpoint(out, ckpt.model, meta, dtype=dtype)
 
 
+def _what(meta: dict) -> tuple[str, str]:
+    """(one-line summary, what it was trained from) of a checkpoint's metadata."""
+    model = meta["model"]
+    style = f"style image {meta.get('style_image', {}).get('name', '?')}"
+    if meta["task"] == "sr":
+        return (f"super-resolution x{model['scale']} (width {model['width']}, {model['num_residual']} residual)",
+                f"degradation: blur sigma {meta.get('degradation', {}).get('blur_sigma', '?')} + bicubic")
+    if meta["task"] == "texture":
+        return f"texture generator, noise in (`rtstyle synth`; {model['scales']} scales, width {model['width']})", style
+    if model["arch"] == "adain":
+        held_out = ", ".join(meta.get("held_out_styles", [])) or "none"
+        return (f"AdaIN: any style image via --style-image (decoder width {model['width']})",
+                f"{len(meta.get('styles', []))} training paintings (held out: {held_out})")
+    if model["arch"] == "stylebank":
+        names = ", ".join(s.get("name", "?") for s in meta.get("styles", []))
+        return f"StyleBank: {model['num_styles']} styles via --style-index", f"style images {names}"
+    return f"style (width {model['width']}, {model['num_residual']} residual)", style
+
+
 def describe_bundled() -> list[dict]:
     """One row per bundled model: name, a one-line summary, a provenance line, full metadata."""
     from ..checkpoint import read_metadata
@@ -56,18 +75,15 @@ def describe_bundled() -> list[dict]:
     rows = []
     for name, path in bundled_models().items():
         meta = read_metadata(path)
-        model, train, loss = meta["model"], meta.get("train", {}), meta.get("loss", {})
-        if meta["task"] == "sr":
-            summary = f"super-resolution x{model['scale']} (width {model['width']}, {model['num_residual']} residual)"
-            source = f"degradation: blur sigma {meta.get('degradation', {}).get('blur_sigma', '?')} + bicubic"
-        else:
-            summary = f"style (width {model['width']}, {model['num_residual']} residual)"
-            source = f"style image {meta.get('style_image', {}).get('name', '?')}"
+        train, loss = meta.get("train", {}), meta.get("loss", {})
+        summary, source = _what(meta)
         weights = ", ".join(f"{k.removesuffix('_weight')} {v:g}" for k, v in loss.items()
                             if k.endswith("_weight") and k != "style_layer_weights" and v)
+        data = train.get("data")
+        content = f"on {data.get('images', '?')} photos" if data else "on noise (no photos)"
         provenance = (f"{source}; {train.get('iterations', '?')} it x batch {train.get('batch_size', '?')} at "
-                      f"{train.get('image_size', '?')} px on {train.get('data', {}).get('images', '?')} photos; "
-                      f"loss {weights}; trained on {train.get('device', '?')}, {train.get('date', '?')[:10]}")
+                      f"{train.get('image_size', '?')} px {content}; loss {weights}; trained on "
+                      f"{train.get('device', '?')}, {train.get('date', '?')[:10]}")
         rows.append({"name": name, "path": str(path), "summary": summary, "provenance": provenance,
                      "size_mb": round(path.stat().st_size / 1e6, 2), "meta": meta})
     return rows
