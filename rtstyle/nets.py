@@ -457,6 +457,11 @@ class TextureNet(nn.Module):
             noise = image.new_zeros(shape)
         return torch.cat([image, noise], dim=1)
 
+    def _upsample(self, y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """x2 to the next finer scale's ``size`` (sizes are multiples of the stride). Given as a
+        size, not a scale factor: the exporter then keeps height and width one dynamic pair."""
+        return F.interpolate(y, size=size, mode="nearest")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         x = _pad_to_multiple(x, self.stride)
@@ -464,8 +469,7 @@ class TextureNet(nn.Module):
         y = self.blocks[top](self._inputs(x, top))
         for k in range(top - 1, -1, -1):
             finer = self.blocks[k](self._inputs(x, k))
-            up = F.interpolate(y, size=finer.shape[-2:], mode="nearest")  # x2: sizes are multiples of the stride
-            y = self.joins[k](torch.cat([up, finer], dim=1))
+            y = self.joins[k](torch.cat([self._upsample(y, finer.shape[-2:]), finer], dim=1))
         y = self.to_rgb(y)
         return _to_pixel_range(F.pad(y, (0, w - y.shape[-1], 0, h - y.shape[-2])))
 
@@ -483,12 +487,17 @@ class TextureSynthConfig:
     noise_channels: int = 8
     padding: Literal["circular", "reflect"] = "circular"
     norm: Literal["instance", "batch"] = "instance"
+    # "nearest" is the paper's; it leaves a grid of block edges from the coarse scales that short
+    # training does not smooth away. "bilinear" interpolates (around the wrap with circular padding).
+    upsample: Literal["nearest", "bilinear"] = "bilinear"
 
     def __post_init__(self) -> None:
         if not 1 <= self.scales <= 6 or self.width < 1 or self.noise_channels < 1:
             raise ValueError(f"TextureSynthConfig: need 1 <= scales <= 6, width >= 1, noise_channels >= 1, got {self}")
         if self.padding not in ("circular", "reflect") or self.norm not in ("instance", "batch"):
             raise ValueError(f"TextureSynthConfig: padding must be circular|reflect and norm instance|batch, got {self}")
+        if self.upsample not in ("nearest", "bilinear"):
+            raise ValueError(f"TextureSynthConfig: upsample must be nearest|bilinear, got {self.upsample!r}")
 
     @property
     def input_channels(self) -> int:
@@ -517,6 +526,17 @@ class TextureSynthNet(TextureNet):
             return x
         factor = 2 ** scale
         return F.avg_pool2d(x, factor) * factor
+
+    def _upsample(self, y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        if self.config.upsample == "nearest":
+            return super()._upsample(y, size)
+        # Pad one pixel (wrapping around with circular padding), interpolate, drop the two padded
+        # output pixels per side: the kept ones sample exactly where an unpadded x2 bilinear
+        # (align_corners=False) would, with the far side as their border neighbour.
+        mode = "circular" if self.config.padding == "circular" else "replicate"
+        padded = (size[0] + 4, size[1] + 4)
+        up = F.interpolate(F.pad(y, (1, 1, 1, 1), mode=mode), size=padded, mode="bilinear", align_corners=False)
+        return F.pad(up, (-2, -2, -2, -2))  # a negative pad, not a slice: exports with dynamic sizes
 
     def noise(self, batch: int, height: int, width: int, seed: int | None = None,
               device: torch.device | str = "cpu") -> torch.Tensor:

@@ -32,3 +32,12 @@ def test_parser_choices_match_the_modules_that_own_them():
 
     assert choices.BACKEND_NAMES == tuple(BACKENDS)
     assert choices.BENCH_ARCHS == tuple(ARCHS)
+
+
+def test_train_flag_defaults_match_the_trainer_configs():
+    from trainers.stability import StabilityConfig
+
+    args = build_parser().parse_args(["train", "style", "--style", "s.jpg", "--data", "d", "--out", "o.safetensors"])
+    assert args.stability_weight == StabilityConfig.weight > 0
+    texture = build_parser().parse_args(["train", "texture", "--style", "s.jpg", "--out", "o.safetensors"])
+    assert "stability_weight" not in vars(texture)  # texture nets train without it (TextureTrainConfig: 0)

@@ -249,6 +249,9 @@ def train(cfg: TrainConfig, spec: TaskSpec) -> TrainResult:
         batches = iter(loader) if loader is not None else None
         t_last, n_last = time.perf_counter(), step
         while step < cfg.iterations:
+            # Each step's randomness (perturbations, noise inputs) is a function of (seed, rank, step)
+            # alone, so a resumed run repeats the uninterrupted one exactly.
+            torch.manual_seed(hash((cfg.seed, dist.rank, step)) & 0x7FFF_FFFF_FFFF_FFFF)
             if batches is None:
                 net_in, target = spec.make_batch(cfg.batch_size, device)
             else:

@@ -29,7 +29,7 @@ class StyleTrainConfig(TrainConfig):
     content_weight: float = LossConfig.content_weight
     style_weight: float = LossConfig.style_weight
     tv_weight: float = LossConfig.tv_weight
-    # The stabilisation term (see stability.py); weight 0 leaves training as it was.
+    # The stabilisation term (see stability.py): on by default; weight 0 turns it off.
     stability_weight: float = StabilityConfig.weight
     stability_shift: float = StabilityConfig.shift
     stability_noise: float = StabilityConfig.noise

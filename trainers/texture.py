@@ -34,13 +34,17 @@ class TextureTrainConfig(StyleTrainConfig):
     noise_channels: int | None = None  # None: 3 for stylization, 8 for synthesis
     noise_std: float = TextureNetConfig.noise_std
     padding: str = TextureNetConfig.padding
+    upsample: str = TextureSynthConfig.upsample  # synthesis only
+    # Off for texture networks: their training-time noise input is meant to change the output,
+    # and the stabilisation term was measured on the style transformer only.
+    stability_weight: float = 0.0
 
     def model_config(self) -> TextureNetConfig | TextureSynthConfig:
         try:
             if self.synthesis:
                 return TextureSynthConfig(scales=self.scales, width=self.width or TextureSynthConfig.width,
                                           noise_channels=self.noise_channels or TextureSynthConfig.noise_channels,
-                                          padding=self.padding)
+                                          padding=self.padding, upsample=self.upsample)
             return TextureNetConfig(scales=self.scales, width=self.width or TextureNetConfig.width,
                                     noise_channels=TextureNetConfig.noise_channels if self.noise_channels is None
                                     else self.noise_channels,
