@@ -79,6 +79,8 @@ def describe_bundled() -> list[dict]:
         summary, source = _what(meta)
         weights = ", ".join(f"{k.removesuffix('_weight')} {v:g}" for k, v in loss.items()
                             if k.endswith("_weight") and k != "style_layer_weights" and v)
+        if meta.get("stability", {}).get("weight"):
+            weights += f", stabilisation {meta['stability']['weight']:g}"
         data = train.get("data")
         content = f"on {data.get('images', '?')} photos" if data else "on noise (no photos)"
         provenance = (f"{source}; {train.get('iterations', '?')} it x batch {train.get('batch_size', '?')} at "
