@@ -95,3 +95,11 @@ def test_model_listing_describes_every_kind(meta, expect):
 
     summary, source = _what(meta)
     assert expect[0] in summary and expect[1] in source
+
+
+def test_bundled_texture_generator_samples_a_tileable_texture(tmp_path):
+    from rtstyle.synth import SynthConfig, synthesize
+
+    result = synthesize(SynthConfig(model="starry_night_texture", out=tmp_path / "t.png", width=64, height=32,
+                                    tile=2, device="cpu"))
+    assert result.tileable and result.paths[0].stat().st_size > 0
