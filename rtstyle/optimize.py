@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .choices import INITS, OPTIMIZERS
+from .cpu_memory import keep_freed_memory
 from .errors import InputError, Interrupted, OutputError
 from .frames import float_to_numpy, load_image, numpy_to_float, save_image
 from .losses import LossConfig, PerceptualLoss
@@ -233,6 +234,8 @@ def optimize_image(config: OptimizeConfig) -> OptimizeResult:
     content_np = load_image(config.content, max_side=config.size)  # InputError if unreadable
     style = numpy_to_float(load_image(config.style, max_side=config.style_size))
     device = resolve_device(config.device)
+    if device.type == "cpu":
+        keep_freed_memory()  # no page faults per iteration (cpu_memory.py)
     content = numpy_to_float(content_np).to(device)
     loss_fn = build_loss(config.loss, style, device, config.vgg_weights)
 

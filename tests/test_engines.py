@@ -191,3 +191,16 @@ def test_torch_cpu_auto_precision_follows_native_bf16(tiny_style_ckpt, monkeypat
     for native, expected in ((True, "bf16"), (False, "fp32")):
         monkeypatch.setattr(torch_backend, "cpu_has_native_bf16", lambda: native)
         assert open_engine(tiny_style_ckpt, "torch", EngineOptions(device="cpu")).precision == expected
+
+
+def test_cpu_engines_keep_freed_memory_unless_disabled():
+    import subprocess
+    import sys
+
+    from rtstyle.cpu_memory import keep_freed_memory
+
+    assert keep_freed_memory() is sys.platform.startswith("linux")
+    code = "from rtstyle.cpu_memory import keep_freed_memory as k; print(k())"
+    env = {"RTSTYLE_MALLOC_TUNING": "0", "PATH": ""}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from rtstyle.checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
+from rtstyle.cpu_memory import keep_freed_memory
 from rtstyle.errors import InputError, Interrupted
 from rtstyle.frames import to_float
 from rtstyle.losses import LossConfig, PerceptualLoss
@@ -184,6 +185,8 @@ def train(cfg: TrainConfig, spec: TaskSpec) -> TrainResult:
     started = time.perf_counter()
     dist = _setup_device(cfg.device)
     device = dist.device
+    if device.type == "cpu":
+        keep_freed_memory()  # no page faults per step (rtstyle/cpu_memory.py)
     torch.manual_seed(cfg.seed + dist.rank)
     scan = scan_images(cfg.data) if spec.make_batch is None else None
 

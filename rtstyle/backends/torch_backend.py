@@ -22,6 +22,7 @@ from typing import Callable
 import torch
 
 from ..checkpoint import load_checkpoint
+from ..cpu_memory import keep_freed_memory
 from ..conditioning import StyleChoice, bind_style
 from ..engine import BaseEngine, EngineOptions, resolve_device
 from ..errors import InputError
@@ -155,6 +156,8 @@ def open(path: Path, options: EngineOptions) -> TorchEngine:
         precision = "fp16" if device.type == "cuda" else "bf16" if cpu_has_native_bf16() else "fp32"
     if device.type == "cpu" and precision not in _CPU_PRECISIONS:
         raise InputError(f"precision {precision!r} is not supported by torch on the CPU; choose from {list(_CPU_PRECISIONS)}")
+    if device.type == "cpu":
+        keep_freed_memory()  # no page faults per batch (cpu_memory.py)
     extra = options.extra
     ckpt = load_checkpoint(path)
     return TorchEngine(
