@@ -28,12 +28,12 @@ import torch
 from rtstyle.checkpoint import load_checkpoint
 from rtstyle.errors import InputError
 from rtstyle.frames import IMAGE_EXTENSIONS, load_image, numpy_to_float
-from rtstyle.fsutil import atomic_path
 from rtstyle.losses import ADAIN_STYLE_LAYERS, feature_loss, mean_std_style_loss
 from rtstyle.models import resolve_model
 from rtstyle.nets import ENCODER_LAYER, AdaINNet, adain, channel_mean_std
-from rtstyle.temporal import write_json
 from rtstyle.vgg import load_vgg16
+
+from .report import write_result
 
 
 def _images(folder: Path) -> list[Path]:
@@ -100,10 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="output prefix (no extension)")
     args = p.parse_args(argv)
     result = evaluate(args.model, args.styles, args.images, args.size)
-    write_json(Path(f"{args.out}.json"), result)
-    with atomic_path(Path(f"{args.out}.md")) as tmp:
-        tmp.write_text(markdown(result))
-    print(markdown(result))
+    text = markdown(result)
+    write_result(args.out, result, text)
+    print(text)
     return 0
 
 

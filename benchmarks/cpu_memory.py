@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rtstyle.fsutil import atomic_path
+from .report import write_result
 
 _CHILD = r"""
 import json, resource, sys, time, torch
@@ -72,8 +72,6 @@ def main(argv: list[str] | None = None) -> int:
     result = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}",
               "model": args.model, "calls": args.calls, "repeats": args.repeats, "rows": rows}
-    with atomic_path(Path(f"{args.out}.json")) as tmp:
-        tmp.write_text(json.dumps(result, indent=2))
     lines = [f"# CPU engine with and without keep_freed_memory, {result['date']}", "",
              f"- machine: {result['machine']}; model {args.model}; {args.calls} timed calls after one warm-up, "
              f"median of {args.repeats} alternated fresh processes; GLIBC_TUNABLES unset", "",
@@ -83,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {off['size']} | {off['precision']} | {off['batch']} | {off['ms_per_frame']:.0f} | {on['ms_per_frame']:.0f} | "
                      f"{off['ms_per_frame'] / on['ms_per_frame']:.2f}x | {off['sys_s_per_frame']:.3f} -> {on['sys_s_per_frame']:.3f} | "
                      f"{off['faults_per_frame']:.0f} -> {on['faults_per_frame']:.0f} |")
-    with atomic_path(Path(f"{args.out}.md")) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
+    write_result(args.out, result, "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -10,6 +10,17 @@ from typing import Any
 from rtstyle.fsutil import atomic_path
 
 
+def write_result(prefix: Path, result: dict, text: str) -> tuple[Path, Path]:
+    """``<prefix>.json`` (every figure) and ``<prefix>.md`` (``text``, what people read), each
+    written atomically; for the benchmark scripts beside ``bench.py``."""
+    json_path, md_path = Path(f"{prefix}.json"), Path(f"{prefix}.md")
+    with atomic_path(json_path) as tmp:
+        tmp.write_text(json.dumps(result, indent=2, allow_nan=True))
+    with atomic_path(md_path) as tmp:
+        tmp.write_text(text)
+    return json_path, md_path
+
+
 def _fps(fps: dict[str, float]) -> str:
     return f"{fps['median']:.2f} ({fps['p10']:.2f}-{fps['p90']:.2f})"
 

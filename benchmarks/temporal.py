@@ -24,10 +24,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from rtstyle.fsutil import atomic_path
 from rtstyle.stylize import StylizeConfig, stylize_video
-from rtstyle.temporal import TemporalEvalConfig, evaluate_temporal, plot_errors, write_json
+from rtstyle.temporal import TemporalEvalConfig, evaluate_temporal, plot_errors
 from rtstyle.video import VIDEO_EXTENSIONS, EncoderConfig
+
+from .report import write_result
 
 
 # Issue 7's target: warping error at least 30% lower at no more than 10% higher style loss.
@@ -192,10 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summarise(runs), "fps": fps, "runs": runs,
     }
     result["across_seeds"] = across_seeds(result["summary"])
-    write_json(Path(f"{args.out}.json"), result)
-    with atomic_path(Path(f"{args.out}.md")) as tmp:
-        tmp.write_text(markdown(result))
-    print(markdown(result))
+    text = markdown(result)
+    write_result(args.out, result, text)
+    print(text)
     return 0
 
 

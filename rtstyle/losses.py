@@ -23,7 +23,7 @@ from torch import nn
 
 from .choices import ADAIN_STYLE_LAYERS, STYLE_LAYERS, LossConfig  # noqa: F401 - re-exported
 from .nets import channel_mean_std
-from .vgg import LAYER_INDEX, VGG16
+from .vgg import VGG16
 
 
 
