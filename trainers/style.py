@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -54,15 +55,22 @@ class StyleTrainConfig(TrainConfig):
             raise InputError(str(exc)) from None
 
 
-def train_style(cfg: StyleTrainConfig) -> TrainResult:
-    """Train a style network; the checkpoint records the style image's name and hash."""
-    stability = cfg.stability_config()  # bad values fail before the style image is read
-    style_path = Path(cfg.style)
-    style = numpy_to_float(load_image(style_path, max_side=cfg.style_size))  # InputError if not an image
+def style_target(path: Path, style_size: int | None) -> tuple[Callable[[PerceptualLoss, torch.device], None], dict]:
+    """For a one-style trainer: (``TaskSpec.setup_loss`` giving the loss this image's Gram
+    matrices, the checkpoint's ``style_image`` entry). InputError if the file is not an image."""
+    path = Path(path)
+    style = numpy_to_float(load_image(path, max_side=style_size))
 
     def setup_loss(loss: PerceptualLoss, device: torch.device) -> None:
         loss.set_style(style.to(device))
 
+    return setup_loss, {"name": path.name, "sha256": sha256_file(path), "size": list(style.shape[-2:])}
+
+
+def train_style(cfg: StyleTrainConfig) -> TrainResult:
+    """Train a style network; the checkpoint records the style image's name and hash."""
+    stability = cfg.stability_config()  # bad values fail before the style image is read
+    setup_loss, style_image = style_target(cfg.style, cfg.style_size)
     spec = TaskSpec(
         task="style",
         model_config=cfg.model_config(),
@@ -70,9 +78,7 @@ def train_style(cfg: StyleTrainConfig) -> TrainResult:
         crop_size=cfg.image_size,
         prepare=lambda images: (images, images),
         setup_loss=setup_loss,
-        meta={"style_image": {"name": style_path.name, "sha256": sha256_file(style_path),
-                              "size": list(style.shape[-2:])},
-              "stability": stability.to_dict()},
+        meta={"style_image": style_image, "stability": stability.to_dict()},
         extra_loss=StabilityLoss(stability) if stability.enabled else None,
     )
     return train(cfg, spec)

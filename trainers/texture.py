@@ -16,13 +16,11 @@ from pathlib import Path
 import torch
 
 from rtstyle.errors import InputError
-from rtstyle.frames import load_image, numpy_to_float
-from rtstyle.fsutil import sha256_file
-from rtstyle.losses import LossConfig, PerceptualLoss
+from rtstyle.losses import LossConfig
 from rtstyle.nets import TextureNetConfig, TextureSynthConfig
 
 from .common import TaskSpec, TrainResult, train
-from .style import StyleTrainConfig, train_style
+from .style import StyleTrainConfig, style_target, train_style
 
 
 @dataclass(kw_only=True)
@@ -70,12 +68,8 @@ def train_texture(cfg: TextureTrainConfig) -> TrainResult:
         loss_config = LossConfig(content_weight=0.0, style_weight=cfg.style_weight, tv_weight=cfg.tv_weight)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    style_path = Path(cfg.style)
-    style = numpy_to_float(load_image(style_path, max_side=cfg.style_size))
+    setup_loss, style_image = style_target(cfg.style, cfg.style_size)
     size, channels = cfg.image_size, model_config.noise_channels
-
-    def setup_loss(loss: PerceptualLoss, device: torch.device) -> None:
-        loss.set_style(style.to(device))
 
     def make_batch(batch: int, device: torch.device) -> tuple[torch.Tensor, None]:
         return torch.randn(batch, channels, size, size, device=device), None
@@ -88,7 +82,6 @@ def train_texture(cfg: TextureTrainConfig) -> TrainResult:
         prepare=None,
         make_batch=make_batch,
         setup_loss=setup_loss,
-        meta={"style_image": {"name": style_path.name, "sha256": sha256_file(style_path),
-                              "size": list(style.shape[-2:])}},
+        meta={"style_image": style_image},
     )
     return train(cfg, spec)
