@@ -189,6 +189,11 @@ def _load_average() -> list[float] | None:
     return None
 
 
+def machine_line() -> str:
+    """CPU model, core count and load average in one line, for the smaller benchmark scripts."""
+    return f"{_cpu_model()}, {os.cpu_count()} cores, load {_load_average()}"
+
+
 def machine_info() -> dict[str, Any]:
     return {
         "cpu": _cpu_model(),

@@ -13,13 +13,13 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from .bench import machine_line
 from .report import write_result
 
 _CHILD = r"""
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                              **{k: statistics.median(r[k] for r in results) for k in results[0]}})
             print(rows[-2], rows[-1], flush=True)
     result = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}",
+              "machine": machine_line(),
               "model": args.model, "calls": args.calls, "repeats": args.repeats, "rows": rows}
     lines = [f"# CPU engine with and without keep_freed_memory, {result['date']}", "",
              f"- machine: {result['machine']}; model {args.model}; {args.calls} timed calls after one warm-up, "

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import os
-import platform
 import statistics
 import tempfile
 from pathlib import Path
@@ -28,6 +26,7 @@ from rtstyle.stylize import StylizeConfig, stylize_video
 from rtstyle.temporal import TemporalEvalConfig, evaluate_temporal, plot_errors
 from rtstyle.video import VIDEO_EXTENSIONS, EncoderConfig
 
+from .bench import machine_line
 from .report import write_result
 
 
@@ -186,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     fps = smoothing_fps(Path(models[args.smooth[0]]), fps_video, max(args.smoothing), args) if args.smoothing else None
     result = {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}",
+        "machine": machine_line(),
         "settings": {"videos": [str(v) for v in videos], "models": models, "max_side": args.max_side,
                      "start": args.start, "duration": args.duration, "smoothing": args.smoothing, "smoothed_models": args.smooth,
                      "loss_every": args.loss_every},
