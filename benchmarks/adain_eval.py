@@ -11,7 +11,7 @@ trained on), with the model's own objective (``trainers.adain``) at alpha 1:
 Each style is marked "trained" or "held out" from the checkpoint's metadata. Writes
 ``<out>.json`` and ``<out>.md``::
 
-    python -m benchmarks.adain_eval --model adain.safetensors --styles ../shared/data/styles \
+    python -m rtstyle.benchmarks.adain_eval --model adain.safetensors --styles ../shared/data/styles \
         --images rtstyle/assets/samples/photos --out benchmarks/results/adain-2026-11-24
 """
 

@@ -314,7 +314,7 @@ def _export_onnx(model: _Model, precision: str, workdir: Path) -> Path:
     """An .onnx file of the model via ``export.onnx_export``, with uint8 frame I/O so the frame
     conversion runs inside the graph like every engine's (raises BackendUnavailableError)."""
     try:
-        from export.onnx_export import OnnxExportConfig, export_onnx
+        from rtstyle.export.onnx_export import OnnxExportConfig, export_onnx
     except ImportError as exc:
         raise BackendUnavailableError(f"export.onnx_export is not available ({exc}); cannot make an .onnx file") from None
     if precision not in ("fp32", "fp16"):
@@ -328,7 +328,7 @@ def _export_onnx(model: _Model, precision: str, workdir: Path) -> Path:
 
 def _export_aoti(model: _Model, precision: str, device: torch.device, workdir: Path) -> Path:
     """An AOTInductor package for ``device`` (uint8 frame I/O, like the other engines)."""
-    from export.aoti_export import AotiExportConfig, export_aoti
+    from rtstyle.export.aoti_export import AotiExportConfig, export_aoti
 
     out = workdir / f"bench-{device.type}-{precision}.pt2"
     if not out.exists():
@@ -349,7 +349,7 @@ def tensorrt_profile(model_scale: int, cfg: BenchConfig) -> tuple[tuple[int, ...
 
 def _build_tensorrt(model: _Model, precision: str, cfg: BenchConfig, workdir: Path) -> Path:
     """A TensorRT engine (uint8 frame I/O) whose one profile covers the benchmark grid."""
-    from export.tensorrt_build import TensorRTBuildConfig, build_tensorrt_engine
+    from rtstyle.export.tensorrt_build import TensorRTBuildConfig, build_tensorrt_engine
 
     if precision not in ("fp32", "fp16"):
         raise BackendUnavailableError(f"TensorRT engines are built in fp32 or fp16, not {precision}")

@@ -4,7 +4,7 @@ Each configuration runs in a fresh process (glibc's settings are per process), a
 with/without so both share the machine's load; reported: ms/frame (median of the runs), user
 and system CPU seconds and minor page faults per frame. Writes ``<out>.json`` and ``<out>.md``::
 
-    python -m benchmarks.cpu_memory --out benchmarks/results/cpu-malloc-2026-11-24
+    python -m rtstyle.benchmarks.cpu_memory --out benchmarks/results/cpu-malloc-2026-11-24
 """
 
 from __future__ import annotations

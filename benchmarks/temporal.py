@@ -2,7 +2,7 @@
 without stabilisation training and runtime smoothing, on real clips; plus the fps cost of the
 smoothing in ``rtstyle stylize``. Writes ``<out>.json``, ``<out>.md`` and one PNG per clip.
 
-    python -m benchmarks.temporal --model baseline=/path/a.safetensors --model stabilised=/path/b.safetensors \
+    python -m rtstyle.benchmarks.temporal --model baseline=/path/a.safetensors --model stabilised=/path/b.safetensors \
         --videos ../shared/data/videos --max-side 320 --duration 4 --smoothing 0.3 0.5 \
         --out benchmarks/results/temporal-2026-11-24
 

@@ -3,9 +3,9 @@ TensorRT FP16 engines (with an engine cache) and AOTInductor packages.
 
 Each format is an importable library function with a typed config; ``rtstyle export``
 (``rtstyle/commands/export.py``) is a thin CLI over them. Modules are imported on use, so
-``import export`` costs nothing::
+``import rtstyle.export`` costs nothing::
 
-    from export.onnx_export import OnnxExportConfig, export_onnx
-    from export.tensorrt_build import TensorRTBuildConfig, build_tensorrt_engine
-    from export.aoti_export import AotiExportConfig, export_aoti
+    from rtstyle.export.onnx_export import OnnxExportConfig, export_onnx
+    from rtstyle.export.tensorrt_build import TensorRTBuildConfig, build_tensorrt_engine
+    from rtstyle.export.aoti_export import AotiExportConfig, export_aoti
 """

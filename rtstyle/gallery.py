@@ -104,7 +104,7 @@ class SRReport:
 @torch.inference_mode()
 def sr_comparison(model: str, images: Path, out: Path, crop: int = 192, limit: int | None = None) -> SRReport:
     """Bicubic vs model vs ground truth on held-out photos: metrics per image and a crop figure."""
-    from trainers.data import degrade
+    from rtstyle.trainers.data import degrade
 
     from .metrics import LPIPS, psnr, ssim
 

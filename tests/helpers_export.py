@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from tests.conftest import TINY_SR, TINY_STYLE
-from export.onnx_export import OnnxExportConfig, OnnxExportResult, export_onnx
+from rtstyle.export.onnx_export import OnnxExportConfig, OnnxExportResult, export_onnx
 from rtstyle.checkpoint import save_checkpoint
 from rtstyle.nets import build_model
 

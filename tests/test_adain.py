@@ -138,7 +138,7 @@ def test_engine_style_choice_errors_are_one_line(adain_ckpt, tiny_style_ckpt, tm
 def test_onnx_export_with_style_inputs_matches_torch(adain_ckpt, tmp_path):
     import onnxruntime as ort
 
-    from export.onnx_export import OnnxExportConfig, export_onnx, read_metadata
+    from rtstyle.export.onnx_export import OnnxExportConfig, export_onnx, read_metadata
 
     out = tmp_path / "adain.onnx"
     result = export_onnx(adain_ckpt, out, OnnxExportConfig(check_count=2))
@@ -159,7 +159,7 @@ def test_onnx_export_with_style_inputs_matches_torch(adain_ckpt, tmp_path):
 
 
 def test_onnx_export_with_a_baked_style_runs_on_onnxruntime(adain_ckpt, tmp_path):
-    from export.onnx_export import OnnxExportConfig, export_onnx
+    from rtstyle.export.onnx_export import OnnxExportConfig, export_onnx
 
     out = tmp_path / "starry.onnx"
     choice = StyleChoice(style_image=STYLE, alpha=0.5, style_size=64)
@@ -182,7 +182,7 @@ def test_mean_std_loss_is_zero_for_matching_statistics_and_positive_otherwise():
 
 def test_training_steps_reduce_the_loss_on_a_fixed_batch():
     from rtstyle.losses import PerceptualLoss
-    from trainers.adain import AdaINTrainConfig, StyleCrops, adain_objective
+    from rtstyle.trainers.adain import AdaINTrainConfig, StyleCrops, adain_objective
 
     torch.manual_seed(0)
     vgg = load_vgg16(last_layer="relu4_1")
@@ -265,7 +265,7 @@ def test_grid_gives_an_adain_model_one_column_per_style_image(adain_ckpt, tiny_s
 
 
 def test_generalisation_report_marks_trained_and_held_out_styles(tmp_path):
-    from benchmarks.adain_eval import evaluate, markdown
+    from rtstyle.benchmarks.adain_eval import evaluate, markdown
 
     torch.manual_seed(0)
     meta = {"task": "style", "name": "adain", "styles": [{"name": "starry_night.jpg", "sha256": "0"}]}

@@ -9,7 +9,7 @@ import zipfile
 import pytest
 import torch
 
-from export.aoti_export import AotiExportConfig, export_aoti
+from rtstyle.export.aoti_export import AotiExportConfig, export_aoti
 from rtstyle.engine import EngineOptions, open_engine
 from rtstyle.errors import CheckpointError, InputError
 from tests.helpers_export import frames

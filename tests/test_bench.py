@@ -10,12 +10,12 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.bench import BenchConfig, pipeline_efficiency, run_bench, synthetic_frames
-from benchmarks.flops import NORM_FLOPS_WITH_STATS, WorkCount, count_engine_work, count_work
-from benchmarks.reference import ReferenceStylizer
-from benchmarks.report import write_outputs
-from benchmarks.roofline import achieved_fraction, roofline_floor
-from benchmarks.timing import percentile, rate, summarize, time_calls
+from rtstyle.benchmarks.bench import BenchConfig, pipeline_efficiency, run_bench, synthetic_frames
+from rtstyle.benchmarks.flops import NORM_FLOPS_WITH_STATS, WorkCount, count_engine_work, count_work
+from rtstyle.benchmarks.reference import ReferenceStylizer
+from rtstyle.benchmarks.report import write_outputs
+from rtstyle.benchmarks.roofline import achieved_fraction, roofline_floor
+from rtstyle.benchmarks.timing import percentile, rate, summarize, time_calls
 from rtstyle.cli import main
 from rtstyle.engine import EngineOptions, open_engine
 from rtstyle.errors import InputError
@@ -197,7 +197,7 @@ def test_tiny_run_on_gpu(tiny_style_ckpt):
 
 
 def test_tensorrt_profile_covers_the_whole_grid():
-    from benchmarks.bench import tensorrt_profile
+    from rtstyle.benchmarks.bench import tensorrt_profile
 
     cfg = BenchConfig(resolutions=((640, 360), (1920, 1080), (1280, 720)), batch_sizes=(1, 4, 8))
     assert tensorrt_profile(1, cfg) == ((1, 360, 640, 3), (8, 1080, 1920, 3), (8, 1080, 1920, 3))

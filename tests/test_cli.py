@@ -27,7 +27,7 @@ def test_every_command_is_registered(capsys):
 
 
 def test_parser_choices_match_the_modules_that_own_them():
-    from benchmarks.bench import ARCHS
+    from rtstyle.benchmarks.bench import ARCHS
     from rtstyle.engine import BACKENDS
 
     assert choices.BACKEND_NAMES == tuple(BACKENDS)
@@ -35,7 +35,7 @@ def test_parser_choices_match_the_modules_that_own_them():
 
 
 def test_train_flag_defaults_match_the_trainer_configs():
-    from trainers.stability import StabilityConfig
+    from rtstyle.trainers.stability import StabilityConfig
 
     args = build_parser().parse_args(["train", "style", "--style", "s.jpg", "--data", "d", "--out", "o.safetensors"])
     assert args.stability_weight == StabilityConfig.weight > 0

@@ -10,9 +10,9 @@ import pytest
 import torch
 from tests.helpers_export import exported, frames
 
-from export import onnx_export
-from export.deploy import TOLERANCES, UINT8_ROUNDING, parity_tolerance
-from export.onnx_export import OPSET, OnnxExportConfig, export_onnx, ort_runner
+from rtstyle.export import onnx_export
+from rtstyle.export.deploy import TOLERANCES, UINT8_ROUNDING, parity_tolerance
+from rtstyle.export.onnx_export import OPSET, OnnxExportConfig, export_onnx, ort_runner
 from rtstyle.checkpoint import load_checkpoint, read_metadata
 from rtstyle.cli import main
 from rtstyle.errors import ExportError, InputError, OutputError

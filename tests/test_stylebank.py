@@ -71,7 +71,7 @@ def test_style_index_on_a_single_style_model_is_an_error(tiny_style_ckpt):
 
 
 def test_onnx_export_of_one_bank_matches_torch(bank_ckpt, tmp_path):
-    from export.onnx_export import OnnxExportConfig, export_onnx
+    from rtstyle.export.onnx_export import OnnxExportConfig, export_onnx
 
     out = tmp_path / "bank1.onnx"
     result = export_onnx(bank_ckpt, out, OnnxExportConfig(check_count=2, style=StyleChoice(style_index=1)))
@@ -83,7 +83,7 @@ def test_onnx_export_of_one_bank_matches_torch(bank_ckpt, tmp_path):
 
 
 def test_t_plus_1_training_then_a_new_style_trains_only_its_bank(tmp_path):
-    from trainers import StyleBankTrainConfig, train_stylebank
+    from rtstyle.trainers import StyleBankTrainConfig, train_stylebank
 
     common = dict(data=PHOTOS, batch_size=1, image_size=32, style_size=64, width=4, device="cpu",
                   progress=False, log_every=1, checkpoint_every=1000, lr=1e-2)
@@ -107,7 +107,7 @@ def test_training_steps_reduce_the_loss_on_a_fixed_batch():
     from rtstyle.frames import load_image, numpy_to_float
     from rtstyle.losses import LossConfig, PerceptualLoss
     from rtstyle.vgg import load_vgg16
-    from trainers.stylebank import StyleBankObjective
+    from rtstyle.trainers.stylebank import StyleBankObjective
 
     torch.manual_seed(0)
     net = StyleBankNet(StyleBankConfig(num_styles=1, width=4))

@@ -23,8 +23,8 @@ from rtstyle.temporal import (
     to_gray, valid_mask, warp, warping_error,
 )
 from tests.helpers_video import IdentityEngine, read_frames
-from trainers import StyleTrainConfig, train_style
-from trainers.stability import StabilityConfig, StabilityLoss, translate
+from rtstyle.trainers import StyleTrainConfig, train_style
+from rtstyle.trainers.stability import StabilityConfig, StabilityLoss, translate
 
 from .conftest import SAMPLES
 
@@ -260,7 +260,7 @@ def test_live_with_smoothing_runs_and_validates():
 
 
 def test_bench_compares_each_seed_with_its_own_baseline():
-    from benchmarks.temporal import across_seeds, summarise
+    from rtstyle.benchmarks.temporal import across_seeds, summarise
 
     def run(label, config, seed, warp, style):
         return {"label": label, "config": config, "seed": seed, "warping_error": warp, "style_loss": style,

@@ -10,8 +10,8 @@ import types
 import pytest
 import torch
 
-from export import tensorrt_build as tb
-from export.tensorrt_build import BuildSettings, OnnxInfo, TensorRTBuildConfig, compute_profile, parse_shape
+from rtstyle.export import tensorrt_build as tb
+from rtstyle.export.tensorrt_build import BuildSettings, OnnxInfo, TensorRTBuildConfig, compute_profile, parse_shape
 from rtstyle.cli import main
 from rtstyle.errors import BackendUnavailableError, InputError
 from tests.helpers_export import exported, frames

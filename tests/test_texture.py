@@ -42,7 +42,7 @@ def test_convs_pad_circularly_and_noise_is_training_only():
 
 
 def test_onnx_export_matches_torch(tmp_path):
-    from export.onnx_export import OnnxExportConfig, export_onnx
+    from rtstyle.export.onnx_export import OnnxExportConfig, export_onnx
 
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp_path / "tex.safetensors", build_model(TINY).eval(), {"task": "style"})
@@ -117,7 +117,7 @@ def test_synth_config_rejects_bad_values(bad):
 def test_synth_onnx_export_takes_noise_and_matches_torch(synth_ckpt, tmp_path, io, fp16):
     import onnxruntime as ort
 
-    from export.onnx_export import NOISE_INPUT, OnnxExportConfig, export_onnx
+    from rtstyle.export.onnx_export import NOISE_INPUT, OnnxExportConfig, export_onnx
 
     out = tmp_path / "synth.onnx"
     result = export_onnx(synth_ckpt, out, OnnxExportConfig(io=io, fp16=fp16, check_count=2))
@@ -131,7 +131,7 @@ def test_synth_onnx_export_takes_noise_and_matches_torch(synth_ckpt, tmp_path, i
 
 
 def test_runtime_refuses_a_texture_generator(synth_ckpt, tmp_path):
-    from export.onnx_export import OnnxExportConfig, export_onnx
+    from rtstyle.export.onnx_export import OnnxExportConfig, export_onnx
     from rtstyle.engine import EngineOptions, open_engine
 
     with pytest.raises(InputError, match="texture generator.*rtstyle synth"):
@@ -205,7 +205,7 @@ def test_synth_errors(synth_ckpt, tiny_style_ckpt, tmp_path):
 
 
 def test_synthesis_training_refuses_the_video_stabilisation_term(tmp_path):
-    from trainers import TextureTrainConfig, train_texture
+    from rtstyle.trainers import TextureTrainConfig, train_texture
 
     with pytest.raises(InputError, match="--stability-weight"):
         train_texture(TextureTrainConfig(style=STYLE, out=tmp_path / "t.safetensors", synthesis=True, stability_weight=10))

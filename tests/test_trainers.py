@@ -19,8 +19,8 @@ from rtstyle.frames import load_image, numpy_to_float
 from rtstyle.losses import PerceptualLoss
 from rtstyle.nets import build_model
 from rtstyle.vgg import load_vgg16
-from trainers import SRTrainConfig, StyleTrainConfig, train_sr, train_style
-from trainers.data import RandomCrops, degrade, gaussian_blur, scan_images
+from rtstyle.trainers import SRTrainConfig, StyleTrainConfig, train_sr, train_style
+from rtstyle.trainers.data import RandomCrops, degrade, gaussian_blur, scan_images
 
 from .conftest import SAMPLES, TINY_SR
 

@@ -87,7 +87,7 @@ class TensorRTEngine(BaseEngine):
 
 
 def open(path: Path, options: EngineOptions) -> TensorRTEngine:
-    from export.tensorrt_build import ENGINE_SUFFIXES, import_tensorrt
+    from rtstyle.export.tensorrt_build import ENGINE_SUFFIXES, import_tensorrt
 
     trt = import_tensorrt()
     device = resolve_device("cuda" if options.device == "auto" else options.device)
@@ -108,7 +108,7 @@ def _built_precision(engine_path: Path) -> str:
 
 def _cached_engine(path: Path, options: EngineOptions):
     """Build (or reuse) an engine for an ONNX model or checkpoint through the engine cache."""
-    from export.tensorrt_build import TensorRTBuildConfig, build_tensorrt_engine, onnx_info, parse_shape
+    from rtstyle.export.tensorrt_build import TensorRTBuildConfig, build_tensorrt_engine, onnx_info, parse_shape
     from .graph_io import LAYOUTS
 
     extra = options.extra

@@ -58,8 +58,8 @@ def register(subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from benchmarks.bench import BenchConfig, run_bench
-    from benchmarks.report import markdown_report, write_outputs
+    from rtstyle.benchmarks.bench import BenchConfig, run_bench
+    from rtstyle.benchmarks.report import markdown_report, write_outputs
 
     if args.json is not None and not args.json.endswith(".json"):
         raise InputError(f"--json {args.json}: give a file name ending in .json (the .md and .png go beside it)")

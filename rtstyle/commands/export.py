@@ -75,7 +75,7 @@ def _print_parity(parity, tolerance: float) -> None:
 
 
 def _run_onnx(args: argparse.Namespace) -> int:
-    from export.onnx_export import OPSET, OnnxExportConfig, export_onnx
+    from rtstyle.export.onnx_export import OPSET, OnnxExportConfig, export_onnx
     from rtstyle.conditioning import StyleChoice
 
     config = OnnxExportConfig(
@@ -89,8 +89,8 @@ def _run_onnx(args: argparse.Namespace) -> int:
 
 
 def _run_tensorrt(args: argparse.Namespace) -> int:
-    from export.deploy import check_output_path
-    from export.tensorrt_build import (
+    from rtstyle.export.deploy import check_output_path
+    from rtstyle.export.tensorrt_build import (
         ENGINE_SUFFIXES,
         TensorRTBuildConfig,
         build_tensorrt_engine,
@@ -133,7 +133,7 @@ def _run_tensorrt(args: argparse.Namespace) -> int:
 
 
 def _run_aoti(args: argparse.Namespace) -> int:
-    from export.aoti_export import AotiExportConfig, export_aoti
+    from rtstyle.export.aoti_export import AotiExportConfig, export_aoti
 
     config = AotiExportConfig(
         device=args.device, precision=args.precision, io=args.io, check=not args.no_check, overwrite=args.overwrite

@@ -126,21 +126,21 @@ def _report(result) -> int:
 
 
 def _run_style(args: argparse.Namespace) -> int:
-    from trainers import StyleTrainConfig, train_style
+    from rtstyle.trainers import StyleTrainConfig, train_style
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     return _report(train_style(StyleTrainConfig(**_kwargs(args))))
 
 
 def _run_sr(args: argparse.Namespace) -> int:
-    from trainers import SRTrainConfig, train_sr
+    from rtstyle.trainers import SRTrainConfig, train_sr
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     return _report(train_sr(SRTrainConfig(**_kwargs(args))))
 
 
 def _run_adain(args: argparse.Namespace) -> int:
-    from trainers import AdaINTrainConfig, train_adain
+    from rtstyle.trainers import AdaINTrainConfig, train_adain
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     kwargs = _kwargs(args)
@@ -149,7 +149,7 @@ def _run_adain(args: argparse.Namespace) -> int:
 
 
 def _run_stylebank(args: argparse.Namespace) -> int:
-    from trainers import StyleBankTrainConfig, train_stylebank
+    from rtstyle.trainers import StyleBankTrainConfig, train_stylebank
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     kwargs = _kwargs(args)
@@ -158,7 +158,7 @@ def _run_stylebank(args: argparse.Namespace) -> int:
 
 
 def _run_texture(args: argparse.Namespace) -> int:
-    from trainers import TextureTrainConfig, train_texture
+    from rtstyle.trainers import TextureTrainConfig, train_texture
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     return _report(train_texture(TextureTrainConfig(**_kwargs(args))))
