@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Mapping
 
+DEFAULT_STYLE_MODEL = "starry_night"  # bundled style used when no --model is given
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # engine precisions
 DEVICES = ("auto", "cpu", "cuda")
 BACKEND_NAMES = ("torch", "onnxruntime", "tensorrt", "aoti")  # engine.BACKENDS, in this order

@@ -48,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     except RtstyleError as exc:
         print(f"rtstyle {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # The reader went away (`rtstyle models --json | head -1`): not an error. Point stdout at
+        # devnull so the interpreter's final flush does not raise again (Python's signal docs).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"rtstyle {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -3,6 +3,7 @@ usage errors) imports no torch, so it answers at once."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -41,3 +42,18 @@ def test_train_flag_defaults_match_the_trainer_configs():
     assert args.stability_weight == StabilityConfig.weight > 0
     texture = build_parser().parse_args(["train", "texture", "--style", "s.jpg", "--out", "o.safetensors"])
     assert "stability_weight" not in vars(texture)  # texture nets train without it (TextureTrainConfig: 0)
+
+
+def test_closed_pipe_is_quiet():
+    # `rtstyle models --json | head -1`: the reader is gone before the output is written; the
+    # command must end quietly, not with "unexpected BrokenPipeError". Closing the read end first
+    # makes every write fail, so the test does not depend on pipe buffer sizes.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "rtstyle", "models", "--json"], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""

@@ -6,10 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..choices import DEFAULT_STYLE_MODEL
 from ..models import BUNDLED_DIR
 
 SAMPLE_CLIP = BUNDLED_DIR.parent / "assets" / "samples" / "cup.mp4"
-DEFAULT_STYLE = "starry_night"
+DEFAULT_STYLE = DEFAULT_STYLE_MODEL
 
 
 def register(sub: argparse._SubParsersAction) -> None:
