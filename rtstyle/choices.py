@@ -17,6 +17,7 @@ IO_KINDS = ("float", "uint8")  # exported graphs: float NCHW [0, 1] or uint8 NHW
 LAYOUTS = {"float": "NCHW", "uint8": "NHWC"}
 BENCH_ARCHS = ("style", "style-fast", "sr4", "sr8")  # benchmarks.bench.ARCHS
 OPTIMIZERS = ("lbfgs", "adam")  # rtstyle optimize
+PROGRESS_MODES = ("auto", "bar", "plain", "json", "none")  # rtstyle.progress: --progress
 INITS = ("content", "noise", "mix")
 
 # torchvision's vgg16().features: index of each ReLU we expose.
