@@ -1,0 +1,170 @@
+"""What this machine's video path can use, each answer with its reason: NVENC encoders, CUDA
+hardware decoding through PyAV, and the ``--decoder`` / ``--codec`` choices built on them.
+
+An encoder counts as usable only when FFmpeg has it AND it opens here: PyAV wheels ship
+``h264_nvenc`` everywhere, but it needs an NVIDIA driver and a GPU with an NVENC unit (A100,
+H100 and H200 have none). Probes are cached per process; the library returns reasons and the
+CLI prints them (``resolve_codec`` / ``resolve_decoder``: one line per fallback).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+from dataclasses import dataclass
+from fractions import Fraction
+
+from ..errors import InputError
+
+NVENC_CODECS = ("h264_nvenc", "hevc_nvenc")
+CPU_CODEC = "libx264"
+DECODERS = ("auto", "pyav", "pyav-cuda", "opencv")
+# Data-centre GPUs built without NVENC (they keep NVDEC): named in the reason when NVENC fails there.
+NO_NVENC_GPUS = ("A100", "A30", "H100", "H200", "H20", "H800", "A800")
+
+
+@dataclass(frozen=True)
+class Capability:
+    name: str
+    usable: bool
+    reason: str  # what was found, or what is missing
+
+    def line(self) -> str:
+        return f"{self.name}: {'yes' if self.usable else 'no'} ({self.reason})"
+
+
+def _has_av() -> bool:
+    return importlib.util.find_spec("av") is not None
+
+
+@contextlib.contextmanager
+def _ffmpeg_errors_in_exceptions():
+    """FFmpeg says why (``Cannot load libcuda.so.1``, ``No capable devices found``) only in its
+    log; with logging on, PyAV appends the last error line to the exception."""
+    import av.logging
+
+    before = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture():  # kept out of stderr: the reason is returned instead
+            yield
+    finally:
+        av.logging.set_level(before)
+
+
+def _first_line(exc: BaseException) -> str:
+    """FFmpeg's own words when PyAV appended them, else the exception's first line."""
+    text = str(exc).strip()
+    if "last error log:" in text:
+        text = text.split("last error log:", 1)[1].strip()
+    lines = text.splitlines()
+    return lines[0] if lines else exc.__class__.__name__
+
+
+def _gpu_name() -> str | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_name(torch.cuda.current_device())
+
+
+@functools.cache
+def encoder_support(codec: str) -> Capability:
+    """Whether ``codec`` is in this FFmpeg and opens a 256x256 encoder here."""
+    if not _has_av():
+        return Capability(codec, False, "PyAV is not installed")
+    import av
+
+    if codec not in av.codecs_available:
+        return Capability(codec, False, f"not in this FFmpeg build (libavcodec {av.library_versions['libavcodec']})")
+    try:
+        with _ffmpeg_errors_in_exceptions():
+            ctx = av.CodecContext.create(codec, "w")
+            ctx.width, ctx.height, ctx.pix_fmt = 256, 256, "yuv420p"
+            ctx.time_base = Fraction(1, 25)
+            ctx.open()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not usable here", with its reason
+        reason = _first_line(exc)
+        if "nvenc" in codec:
+            gpu = _gpu_name()
+            if gpu is None:
+                reason += "; no CUDA GPU visible to torch"
+            elif any(name in gpu for name in NO_NVENC_GPUS):
+                reason += f"; {gpu} has no NVENC unit (A100, H100 and H200 have none)"
+        return Capability(codec, False, f"in FFmpeg but does not open here: {reason}")
+    return Capability(codec, True, "opens here")
+
+
+@functools.cache
+def hw_decode_support() -> Capability:
+    """PyAV's CUDA hardware decoding, frames handed to torch on the same GPU."""
+    name = "pyav-cuda"
+    if not _has_av():
+        return Capability(name, False, "PyAV is not installed")
+    import torch
+
+    if not torch.cuda.is_available():
+        return Capability(name, False, f"no CUDA GPU visible to torch (CUDA build: {torch.version.cuda or 'no'})")
+    import av
+    from av.codec.hwaccel import HWAccel, hwdevices_available
+
+    if "cuda" not in hwdevices_available():
+        return Capability(name, False, f"this FFmpeg has no CUDA hwaccel (has: {', '.join(hwdevices_available()) or 'none'})")
+    try:
+        with _ffmpeg_errors_in_exceptions():
+            HWAccel("cuda", device=str(torch.cuda.current_device()), allow_software_fallback=False,
+                    is_hw_owned=True).create(av.Codec("h264", "r"))
+    except Exception as exc:  # noqa: BLE001
+        return Capability(name, False, f"CUDA hwaccel does not start: {_first_line(exc)}")
+    return Capability(name, True, f"NVDEC through FFmpeg on {_gpu_name()}")
+
+
+def decoder_support() -> dict[str, Capability]:
+    pyav = Capability("pyav", _has_av(), "PyAV software decoding" if _has_av() else "PyAV is not installed")
+    opencv = importlib.util.find_spec("cv2") is not None
+    return {
+        "pyav": pyav,
+        "pyav-cuda": hw_decode_support(),
+        "opencv": Capability("opencv", opencv, "OpenCV decoding" if opencv else "opencv-python is not installed"),
+    }
+
+
+def codec_support() -> dict[str, Capability]:
+    return {c: encoder_support(c) for c in (CPU_CODEC, *NVENC_CODECS)}
+
+
+def resolve_decoder(requested: str, engine_on_cuda: bool) -> tuple[str, str | None]:
+    """(decoder to use, a fallback line to print or None). ``auto`` decodes on the GPU when the
+    engine runs there and hardware decoding works, else with PyAV on the CPU; an explicit
+    ``pyav-cuda`` that cannot run falls back to ``pyav`` with the reason."""
+    if requested not in DECODERS:
+        raise InputError(f"unknown decoder {requested!r}; choose from {', '.join(DECODERS)}")
+    if requested in ("pyav", "opencv"):
+        return requested, None
+    if requested == "auto" and not engine_on_cuda:
+        return "auto", None  # the CPU path; nothing fell back
+    hw = hw_decode_support()
+    if hw.usable and engine_on_cuda:
+        return "pyav-cuda", None
+    why = hw.reason if not hw.usable else "the engine runs on the CPU, so frames would only come back"
+    if requested == "auto":
+        return "auto", f"decoder: PyAV on the CPU, not pyav-cuda ({why})"
+    return "auto", f"decoder: --decoder pyav-cuda unavailable ({why}); using PyAV on the CPU"
+
+
+def resolve_codec(requested: str) -> tuple[str, str | None]:
+    """(encoder to use, a fallback line or None). ``auto``: h264_nvenc where it opens, else
+    libx264 (said so only on a machine with a CUDA GPU, where NVENC was a real possibility); an
+    explicit NVENC codec that does not open falls back to libx264 with the reason."""
+    if requested == "auto":
+        nvenc = encoder_support("h264_nvenc")
+        if nvenc.usable:
+            return "h264_nvenc", None
+        return CPU_CODEC, (f"encoder: {CPU_CODEC} on the CPU (h264_nvenc: {nvenc.reason})" if _gpu_name() else None)
+    if requested in NVENC_CODECS:
+        support = encoder_support(requested)
+        if not support.usable:
+            return CPU_CODEC, f"encoder: --codec {requested} unavailable ({support.reason}); using {CPU_CODEC}"
+    return requested, None

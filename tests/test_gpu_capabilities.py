@@ -1,0 +1,39 @@
+"""Encoder/decoder capability probes and the --codec/--decoder resolution, on this (GPU-less) machine."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rtstyle.errors import InputError
+from rtstyle.gpu import capabilities as caps
+
+pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the answers of a machine without a GPU")
+
+
+def test_software_encoder_opens_and_nvenc_says_why_not():
+    assert caps.encoder_support("libx264").usable
+    nvenc = caps.encoder_support("h264_nvenc")
+    assert not nvenc.usable
+    # Either this FFmpeg lacks it, or it is there and FFmpeg's own reason (no driver) is given.
+    assert "not in this FFmpeg" in nvenc.reason or ("does not open here" in nvenc.reason and "no CUDA GPU" in nvenc.reason)
+    assert caps.encoder_support("no_such_encoder").reason.startswith("not in this FFmpeg")
+    assert "h264_nvenc: no (" in nvenc.line()
+
+
+def test_codec_resolution():
+    assert caps.resolve_codec("auto") == ("libx264", None)  # no GPU: nothing to fall back from
+    codec, line = caps.resolve_codec("h264_nvenc")
+    assert codec == "libx264" and line.startswith("encoder: --codec h264_nvenc unavailable (")
+    assert caps.resolve_codec("libx265") == ("libx265", None)  # others are the writer's to check
+
+
+def test_decoder_resolution():
+    assert caps.resolve_decoder("auto", engine_on_cuda=False) == ("auto", None)
+    assert caps.resolve_decoder("opencv", engine_on_cuda=False) == ("opencv", None)
+    decoder, line = caps.resolve_decoder("pyav-cuda", engine_on_cuda=False)
+    assert decoder == "auto" and "no CUDA GPU" in line
+    with pytest.raises(InputError, match="pyav-cuda"):
+        caps.resolve_decoder("nvdec", engine_on_cuda=False)
+    support = caps.decoder_support()
+    assert support["pyav"].usable and not support["pyav-cuda"].usable
