@@ -110,6 +110,7 @@ class BenchConfig:
     quick: bool = False
     seed: int = 0
     progress: bool = True
+    cuda_events: bool = False  # time model-only cells with CUDA events (device time) instead of host clocks
 
     def __post_init__(self) -> None:
         if self.arch is not None and self.arch not in ARCHS:
@@ -401,8 +402,8 @@ def _device_batches(frames: list[np.ndarray], batch: int, count: int, device: to
 
 
 def _measure(fn: Callable[[Any], Any], inputs: list, items_per_call: int, device: torch.device,
-             cfg: BenchConfig) -> dict[str, Any]:
-    seconds = summarize(time_calls(fn, inputs, device, cfg.warmup, cfg.repeats, cfg.max_seconds))
+             cfg: BenchConfig, events: bool = False) -> dict[str, Any]:
+    seconds = summarize(time_calls(fn, inputs, device, cfg.warmup, cfg.repeats, cfg.max_seconds, events=events))
     return {"fps": rate(items_per_call, seconds), "seconds_per_call": seconds}
 
 
@@ -438,7 +439,8 @@ def _model_only(model: _Model, cfg: BenchConfig, device: torch.device, frames: d
                     cell = {"backend": backend, "precision": precision, "batch": batch, "resolution": _res_name(res)}
                     inputs = _device_batches(frames[_res_name(res)], batch, cfg.rotate, device)
                     try:
-                        cell.update(_measure(engine, inputs, batch, device, cfg))
+                        cell.update(_measure(engine, inputs, batch, device, cfg, events=cfg.cuda_events))
+                        cell["timer"] = "cuda events" if cfg.cuda_events and device.type == "cuda" else "host clock"
                     except (RuntimeError, RtstyleError) as exc:  # e.g. out of memory: report, go on
                         cell["error"] = f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}"
                     cells.append(cell)

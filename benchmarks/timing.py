@@ -23,12 +23,15 @@ def time_calls(
     warmup: int,
     repeats: int,
     max_seconds: float | None = None,
+    events: bool = False,
 ) -> list[float]:
     """Seconds per call of ``fn(inputs[i % len(inputs)])`` over ``repeats`` timed calls.
 
     Rotating through several distinct inputs keeps caches from holding the one input a
     single-input loop would reuse. ``max_seconds`` stops early (after at least 3 timed calls)
-    so slow configurations on a CPU do not take minutes.
+    so slow configurations on a CPU do not take minutes. ``events`` (CUDA only): time each call
+    with CUDA events recorded around it on the current stream, i.e. device time from the first
+    queued kernel to the last, without the host's launch and synchronisation jitter.
     """
     if not inputs:
         raise ValueError("time_calls: needs at least one input")
@@ -37,8 +40,17 @@ def time_calls(
     synchronize(device)
     samples: list[float] = []
     started = time.perf_counter()
+    use_events = events and device.type == "cuda"
     for i in range(repeats):
         x = inputs[(warmup + i) % len(inputs)]
+        if use_events:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn(x)
+            end.record()
+            end.synchronize()
+            samples.append(start.elapsed_time(end) / 1000.0)  # elapsed_time is in milliseconds
+            continue
         t0 = time.perf_counter()
         fn(x)
         synchronize(device)
