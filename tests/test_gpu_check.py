@@ -4,6 +4,7 @@ report written (the README's command), refusals and the budget."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +15,11 @@ from rtstyle.models import bundled_models
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="the dry run is the CPU machine's check")
 
 
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
 def test_dry_run_walks_the_plan_and_writes_the_report(tmp_path, capsys):
+    assert "python -m rtstyle.benchmarks.gpu_check --out /tmp/gpu-check --dry-run" in README.read_text()  # this command
     assert gpu_check.main(["--out", str(tmp_path), "--dry-run"]) == 0
     printed = capsys.readouterr().out
     for step in gpu_check.PLAN:
