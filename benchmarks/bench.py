@@ -44,7 +44,7 @@ from rtstyle.nets import SRNetConfig, StyleNetConfig, build_model, config_to_dic
 from .flops import WorkCount, count_engine_work
 from .reference import ReferenceStylizer
 from .roofline import achieved_fraction, measure_ceilings, roofline_floor
-from .timing import rate, summarize, synchronize, time_calls
+from .timing import assess_noise, rate, relative_spread, summarize, synchronize, time_calls
 
 SCHEMA = "rtstyle-bench/1"
 ARCHS = {
@@ -603,7 +603,26 @@ def _encoder_config():
 
 # -------------------------------------------------------------------------------- summary
 
+def _noise(result: dict) -> dict[str, Any]:
+    cells = [c for c in result["model_only"] if "fps" in c]
+    spreads = [relative_spread(c["seconds_per_call"]) for c in cells if "seconds_per_call" in c]
+    shares = [c["roofline"]["achieved_fraction"] for c in cells if "achieved_fraction" in c.get("roofline", {})]
+    return assess_noise(spreads, result["machine"]["load_average_before"], result["machine"]["cores"], shares)
+
+
 def _targets(result: dict) -> dict[str, Any]:
+    """Each target with its measurement; no verdict ("met": None) from figures of a noisy run."""
+    out = _raw_targets(result)
+    noise = result.get("noise") or {"reliable": True}
+    if not noise["reliable"]:
+        for t in out.values():
+            if t["met"] is not None:
+                t["met"] = None
+                t["unreliable"] = "; ".join(noise["reasons"])
+    return out
+
+
+def _raw_targets(result: dict) -> dict[str, Any]:
     device_kind = result["device"]["type"]
     out: dict[str, Any] = {}
     gpu_cells = [c for c in result["model_only"] if c["resolution"] == "1920x1080" and c["precision"] == "fp16" and "fps" in c]
@@ -694,6 +713,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         result["pipeline"] = _pipeline(model, cfg, device, workdir, progress) if cfg.pipeline else {}
     progress.close()
     result["machine"]["load_average_after"] = _load_average()
+    result["noise"] = _noise(result)
     result["targets"] = _targets(result)
     result["notes"] = _notes(result, cfg, model)
     return result

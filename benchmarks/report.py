@@ -120,8 +120,15 @@ def _targets_section(result: dict) -> list[str]:
     for name, t in result["targets"].items():
         measured = t.get("measured", t.get("measured_min_over_resolutions"))
         verdict = {True: "met", False: "not met", None: "n/a on this device"}[t["met"]]
+        if t.get("unreliable"):
+            verdict = "no verdict: noisy machine"
         rows.append([name, f"{t['target']}", "n/a" if measured is None else f"{measured:.2f}", verdict])
-    return ["## Targets", "", *_table(["target", "goal", "measured", "verdict"], rows), ""]
+    lines = ["## Targets", "", *_table(["target", "goal", "measured", "verdict"], rows), ""]
+    noise = result.get("noise") or {"reliable": True}
+    if not noise["reliable"]:
+        lines += ["**Unreliable figures, no verdicts:** " + "; ".join(noise["reasons"])
+                  + ". Rerun on a quiet machine (nothing else running) for verdicts.", ""]
+    return lines
 
 
 def markdown_report(result: dict, plots: list[Path] = ()) -> str:

@@ -15,6 +15,7 @@ DEVICES = ("auto", "cpu", "cuda")
 BACKEND_NAMES = ("torch", "onnxruntime", "tensorrt", "aoti")  # engine.BACKENDS, in this order
 IO_KINDS = ("float", "uint8")  # exported graphs: float NCHW [0, 1] or uint8 NHWC frames
 LAYOUTS = {"float": "NCHW", "uint8": "NHWC"}
+BENCH_QUICK_DURATION = "a few minutes on a CPU (AOTInductor compiles a package)"  # --help and README say this
 BENCH_ARCHS = ("style", "style-fast", "sr4", "sr8")  # benchmarks.bench.ARCHS
 OPTIMIZERS = ("lbfgs", "adam")  # rtstyle optimize
 PROGRESS_MODES = ("auto", "bar", "plain", "json", "none")  # rtstyle.progress: --progress

@@ -217,3 +217,42 @@ def test_bench_exports_and_times_an_aoti_package(tmp_path):
     assert not result["skipped"], result["skipped"]
     (cell,) = result["model_only"]
     assert cell["backend"] == "aoti" and "error" not in cell and cell["fps"]["median"] > 0
+
+
+def test_noise_assessment_refuses_verdicts_on_a_busy_machine():
+    from rtstyle.benchmarks.timing import assess_noise, relative_spread
+
+    quiet = summarize([0.100, 0.101, 0.102, 0.100, 0.101])
+    noisy = summarize([0.10, 0.25, 0.11, 0.40, 0.12])
+    assert relative_spread(quiet) < 0.05 and relative_spread(noisy) > 1.0
+    assert assess_noise([relative_spread(quiet)], [0.3, 0.2, 0.1], 2)["reliable"]
+    busy = assess_noise([relative_spread(noisy)], [5.8, 4.0, 2.0], 2, floor_shares=[2.6])
+    assert not busy["reliable"]
+    text = " ".join(busy["reasons"])
+    assert "spread" in text and "load average 5.80 on 2 cores" in text and "260%" in text
+
+
+def test_noisy_run_reports_figures_but_no_verdicts(tiny_run):
+    from rtstyle.benchmarks.bench import _targets
+    from rtstyle.benchmarks.report import markdown_report
+
+    result, _ = tiny_run
+    noisy = {**result, "noise": {"reliable": False, "reasons": ["load average 5.80 on 2 cores before the run"]}}
+    targets = _targets(noisy)
+    assert all(t["met"] is None for t in targets.values())
+    assert targets["pipeline_efficiency"]["measured"] == result["pipeline"]["efficiency"]  # figure kept
+    md = markdown_report({**noisy, "targets": targets})
+    assert "no verdict: noisy machine" in md and "Unreliable figures" in md
+    assert "| met |" not in md and "| not met |" not in md
+
+
+def test_quick_duration_is_the_same_in_help_and_readme():
+    from rtstyle.choices import BENCH_QUICK_DURATION
+
+    from .conftest import REPO
+
+    assert BENCH_QUICK_DURATION in (REPO / "README.md").read_text()
+    from rtstyle.cli import build_parser
+
+    help_text = build_parser()._subparsers._group_actions[0].choices["bench"].format_help()
+    assert " ".join(BENCH_QUICK_DURATION.split()) in " ".join(help_text.split())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..choices import BENCH_ARCHS
+from ..choices import BENCH_ARCHS, BENCH_QUICK_DURATION
 from ..errors import InputError
 
 
@@ -52,7 +52,7 @@ def register(subparsers) -> None:
     p.add_argument("--clip", help="video for the pipeline stages (default: a generated clip)")
     p.add_argument("--no-reference", action="store_true", help="skip the reference implementation")
     p.add_argument("--no-pipeline", action="store_true", help="skip the decode/engine/encode pipeline")
-    p.add_argument("--quick", action="store_true", help="small grid, few repetitions: about a minute on a CPU")
+    p.add_argument("--quick", action="store_true", help=f"small grid, few repetitions: {BENCH_QUICK_DURATION}")
     p.add_argument("--json", metavar="PATH", help="write every figure to PATH, with PATH.md and PNG plots beside it")
     p.set_defaults(func=_run)
 
