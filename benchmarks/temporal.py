@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rtstyle.stylize import StylizeConfig, stylize_video
-from rtstyle.temporal import TemporalEvalConfig, evaluate_temporal, plot_errors
+from rtstyle.eval_temporal import TemporalEvalConfig, evaluate_temporal, plot_errors
 from rtstyle.video import VIDEO_EXTENSIONS, EncoderConfig
 
 from .bench import machine_line

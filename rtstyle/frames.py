@@ -7,12 +7,18 @@
   [0, 1]**. The [0, 1] range (not 0..255) is deliberate: squared activations of 0..255 inputs
   overflow fp16 inside InstanceNorm, while [0, 1] keeps fp16 engines exact enough.
 * ImageNet mean/std normalisation belongs to the VGG loss network only (see ``vgg.py``).
+* A frame travelling through the runtime is a ``Frame``: the image plus its timestamp
+  (``pts`` in ``time_base`` units), its position, and for live sources the capture time.
+* OpenCV hands out BGR: ``bgr_to_rgb`` at the edge (cameras, OpenCV decoders), ``rgb_to_bgr``
+  only for OpenCV windows. Resizing goes through ``resize``/``fit_size``, nowhere else.
 
 Trainers, export, the runtime and the benchmarks all convert through these functions.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +27,75 @@ import torch
 from .errors import InputError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+MILLISECONDS = Fraction(1, 1000)  # the time base of sources without one of their own (cameras, images)
+
+
+@dataclass
+class Frame:
+    """One picture on its way through the runtime."""
+
+    image: np.ndarray  # uint8 (H, W, 3) RGB
+    pts: int  # in time_base units, strictly increasing within a source
+    time_base: Fraction
+    index: int  # 0-based position in the source's output
+    duration: int | None = None  # in time_base units when known
+    captured_at: float | None = None  # time.perf_counter() when a live source captured it (latency)
+
+    @property
+    def time(self) -> float:
+        return float(self.pts * self.time_base)
+
+
+# ------------------------------------------------------------------------ colour and size
+
+def bgr_to_rgb(image: np.ndarray) -> np.ndarray:
+    """OpenCV's BGR (or BGRA, or grayscale (H, W) / (H, W, 1)) -> uint8 RGB (H, W, 3)."""
+    import cv2
+
+    if image.ndim == 2 or image.shape[-1] == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[-1] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def rgb_to_bgr(image: np.ndarray) -> np.ndarray:
+    """uint8 RGB -> BGR, for OpenCV's windows and writers."""
+    import cv2
+
+    return cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB (H, W, 3) -> uint8 grayscale (H, W): what optical flow runs on."""
+    import cv2
+
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def fit_size(width: int, height: int, resize: tuple[int, int] | None = None,
+             max_side: int | None = None) -> tuple[int, int]:
+    """The (width, height) a frame is brought to: ``resize`` if given, else shrunk so the longer
+    side is at most ``max_side`` (never enlarged), else unchanged."""
+    if resize is not None:
+        return int(resize[0]), int(resize[1])
+    if max_side is not None and max(width, height) > max_side:
+        s = max_side / max(width, height)
+        return max(1, round(width * s)), max(1, round(height * s))
+    return width, height
+
+
+def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` at ``size`` = (width, height): area averaging when shrinking (no aliasing),
+    bilinear when enlarging; the same array when the size already matches."""
+    import cv2
+
+    h, w = image.shape[:2]
+    if (w, h) == tuple(size):
+        return image
+    shrink = size[0] * size[1] < w * h
+    return cv2.resize(image, tuple(size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
 
 
 def to_float(frames: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:

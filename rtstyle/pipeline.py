@@ -3,13 +3,18 @@
 Public API
 ----------
 * ``run_pipeline(source, engine, sink, config=PipelineConfig(), stop=None, on_progress=None)
-  -> PipelineStats``: ``source`` is any iterable of frame items with an ``.image`` attribute
-  (uint8 RGB HWC, e.g. ``video.DecodedFrame``); ``engine`` any ``Engine`` (None: pass frames
+  -> PipelineStats``: ``source`` is a ``sources.Source`` (file, camera, images, ...; started,
+  read until None and stopped here) or any iterable of frame items with an ``.image`` attribute
+  (uint8 RGB HWC, e.g. ``frames.Frame``); ``engine`` any ``Engine`` (None: pass frames
   through, for decode/encode-only timing); ``sink(image, item)`` is called once per frame, in
-  order, on the calling thread (so GUIs and signal handlers work). Stages:
+  order, on the calling thread (so GUIs and signal handlers work): usually a ``sinks.SinkChain``.
+  Stages:
 
   - *decode* thread: pulls items from ``source`` and packs them into batches (``HostBatcher``:
-    pinned host memory when the engine is on CUDA, so the copy to the GPU is asynchronous);
+    pinned host memory when the engine is on CUDA, so the copy to the GPU is asynchronous).
+    For a live source (``source.live``, or ``config.drop_stale``) a full queue to the engine
+    holds only the newest batch: older ones are dropped (``stats.frames_dropped``), so a slow
+    engine shows the latest picture instead of falling further behind;
   - *engine* thread: ``engine(batch.to(device, non_blocking=True))`` then the result back to
     the host;
   - *sink* (calling thread): ``sink(out_image, item)`` for every frame of the batch.
@@ -25,7 +30,8 @@ Public API
 * ``HostBatcher(batch_size, device)``: pack uint8 HWC frames into a (N, H, W, 3) tensor, in
   a ring of pinned buffers when ``device`` is CUDA. Usable alone (engine-only benchmarks).
 * ``run_engine(engine, batch) -> np.ndarray``: one batch through the engine and back to host.
-* ``PipelineStats``: frames in/out, batches, wall time, busy seconds per stage, fps.
+* ``PipelineStats``: frames in/out/dropped, batches, wall time, busy seconds per stage, fps.
+* ``StopFlag(*parents)``: a stop request set here or by any parent event (a signal handler's).
 
 The last batch may be partial: it is run at its real size, never padded, so no padding frame
 can reach the output.
@@ -43,6 +49,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .sources import Source
 
 _END = object()  # end-of-stream marker
 _POLL_S = 0.05  # how often blocked stages look at the abort flag
@@ -52,6 +59,7 @@ _POLL_S = 0.05  # how often blocked stages look at the abort flag
 class PipelineConfig:
     batch_size: int = 1
     queue_batches: int = 3  # capacity of each queue, in batches
+    drop_stale: bool | None = None  # keep only the newest batches for the engine; None: when the source is live
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -64,6 +72,7 @@ class PipelineConfig:
 class PipelineStats:
     frames_in: int = 0
     frames_out: int = 0
+    frames_dropped: int = 0  # live sources: read but replaced by a newer frame before the engine took it
     batches: int = 0
     wall_s: float = 0.0
     busy_s: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "engine": 0.0, "sink": 0.0})
@@ -81,7 +90,8 @@ class PipelineStats:
 
     def summary(self) -> str:
         stages = ", ".join(f"{k} {1000 * v / max(1, self.frames_out):.1f}" for k, v in self.busy_s.items())
-        return (f"{self.frames_in} frames in, {self.frames_out} out, {self.fps:.2f} fps over {self.wall_s:.1f} s "
+        dropped = f" ({self.frames_dropped} dropped)" if self.frames_dropped else ""
+        return (f"{self.frames_in} frames in, {self.frames_out} out{dropped}, {self.fps:.2f} fps over {self.wall_s:.1f} s "
                 f"(ms/frame busy: {stages})")
 
 
@@ -145,18 +155,44 @@ class HostBatcher:
         return buf
 
 
-def run_engine(engine, frames: torch.Tensor) -> np.ndarray:
-    """One uint8 NHWC batch through ``engine`` (copied to its device) and back as numpy."""
+class StopFlag:
+    """A stop request: set here, or by any of ``parents`` (e.g. the event a signal handler sets).
+    Quacks like ``threading.Event`` for the pipeline and the sources."""
+
+    def __init__(self, *parents: threading.Event | None):
+        self._own = threading.Event()
+        self._parents = [p for p in parents if p is not None]
+
+    def set(self) -> None:
+        self._own.set()
+
+    def is_set(self) -> bool:
+        return self._own.is_set() or any(p.is_set() for p in self._parents)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.perf_counter() + timeout
+        while not self.is_set():
+            left = _POLL_S if deadline is None else min(_POLL_S, deadline - time.perf_counter())
+            if left <= 0:
+                return False
+            self._own.wait(left)
+        return True
+
+
+def run_engine(engine, frames: torch.Tensor, non_blocking: bool = True) -> np.ndarray:
+    """One uint8 NHWC batch through ``engine`` (copied to its device) and back as numpy.
+    ``non_blocking=False`` finishes the copy before returning control, so the host buffer may be
+    refilled at once (the newest-frame policy recycles pinned buffers faster than the queues say)."""
     if engine is None:
         return frames.numpy()
-    out = engine(frames.to(engine.device, non_blocking=True))
+    out = engine(frames.to(engine.device, non_blocking=non_blocking))
     return out.cpu().numpy()  # .cpu() waits for the device, so the input buffer is free again
 
 
 class _Stages:
     """Shared state: the abort flag (errors), the first error, and timing."""
 
-    def __init__(self, stop: threading.Event):
+    def __init__(self, stop: threading.Event | StopFlag):
         self.stop = stop  # graceful: stop reading, flush in-flight frames
         self.abort = threading.Event()  # an error: everyone leaves now
         self.error: BaseException | None = None
@@ -188,19 +224,44 @@ class _Stages:
         return _END
 
 
-def _decode_stage(st: _Stages, source: Iterable, batcher: HostBatcher, out_q: queue.Queue) -> None:
-    it = None
+    def put_newest(self, q: queue.Queue, item) -> bool:
+        """Put without waiting: a full queue gives up its oldest entry (counted as dropped)."""
+        while not self.abort.is_set():
+            try:
+                q.put_nowait(item)
+                return True
+            except queue.Full:
+                try:
+                    old = q.get_nowait()
+                except queue.Empty:
+                    continue
+                self.stats.frames_dropped += len(old.items)
+        return False
+
+
+def _read_items(source: Source | Iterable):
+    """``(read, close)`` for a ``Source`` or a plain iterable of items."""
+    if isinstance(source, Source):
+        source.start()
+        return source.read, source.stop
+    it = iter(source)
+    return (lambda: next(it, None)), getattr(it, "close", lambda: None)
+
+
+def _decode_stage(st: _Stages, source: Source | Iterable, batcher: HostBatcher, out_q: queue.Queue,
+                  newest_only: bool) -> None:
+    close = None
     try:
-        it = iter(source)
+        read, close = _read_items(source)
         while not st.stop.is_set() and not st.abort.is_set():
             t0 = time.perf_counter()
-            item = next(it, _END)
-            if item is _END:
+            item = read()
+            if item is None:
                 break
             batch = batcher.add(item.image, item)
             st.stats.busy_s["decode"] += time.perf_counter() - t0
             st.stats.frames_in += 1
-            if batch is not None and not st.put(out_q, batch):
+            if batch is not None and not (st.put_newest(out_q, batch) if newest_only else st.put(out_q, batch)):
                 return
         batch = batcher.flush()
         if batch is not None and not st.put(out_q, batch):
@@ -209,11 +270,11 @@ def _decode_stage(st: _Stages, source: Iterable, batcher: HostBatcher, out_q: qu
     except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
         st.fail(exc)
     finally:
-        if hasattr(it, "close"):
-            it.close()  # a generator source releases its file now, not at garbage collection
+        if close is not None:
+            close()  # the source releases its file or device now, not at garbage collection
 
 
-def _engine_stage(st: _Stages, engine, in_q: queue.Queue, out_q: queue.Queue) -> None:
+def _engine_stage(st: _Stages, engine, in_q: queue.Queue, out_q: queue.Queue, newest_only: bool) -> None:
     try:
         while True:
             batch = st.get(in_q)
@@ -221,7 +282,7 @@ def _engine_stage(st: _Stages, engine, in_q: queue.Queue, out_q: queue.Queue) ->
                 st.put(out_q, _END)
                 return
             t0 = time.perf_counter()
-            out = run_engine(engine, batch.frames)
+            out = run_engine(engine, batch.frames, non_blocking=not newest_only)
             st.stats.busy_s["engine"] += time.perf_counter() - t0
             st.stats.batches += 1
             if len(out) != len(batch.items):
@@ -232,8 +293,8 @@ def _engine_stage(st: _Stages, engine, in_q: queue.Queue, out_q: queue.Queue) ->
         st.fail(exc)
 
 
-def run_pipeline(source: Iterable, engine, sink: Callable[[np.ndarray, Any], None],
-                 config: PipelineConfig | None = None, stop: threading.Event | None = None,
+def run_pipeline(source: Source | Iterable, engine, sink: Callable[[np.ndarray, Any], None],
+                 config: PipelineConfig | None = None, stop: threading.Event | StopFlag | None = None,
                  on_progress: Callable[[PipelineStats], None] | None = None) -> PipelineStats:
     """Run ``source`` through ``engine`` into ``sink``; see the module docstring."""
     config = config or PipelineConfig()
@@ -242,9 +303,12 @@ def run_pipeline(source: Iterable, engine, sink: Callable[[np.ndarray, Any], Non
     batcher = HostBatcher(config.batch_size, device, ring=2 * config.queue_batches + 3)
     decoded: queue.Queue = queue.Queue(config.queue_batches)
     results: queue.Queue = queue.Queue(config.queue_batches)
+    newest = config.drop_stale if config.drop_stale is not None else bool(getattr(source, "live", False))
     threads = [
-        threading.Thread(target=_decode_stage, args=(st, source, batcher, decoded), name="rtstyle-decode", daemon=True),
-        threading.Thread(target=_engine_stage, args=(st, engine, decoded, results), name="rtstyle-engine", daemon=True),
+        threading.Thread(target=_decode_stage, args=(st, source, batcher, decoded, newest), name="rtstyle-decode",
+                         daemon=True),
+        threading.Thread(target=_engine_stage, args=(st, engine, decoded, results, newest), name="rtstyle-engine",
+                         daemon=True),
     ]
     for t in threads:
         t.start()

@@ -22,22 +22,17 @@ import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .errors import CheckpointError, InputError
-from .frames import IMAGE_EXTENSIONS, load_image, numpy_to_float
-from .fsutil import atomic_path, sha256_file
+from .frames import load_image, numpy_to_float
+from .fsutil import atomic_path
 from .losses import LossConfig, PerceptualLoss
 from .optimize import OptimizerSettings, build_loss, optimize_pixels
+from .sources import list_images
+from .style_lookup import default_style_dirs, find_style_image
 
 DEFAULT_MILESTONES = (50, 100, 300, 500)
-SAMPLE_STYLES = Path(__file__).resolve().parent / "assets" / "samples" / "styles"
-# The project's shared data beside the repository checkout (absent on most machines).
-SHARED_STYLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "styles"
 TERMS = ("total", "style", "content", "tv")
 # CPU kernels here run ~100x slower for the first few calls (primitive creation, thread wake-up).
 WARMUP_RUNS = 3
-
-
-def default_style_dirs() -> tuple[Path, ...]:
-    return tuple(d for d in (SHARED_STYLES, SAMPLE_STYLES) if d.is_dir())
 
 
 @dataclass
@@ -76,50 +71,6 @@ class QualityConfig:
         if self.plot_path is not None:
             return Path(self.plot_path)
         return Path(self.json_path).with_suffix(".png") if self.json_path is not None else None
-
-
-def list_images(paths: Sequence[Path], limit: int | None = None) -> list[Path]:
-    """Image files named directly, plus those in named folders (sorted, not recursive)."""
-    files: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                raise InputError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {path}")
-            files += found
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise InputError(f"--images: {path} is neither an image file nor a folder")
-    if not files:
-        raise InputError("--images: no images given")
-    return files[:limit] if limit else files
-
-
-def find_style_image(meta: dict[str, Any], explicit: Path | None, dirs: Sequence[Path]) -> Path:
-    """The style image a checkpoint was trained on: ``explicit`` if given, else found by name in
-    ``dirs``; either way its sha256 must match the one the checkpoint recorded."""
-    record = meta.get("style_image") or {}
-    name, digest = record.get("name"), record.get("sha256")
-    if explicit is not None:
-        explicit = Path(explicit)
-        if not explicit.is_file():
-            raise InputError(f"--style image not found: {explicit}")
-        if digest and sha256_file(explicit) != digest:
-            raise InputError(f"--style {explicit} is not the image this model was trained on "
-                             f"({name}, sha256 {digest[:12]}...); pass that image")
-        return explicit
-    if not name:
-        raise InputError("the checkpoint records no style image; pass --style PATH")
-    candidates = [Path(d) / name for d in dirs if (Path(d) / name).is_file()]
-    for candidate in candidates:
-        if not digest or sha256_file(candidate) == digest:
-            return candidate
-    where = ", ".join(str(d) for d in dirs) or "no style folders"
-    if candidates:
-        raise InputError(f"{name} in {', '.join(str(c.parent) for c in candidates)} has a different sha256 than the "
-                         f"image the model was trained on ({digest[:12]}...); pass that image with --style PATH")
-    raise InputError(f"style image {name!r} not found in {where}; pass --style PATH or --style-dir DIR")
 
 
 def loss_config_of(ckpt: Checkpoint) -> LossConfig:

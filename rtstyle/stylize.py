@@ -26,16 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import torch
 
 from .conditioning import StyleChoice
 from .engine import BaseEngine, Engine, EngineOptions, open_engine
-from .errors import CheckpointError, Interrupted, InputError, OutputError
+from .errors import CheckpointError, InputError, Interrupted, OutputError
+from .frames import fit_size
 from .fsutil import atomic_path
 from .pipeline import PipelineConfig, PipelineStats, run_pipeline
-from .temporal import TemporalSmoother, check_smoothing, to_gray
-from .video import VIDEO_EXTENSIONS, AudioSource, DecodedFrame, EncoderConfig, VideoReader, VideoWriter
+from .sinks import Display, PreviewSink, WriterSink, build_sinks
+from .sources import FileSource, Resized
+from .temporal import check_smoothing
+from .video import VIDEO_EXTENSIONS, AudioSource, EncoderConfig, VideoWriter
 
 
 @dataclass(frozen=True)
@@ -201,29 +203,6 @@ def _can_create_file_in(folder: Path) -> bool:
         return False
 
 
-# --------------------------------------------------------------------------------- resizing
-
-def model_input_size(width: int, height: int, resize: tuple[int, int] | None, max_side: int | None) -> tuple[int, int]:
-    if resize is not None:
-        return resize
-    if max_side is not None and max(width, height) > max_side:
-        s = max_side / max(width, height)
-        return max(1, round(width * s)), max(1, round(height * s))
-    return width, height
-
-
-def resized_frames(frames: Iterator[DecodedFrame], size: tuple[int, int]) -> Iterator[DecodedFrame]:
-    """Frames at the model input size; also evens out mid-stream resolution changes."""
-    import cv2
-
-    for f in frames:
-        h, w = f.image.shape[:2]
-        if (w, h) != size:
-            shrink = size[0] * size[1] < w * h
-            f.image = cv2.resize(f.image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        yield f
-
-
 # ----------------------------------------------------------------------------------- running
 
 def stylize_video(config: StylizeConfig, engine: Engine | None = None,
@@ -241,7 +220,7 @@ def stylize_files(config: StylizeConfig, engine: Engine | None = None,
     pairs = plan_outputs(config)
     engine = engine if engine is not None else open_chain(config)
     stop = stop or threading.Event()
-    display = _preview() if config.preview else None
+    display = Display(title="rtstyle stylize preview", window=True) if config.preview else None
     results: list[StylizeResult] = []
     try:
         for src, dst in pairs:
@@ -257,24 +236,18 @@ def stylize_files(config: StylizeConfig, engine: Engine | None = None,
 
 
 def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, stop: threading.Event,
-                 display) -> StylizeResult:
-    reader = VideoReader(src, config.start, config.duration, decoder=config.decoder)
-    info = reader.info
-    size = model_input_size(info.width, info.height, config.resize, config.max_side)
+                 display: Display | None) -> StylizeResult:
+    source = FileSource(src, config.start, config.duration, decoder=config.decoder)
+    info, reader = source.info, source.reader
+    size = fit_size(info.width, info.height, config.resize, config.max_side)
     writer = VideoWriter(
         dst, size[0] * engine.scale, size[1] * engine.scale, info.time_base, info.frame_rate, config.encoder,
         rotation=info.rotation, color=info.color, overwrite=config.overwrite,
         audio=AudioSource(src, reader.start, reader.end) if info.has_audio else None,
     )
-    bar = _progress_bar(config, reader, src)
-    smoother = TemporalSmoother(config.temporal_smoothing) if config.temporal_smoothing > 0 else None
-
-    def sink(image: np.ndarray, frame: DecodedFrame) -> None:
-        if smoother is not None:  # here, not in the engine stage: frames arrive in order, one at a time
-            image = smoother(image, to_gray(frame.image))
-        writer.write(image, frame.pts, frame.duration)
-        if display is not None:
-            display.show(image)
+    chain = build_sinks(config.temporal_smoothing, writer=WriterSink(writer),
+                        preview=PreviewSink(display) if display is not None else None)
+    bar = _progress_bar(config, source, src)
 
     def progress(stats: PipelineStats) -> None:
         if bar is not None:
@@ -282,24 +255,25 @@ def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, st
             bar.set_postfix(fps=f"{stats.fps:.1f}", refresh=False)
 
     try:
-        stats = run_pipeline(resized_frames(iter(reader), size), engine, sink,
-                             PipelineConfig(batch_size=config.batch_size), stop, progress)
+        stats = run_pipeline(Resized(source, size), engine, chain, PipelineConfig(batch_size=config.batch_size),
+                             stop, progress)
     except KeyboardInterrupt:  # a second Ctrl-C: no flush of in-flight frames, but still a playable file
-        output = writer.close(keep=True, partial=True)
-        raise Interrupted(_interrupted_message(writer.frames_written, output)) from None
+        chain.close("interrupted")
+        raise Interrupted(_interrupted_message(writer.frames_written, chain.output)) from None
     except BaseException:
-        writer.close(keep=False)  # an error: no half-written output (an existing file stays as it was)
+        chain.close("failed")  # an error: no half-written output (an existing file stays as it was)
         raise
     finally:
         if bar is not None:
             bar.close()
     # Also on interrupt: the partial file is finalised and playable, its audio cut with the video.
-    output = writer.close(keep=True, partial=stats.interrupted)
+    chain.close("interrupted" if stats.interrupted else "done")
+    output = chain.output
     if stats.frames_out == 0 and not stats.interrupted:
         window = f" between {config.start or 0}s and +{config.duration}s" if config.start or config.duration else ""
         raise InputError(f"no frames decoded from {src}{window}")
     return StylizeResult(src, output, stats.frames_in, stats.frames_out, stats, engine.describe(),
-                         reader.warnings + writer.warnings)
+                         source.warnings + writer.warnings)
 
 
 def _interrupted_message(frames: int, output: Path | None) -> str:
@@ -308,23 +282,17 @@ def _interrupted_message(frames: int, output: Path | None) -> str:
     return f"interrupted after {frames} frames; partial output finalised: {output}"
 
 
-def _progress_bar(config: StylizeConfig, reader: VideoReader, src: Path):
+def _progress_bar(config: StylizeConfig, source: FileSource, src: Path):
     if not config.progress:
         return None
     from tqdm import tqdm
 
-    info = reader.info
+    info = source.info
     total = info.num_frames
     if total and (config.start or config.duration) and info.duration:
         span = min(info.duration - (config.start or 0), config.duration or info.duration)
         total = max(0, round(total * span / info.duration))
     return tqdm(total=total or None, desc=src.name, unit="frame", dynamic_ncols=True, leave=False)
-
-
-def _preview():
-    from .live import Display
-
-    return Display(title="rtstyle stylize preview", window=True)
 
 
 def write_stats(path: Path, results: list[StylizeResult]) -> Path:

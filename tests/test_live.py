@@ -10,7 +10,9 @@ import pytest
 
 from rtstyle.cli import main
 from rtstyle.errors import BackendUnavailableError, InputError, OutputError
-from rtstyle.live import Display, FpsMeter, LatestFrameGrabber, LiveConfig, _Styles, gui_available, run_live
+from rtstyle.live import LiveConfig, Styles, run_live
+from rtstyle.sinks import Display, FpsMeter, gui_available
+from rtstyle.sources import LatestFrameGrabber
 from tests.helpers_video import IdentityEngine, frame_pattern, make_clip, read_frames
 
 
@@ -114,7 +116,7 @@ def test_video_file_as_camera_via_cli(tmp_path, tiny_style_ckpt, capsys):
 
 
 def test_style_keys():
-    styles = _Styles(LiveConfig(models=("a", "b", "c")), [IdentityEngine()] * 3)
+    styles = Styles(("a", "b", "c"), engines=[IdentityEngine()] * 3)
     styles.handle_key(ord("n"))
     assert styles.index == 1
     styles.handle_key(ord("p")), styles.handle_key(ord("p"))
@@ -149,3 +151,45 @@ def test_config_errors():
         LiveConfig(models=())
     with pytest.raises(InputError, match="cannot open video file"):
         run_live(LiveConfig(source="/nonexistent/cam.mp4", models=("x",), window=False), engines=[IdentityEngine()])
+
+
+# ------------------------------------------------------------------ one frame path: --every-frame
+
+LOSSLESS = ["--crf", "0", "--pix-fmt", "yuv444p"]  # x264 at qp 0: the decoded frames are exactly what was encoded
+
+
+@pytest.mark.parametrize("extra", [[], ["--temporal-smoothing", "0.5", "--max-side", "40"]], ids=["plain", "smoothed"])
+def test_every_frame_gives_the_same_frames_as_stylize(tmp_path, tiny_style_ckpt, capsys, extra):
+    clip = make_clip(tmp_path / "in.mp4", frames=12, size=(64, 48), fps=30, audio=False)
+    model = ["--model", str(tiny_style_ckpt), "--device", "cpu", *LOSSLESS, *extra]
+    assert main(["stylize", str(clip), "-o", str(tmp_path / "stylize.mp4"), "--no-progress", *model]) == 0
+    assert main(["live", "--camera", str(clip), "--every-frame", "--no-window", "--output", str(tmp_path / "live.mp4"),
+                 *model]) == 0
+    out = capsys.readouterr().out
+    assert "12 frames shown (12 captured, 0 dropped)" in out and "source_ended" in out
+    (want, want_t), (got, got_t) = read_frames(tmp_path / "stylize.mp4"), read_frames(tmp_path / "live.mp4")
+    assert len(want) == len(got) == 12 and got_t == want_t
+    for i, (a, b) in enumerate(zip(want, got)):
+        assert np.array_equal(a, b), f"frame {i} differs"
+
+
+def test_every_frame_processes_every_frame_unpaced(tmp_path):
+    """A slow engine on a file: --every-frame drops nothing and does not wait for real time; the
+    raw engine outputs arrive in order (checked with a sink)."""
+    from rtstyle.sinks import CallbackSink
+
+    clip = make_clip(tmp_path / "in.mp4", frames=10, size=(32, 24), fps=2, audio=False)  # 5 s of video
+    seen = []
+    cfg = LiveConfig(source=str(clip), models=("fake",), window=False, every_frame=True)
+    result = run_live(cfg, engines=[SlowEngine()], extra_sinks=[CallbackSink(lambda im, f: seen.append(f.index))])
+    assert result.ended_by == "source_ended" and result.frames_shown == result.frames_captured == 10
+    assert result.frames_dropped == 0 and seen == list(range(10)) and result.wall_s < 4
+    with pytest.raises(InputError, match="--every-frame"):
+        LiveConfig(source="0", models=("fake",), every_frame=True)
+
+
+def test_file_as_camera_plays_in_real_time(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=6, size=(32, 24), fps=20, audio=False)  # 0.3 s of video
+    result = run_live(LiveConfig(source=str(clip), models=("fake",), window=False), engines=[IdentityEngine()])
+    assert result.ended_by == "source_ended" and result.frames_captured == 6
+    assert result.wall_s >= 0.2  # paced: the 5 frame intervals after the first take 0.25 s

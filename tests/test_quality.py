@@ -16,7 +16,8 @@ from rtstyle.frames import load_image, numpy_to_float
 from rtstyle.fsutil import sha256_file
 from rtstyle.losses import LossConfig, PerceptualLoss
 from rtstyle.nets import build_model
-from rtstyle.quality import find_style_image, match_point
+from rtstyle.quality import match_point
+from rtstyle.style_lookup import find_style_image
 from rtstyle.vgg import load_vgg16
 
 from .conftest import SAMPLES, TINY_STYLE

@@ -18,9 +18,10 @@ from rtstyle.checkpoint import read_metadata
 from rtstyle.cli import main
 from rtstyle.errors import InputError
 from rtstyle.stylize import StylizeConfig, stylize_video
+from rtstyle.eval_temporal import TemporalEvalConfig, evaluate_temporal
+from rtstyle.frames import to_gray
 from rtstyle.temporal import (
-    FlowEstimator, TemporalEvalConfig, TemporalSmoother, WarpingErrorMeter, evaluate_temporal, inside_mask,
-    to_gray, valid_mask, warp, warping_error,
+    FlowEstimator, TemporalSmoother, WarpingErrorMeter, inside_mask, valid_mask, warp, warping_error,
 )
 from tests.helpers_video import IdentityEngine, read_frames
 from rtstyle.trainers import StyleTrainConfig, train_style
@@ -254,7 +255,9 @@ def test_live_with_smoothing_runs_and_validates():
     engine = FlickerEngine(10)
     cfg = LiveConfig(models=("fake",), window=False, max_frames=6, source="0", temporal_smoothing=0.5)
     result = run_live(cfg, open_capture=lambda src: FakeCapture(interval=0.002), engines=[engine])
-    assert result.frames_shown == 6 and engine.count == 6
+    # The frames already in the pipeline when the limit is reached (at most one per queue and stage)
+    # are stylized but never shown.
+    assert result.frames_shown == 6 and 6 <= engine.count <= 9
     with pytest.raises(InputError, match="temporal-smoothing"):
         LiveConfig(models=("fake",), temporal_smoothing=-0.1)
 

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..temporal import TemporalEvalConfig, evaluate_temporal, format_table
+    from ..eval_temporal import TemporalEvalConfig, evaluate_temporal, format_table
 
     config = TemporalEvalConfig(
         video=args.video, model=args.model, style=args.style, style_dir=args.style_dir, start=args.start,

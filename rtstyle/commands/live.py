@@ -28,6 +28,9 @@ def register(subparsers) -> None:
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N shown frames")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
     p.add_argument("--reconnect", action="store_true", help="reopen the camera after a disconnect")
+    p.add_argument("--every-frame", action="store_true",
+                   help="--camera FILE: process every frame in order, no dropping, no real-time pacing "
+                        "(the same frames as `rtstyle stylize FILE`)")
     p.add_argument("--no-fps", dest="show_fps", action="store_false", help="no fps overlay")
     add_smoothing_argument(p)
     add_style_choice_arguments(p)
@@ -45,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         source=args.camera, models=tuple(args.model), backend=args.backend, device=args.device,
         precision=args.precision, max_side=args.max_side, window=args.window, output=args.output,
         overwrite=args.overwrite, virtual_cam=args.virtual_cam, max_frames=args.max_frames,
-        duration=args.duration, reconnect=args.reconnect, show_fps=args.show_fps,
+        duration=args.duration, reconnect=args.reconnect, every_frame=args.every_frame, show_fps=args.show_fps,
         temporal_smoothing=args.temporal_smoothing, style_dir=args.style_dir, style=style_choice(args),
         encoder=EncoderConfig(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, audio="none"),
     )

@@ -1,0 +1,104 @@
+"""The styles ``rtstyle live`` switches between with keys: several models (opened on first use
+and kept) and, for AdaIN models, the style images of a folder. ``Styles`` is itself an engine
+for the pipeline: each batch goes to the style selected at that moment.
+
+Keys: ``q``/Esc quit, ``n``/space next model, ``p`` previous, ``1``-``9`` pick; with an AdaIN
+model and ``style_dir``, ``s`` applies the folder's next style image (``a`` the previous one).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from ..conditioning import StyleChoice, load_style_image
+from ..engine import Engine, EngineOptions, open_engine
+from ..errors import InputError
+from ..frames import IMAGE_EXTENSIONS
+
+
+def style_images(folder: Path) -> list[Path]:
+    """The image files in ``folder`` (sorted), or an InputError naming the folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"--style-dir {folder} is not a folder")
+    found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not found:
+        raise InputError(f"no style images ({', '.join(IMAGE_EXTENSIONS)}) in --style-dir {folder}")
+    return found
+
+
+class Styles:
+    """The models to cycle through, opened on first use and kept; and, for AdaIN models, the
+    style images of ``style_dir`` to cycle through. Keys change the selection on the caller's
+    thread; the pipeline's engine thread calls ``styles(frames)`` with the current one."""
+
+    def __init__(self, models: Sequence[str | Path], backend: str = "auto", device: str = "auto",
+                 precision: str = "auto", style: StyleChoice | None = None, style_dir: Path | None = None,
+                 engines: list[Engine] | None = None):
+        self.names = [Path(str(m)).stem for m in models] if engines is None else [f"engine {i}" for i in range(len(engines))]
+        self._engines: list[Engine | None] = list(engines) if engines is not None else [None] * len(models)
+        self._models, self._backend, self._device, self._precision = list(models), backend, device, precision
+        self._style = style or StyleChoice()
+        self.index = 0
+        self.images = style_images(style_dir) if style_dir is not None else []
+        self.image_index = 0
+        self._applied: dict[int, int] = {}  # engine index -> style image index it holds
+
+    def _style_choice(self) -> StyleChoice:
+        choice = self._style
+        if self.images:
+            return StyleChoice(style_image=self.images[self.image_index], alpha=choice.alpha,
+                               style_index=choice.style_index, style_size=choice.style_size)
+        return choice
+
+    def current(self) -> Engine:
+        if self._engines[self.index] is None:
+            opts = EngineOptions(device=self._device, precision=self._precision, batch_size=1,
+                                 extra=self._style_choice().to_extra())
+            self._engines[self.index] = open_engine(self._models[self.index], self._backend, opts)
+            self._applied[self.index] = self.image_index
+        engine = self._engines[self.index]
+        if self.images and self._applied.get(self.index, self.image_index) != self.image_index:
+            if not hasattr(engine, "set_style"):
+                raise InputError(f"--style-dir switches style images in the torch backend; {engine.describe()} cannot")
+            engine.set_style(load_style_image(self.images[self.image_index], self._style.style_size))
+            self._applied[self.index] = self.image_index
+        return engine
+
+    # -- the engine interface the pipeline uses
+    @property
+    def device(self) -> torch.device:
+        return self.current().device
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.current()(frames)
+
+    def describe(self) -> str:
+        return self.current().describe()
+
+    # -- keys
+    @property
+    def label(self) -> str:
+        name = self.names[self.index]
+        return f"{name}: {self.images[self.image_index].stem}" if self.images else name
+
+    @property
+    def selection(self) -> tuple[int, int]:
+        return self.index, self.image_index
+
+    def handle_key(self, key: int) -> bool:
+        """Apply a key; returns True for quit."""
+        if key in (ord("q"), 27):
+            return True
+        if key in (ord("n"), ord(" ")):
+            self.index = (self.index + 1) % len(self._engines)
+        elif key == ord("p"):
+            self.index = (self.index - 1) % len(self._engines)
+        elif ord("1") <= key <= ord("9") and key - ord("1") < len(self._engines):
+            self.index = key - ord("1")
+        elif key in (ord("s"), ord("a")) and self.images:
+            self.image_index = (self.image_index + (1 if key == ord("s") else -1)) % len(self.images)
+        return False

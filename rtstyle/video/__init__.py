@@ -1,0 +1,30 @@
+"""Video files in and out: probing, decoding and encoding with PyAV (OpenCV as a decode fallback).
+
+Public API
+----------
+* ``probe(path) -> VideoInfo``: size, time base, frame rate, frame count, rotation, colour tags and
+  audio streams of the first video stream; raises ``InputError`` (one line) for a missing, empty,
+  non-video or frameless file.
+* ``VideoReader(path, start=None, duration=None, decoder="auto")``: iterate ``Frame``s
+  (``frames.Frame``: uint8 RGB HWC + pts in the stream's time base) in presentation order, threaded decoding.
+  10-bit, alpha and grayscale sources come out as RGB. A truncated or corrupt file ends at the
+  last good frame and records a line in ``reader.warnings``.
+* ``VideoWriter(path, width, height, time_base, ...)``: encode RGB frames with their pts (VFR
+  stays VFR), copy rotation, colour tags and audio (stream copy, AAC re-encode where the
+  container cannot hold the source codec). It writes to a hidden file beside ``path``;
+  ``close()`` always finalises the container and renames it into place, ``close(keep=False)``
+  removes it instead.
+
+Frames follow ``frames.py``: uint8 RGB, channels last. Modules: ``probe.py``, ``reader.py``,
+``writer.py`` (with the audio carried over); import the names from ``rtstyle.video``.
+"""
+
+from __future__ import annotations
+
+from ..frames import Frame
+from .probe import DEFAULT_TIME_BASE, VIDEO_EXTENSIONS, ColorInfo, VideoInfo, probe
+from .reader import VideoReader
+from .writer import AudioSource, EncoderConfig, VideoWriter, choose_pix_fmt
+
+__all__ = ["DEFAULT_TIME_BASE", "VIDEO_EXTENSIONS", "AudioSource", "ColorInfo", "EncoderConfig", "Frame", "VideoInfo",
+           "VideoReader", "VideoWriter", "choose_pix_fmt", "probe"]

@@ -1,0 +1,168 @@
+"""Decoding video files into ``Frame``s (uint8 RGB HWC + pts), in presentation order."""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import InputError
+from ..frames import Frame, bgr_to_rgb
+from .probe import VideoInfo, _check_file, _ffmpeg_reason, _open_input, _probe_opencv, _UndecodableStream, probe
+
+
+class VideoReader:
+    """Iterate the frames of a video file in display order, optionally a [start, start+duration)
+    window; timestamps are re-based so the first frame of the window has pts 0."""
+
+    def __init__(self, path: str | Path, start: float | None = None, duration: float | None = None,
+                 decoder: str = "auto", threads: int = 0):
+        if decoder not in ("auto", "pyav", "opencv"):
+            raise InputError(f"unknown decoder {decoder!r}; choose from auto, pyav, opencv")
+        if start is not None and start < 0:
+            raise InputError(f"--start must be >= 0 seconds, got {start}")
+        if duration is not None and duration <= 0:
+            raise InputError(f"--duration must be > 0 seconds, got {duration}")
+        self.path = Path(path)
+        self.start = start or 0.0
+        self.end = self.start + duration if duration is not None else None
+        self.threads = threads
+        self.warnings: list[str] = []
+        self.decoder = decoder
+        if decoder == "opencv":
+            _check_file(self.path)
+            self.info = _probe_opencv(self.path)
+        else:
+            try:
+                self.info = probe(self.path)
+                self.decoder = "pyav"
+            except _UndecodableStream as exc:
+                if decoder == "pyav":
+                    raise
+                try:
+                    self.info = _probe_opencv(self.path)
+                except InputError:
+                    raise exc from None
+                self.decoder = "opencv"
+
+    @property
+    def time_base(self) -> Fraction:
+        return self.info.time_base
+
+    def __iter__(self) -> Iterator[Frame]:
+        raw = self._iter_pyav() if self.decoder == "pyav" else self._iter_opencv()
+        return self._window(raw)
+
+    def _window(self, raw: Iterator[tuple[np.ndarray, int | None, int | None]]) -> Iterator[Frame]:
+        """Apply the time window, fill missing pts, keep pts strictly increasing, re-base to 0."""
+        tb = self.time_base
+        step = _frame_step(self.info)
+        origin = None
+        last = None
+        index = 0
+        repaired = 0
+        for image, pts, duration in raw:
+            if pts is None:
+                pts = 0 if last is None else last + (duration or step)
+            if last is not None and pts <= last:
+                repaired += 1
+                pts = last + 1
+            last = pts
+            t = float(pts * tb)
+            if t < self.start - 1e-9:
+                continue
+            if self.end is not None and t >= self.end - 1e-9:
+                break
+            if origin is None:
+                origin = pts
+            yield Frame(image, pts - origin, tb, index, duration)
+            index += 1
+        if repaired:
+            self.warnings.append(f"{self.path.name}: {repaired} non-increasing timestamps repaired")
+        if self.start == 0 and self.end is None and last is not None:
+            self._check_complete(index, float(last * tb))
+
+    def _check_complete(self, frames: int, last_time: float) -> None:
+        """Warn when the file ended early: fewer frames, or less time, than its header declares."""
+        info = self.info
+        interval = float(1 / info.frame_rate) if info.frame_rate else 0.04
+        short_count = info.num_frames is not None and frames < info.num_frames - 1
+        short_time = info.duration is not None and last_time + 3 * interval < info.duration
+        if short_count or short_time:
+            declared = f"{info.num_frames} frames" if short_count else f"{info.duration:.2f} s"
+            self.warnings.append(f"{self.path.name}: ended after {frames} frames ({last_time:.2f} s) of {declared} "
+                                 f"declared; truncated file?")
+
+    def _iter_pyav(self) -> Iterator[tuple[np.ndarray, int | None, int | None]]:
+        import av
+
+        with _open_input(self.path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            if self.threads:
+                stream.thread_count = self.threads
+            if self.start > 0:
+                with contextlib.suppress(av.FFmpegError):
+                    container.seek(int(self.start / stream.time_base), stream=stream, backward=True)
+            reorder = _PacketTimestamps() if self.info.decode_order_timestamps else None
+            for frame in self._decode_pyav(container, stream, reorder):
+                pts = reorder.pop() if reorder is not None else frame.pts
+                yield frame.to_ndarray(format="rgb24"), pts, frame.duration or None
+
+    def _decode_pyav(self, container, stream, reorder: "_PacketTimestamps | None"):
+        import av
+
+        try:
+            for packet in container.demux(stream):
+                if reorder is not None and packet.pts is not None and not packet.is_discard:
+                    reorder.push(packet.pts)
+                try:
+                    frames = packet.decode()
+                except av.InvalidDataError as exc:
+                    self.warnings.append(f"{self.path.name}: skipped a corrupt packet at pts {packet.pts} ({_ffmpeg_reason(exc)})")
+                    continue
+                yield from frames
+        except av.FFmpegError as exc:
+            # Truncated files end here: keep every frame decoded so far.
+            self.warnings.append(f"{self.path.name}: stopped reading at a damaged part ({_ffmpeg_reason(exc)})")
+
+    def _iter_opencv(self) -> Iterator[tuple[np.ndarray, int | None, int | None]]:
+        import cv2
+
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            if self.start > 0:
+                cap.set(cv2.CAP_PROP_POS_MSEC, self.start * 1000.0)
+            while True:
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                ms = cap.get(cv2.CAP_PROP_POS_MSEC)
+                yield bgr_to_rgb(bgr), (round(ms) if ms >= 0 else None), None
+        finally:
+            cap.release()
+
+
+class _PacketTimestamps:
+    """Display times for files whose muxer stored decode times: the decoder emits frames in display
+    order, so each frame's time is the smallest packet time fed so far and not yet handed out."""
+
+    def __init__(self) -> None:
+        self._heap: list[int] = []
+
+    def push(self, pts: int) -> None:
+        heapq.heappush(self._heap, pts)
+
+    def pop(self) -> int | None:
+        return heapq.heappop(self._heap) if self._heap else None
+
+
+def _frame_step(info: VideoInfo) -> int:
+    """One frame interval in time-base units (for frames without timestamps)."""
+    rate = info.frame_rate or Fraction(25)
+    return max(1, round(1 / (rate * info.time_base)))
+

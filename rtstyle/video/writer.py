@@ -1,0 +1,301 @@
+"""Encoding uint8 RGB frames with their timestamps, with rotation, colour tags and audio carried over."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, OutputError
+from .probe import DEFAULT_TIME_BASE, ColorInfo, _ffmpeg_reason, _open_input
+
+# CRF-like quality option per encoder family; encoders not listed get no quality option.
+_QUALITY_OPTION = {"libx264": "crf", "libx265": "crf", "libvpx-vp9": "crf", "libaom-av1": "crf", "libsvtav1": "crf",
+                   "h264_nvenc": "cq", "hevc_nvenc": "cq", "av1_nvenc": "cq"}
+_PRESET_CODECS = ("libx264", "libx265", "h264_nvenc", "hevc_nvenc", "av1_nvenc", "libsvtav1")
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    codec: str = "libx264"
+    crf: float | None = 18.0  # quality (lower is better); mapped to the codec's own option
+    preset: str | None = "medium"
+    pix_fmt: str | None = None  # None: yuv420p when both sides are even, else yuv444p (no padding, exact size)
+    audio: str = "copy"  # copy (re-encode to AAC where the container cannot hold it) | aac | none
+    options: dict[str, str] = field(default_factory=dict)  # passed to the encoder as-is
+
+    def __post_init__(self) -> None:
+        if self.audio not in ("copy", "aac", "none"):
+            raise InputError(f"unknown audio mode {self.audio!r}; choose from copy, aac, none")
+
+
+def choose_pix_fmt(codec, width: int, height: int, requested: str | None) -> str:
+    names = [f.name for f in (codec.video_formats or [])]
+    if requested:
+        if names and requested not in names:
+            raise InputError(f"codec {codec.name} cannot encode pixel format {requested!r}; choose from {names}")
+        return requested
+    preferred = ["yuv420p"] if width % 2 == 0 and height % 2 == 0 else []
+    preferred += ["yuv444p", "yuv420p", "nv12", "rgb24"]
+    for name in preferred:
+        if not names or name in names:
+            return name
+    return names[0]
+
+
+@dataclass
+class AudioSource:
+    """Audio to carry into the output: the streams of ``path`` within [start, end) seconds."""
+
+    path: Path
+    start: float = 0.0
+    end: float | None = None
+
+
+class VideoWriter:
+    """Encode uint8 RGB frames with given pts; finalised on close() even after errors."""
+
+    def __init__(self, path: str | Path, width: int, height: int, time_base: Fraction = DEFAULT_TIME_BASE,
+                 frame_rate: Fraction | None = None, config: EncoderConfig | None = None,
+                 rotation: int = 0, color: ColorInfo | None = None, audio: AudioSource | None = None,
+                 overwrite: bool = False):
+        import av
+
+        self.path = Path(path)
+        self.config = config or EncoderConfig()
+        if self.path.exists() and not overwrite:
+            raise OutputError(f"output exists: {self.path}; pass -y to overwrite")
+        if self.path.is_dir():
+            raise OutputError(f"output is a folder: {self.path}; give a file name such as out.mp4")
+        self.width, self.height = width, height
+        self.time_base = time_base
+        self.frames_written = 0
+        self.warnings: list[str] = []
+        self._last_pts: int | None = None
+        self._video_end = 0.0  # seconds: end of the last frame written
+        self._closed = False
+        self._audio_in = None
+        self.tmp = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix or '.mp4'}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.container = av.open(str(self.tmp), "w", format=_format_for(self.path))
+        except (OSError, av.FFmpegError, ValueError) as exc:
+            raise OutputError(f"cannot write {self.path} ({_ffmpeg_reason(exc)}); check the folder and extension") from None
+        try:
+            self.stream = self._add_video_stream(frame_rate, rotation, color or ColorInfo())
+            if audio is not None and self.config.audio != "none":
+                self._open_audio(audio)
+            self.container.start_encoding()
+        except av.FFmpegError as exc:
+            self._discard()
+            if _is_file_error(exc):  # FFmpeg opens the file only here: a folder problem, not a codec one
+                raise self._write_error("creating", exc) from None
+            raise OutputError(f"cannot start encoding {self.path} with {self.config.codec} ({_ffmpeg_reason(exc)}); "
+                              f"try --codec libx264 or another --pix-fmt") from None
+        except BaseException:
+            self._discard()
+            raise
+
+    # -- setup
+    def _add_video_stream(self, frame_rate, rotation: int, color: ColorInfo):
+        import av
+
+        cfg = self.config
+        try:
+            codec = av.Codec(cfg.codec, "w")
+        except (av.FFmpegError, ValueError):
+            h264 = sorted(c for c in av.codecs_available if "264" in c or "265" in c or "hevc" in c)
+            raise InputError(f"unknown video encoder {cfg.codec!r}; available H.264/HEVC encoders: {', '.join(h264)}") from None
+        options = {k: str(v) for k, v in cfg.options.items()}
+        if cfg.crf is not None and cfg.codec in _QUALITY_OPTION:
+            options.setdefault(_QUALITY_OPTION[cfg.codec], f"{cfg.crf:g}")
+            if cfg.codec == "libvpx-vp9":
+                options.setdefault("b", "0")  # constant-quality mode
+        if cfg.preset and cfg.codec in _PRESET_CODECS:
+            options.setdefault("preset", cfg.preset)
+        stream = self.container.add_stream(codec.name, rate=frame_rate or Fraction(30), options=options)
+        stream.width, stream.height = self.width, self.height
+        self.pix_fmt = choose_pix_fmt(codec, self.width, self.height, cfg.pix_fmt)
+        stream.pix_fmt = self.pix_fmt
+        stream.time_base = self.time_base
+        stream.codec_context.time_base = self.time_base
+        ctx = stream.codec_context
+        ctx.color_range, ctx.colorspace = color.color_range, color.colorspace
+        ctx.color_primaries, ctx.color_trc = color.color_primaries, color.color_trc
+        if rotation % 360:
+            stream.set_display_rotation(rotation % 360)
+        self._color = color
+        return stream
+
+    def _open_audio(self, source: AudioSource) -> None:
+        import av
+
+        self._audio_in = _open_input(source.path)
+        streams = list(self._audio_in.streams.audio)
+        if not streams:
+            self._audio_in.close()
+            self._audio_in = None
+            return
+        self._audio_window = source
+        self._audio_map = {}
+        supported = self.container.supported_codecs
+        for s in streams:
+            name = s.codec_context.codec.canonical_name
+            if self.config.audio == "copy" and name in supported:
+                self._audio_map[s.index] = (self.container.add_stream_from_template(s), None)
+                continue
+            try:
+                out = self.container.add_stream("aac", rate=s.codec_context.sample_rate or 48000)
+                out.layout = s.codec_context.layout
+            except (av.FFmpegError, ValueError) as exc:
+                self.warnings.append(f"audio stream {s.index} ({name}) dropped: cannot re-encode to AAC ({exc})")
+                continue
+            if self.config.audio == "copy":
+                self.warnings.append(f"audio {name} cannot be stored in {self.path.suffix}; re-encoded to AAC")
+            self._audio_map[s.index] = (out, s)
+        self._audio_packets = self._audio_in.demux(*streams)
+        self._pending_audio = None
+
+    # -- writing
+    def write(self, image: np.ndarray, pts: int | None = None, duration: int | None = None) -> None:
+        import av
+
+        if image.shape != (self.height, self.width, 3) or image.dtype != np.uint8:
+            raise InputError(f"frame {self.frames_written}: expected uint8 ({self.height}, {self.width}, 3), got {image.dtype} {image.shape}")
+        if pts is None:
+            pts = 0 if self._last_pts is None else self._last_pts + (duration or 1)
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1  # encoders reject repeated timestamps
+        self._last_pts = pts
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame = frame.reformat(format=self.pix_fmt, dst_colorspace=self._color.colorspace or None,
+                               dst_color_range=self._color.color_range or None)
+        frame.pts, frame.time_base = pts, self.time_base
+        if duration:
+            frame.duration = duration
+        self._mux(self.stream.encode(frame))
+        self.frames_written += 1
+        self._video_end = float((pts + (duration or 0)) * self.time_base)
+        if self._audio_in is not None:
+            # Interleave audio up to the video's time (not ahead: an interrupted file ends both together).
+            self._mux_audio_until(self._video_end)
+
+    def _mux(self, packets) -> None:
+        import av
+
+        try:
+            for packet in packets:
+                self.container.mux(packet)
+        except (OSError, av.FFmpegError) as exc:
+            raise self._write_error("writing", exc) from None
+
+    def _write_error(self, action: str, exc: Exception) -> OutputError:
+        reason = _ffmpeg_reason(exc)
+        if getattr(exc, "errno", None) == errno.ENOSPC:
+            return OutputError(f"disk full while {action} {self.path} ({reason}); free some space or choose another "
+                               f"output folder")
+        return OutputError(f"{action} {self.path} failed ({reason}); check the output folder")
+
+    def _mux_audio_until(self, until: float | None) -> None:
+        """Interleave audio up to ``until`` seconds of output time (None: to the end)."""
+        import av
+
+        window = self._audio_window
+        while True:
+            packet = self._pending_audio or next(self._audio_packets, None)
+            self._pending_audio = None
+            if packet is None:
+                return
+            if packet.pts is None or packet.size == 0:
+                continue
+            t = float(packet.pts * packet.time_base)
+            if window.end is not None and t >= window.end:
+                return
+            if t < window.start:
+                continue
+            if until is not None and t - window.start > until:
+                self._pending_audio = packet
+                return
+            out, decode_from = self._audio_map.get(packet.stream.index, (None, None))
+            if out is None:
+                continue
+            shift = int(window.start / packet.time_base)
+            try:
+                if decode_from is None:
+                    packet.pts -= shift
+                    if packet.dts is not None:
+                        packet.dts -= shift
+                    packet.stream = out
+                    self._mux((packet,))  # write errors (disk full) must stop the run, not become warnings
+                else:
+                    for frame in packet.decode():
+                        frame.pts = None if frame.pts is None else frame.pts - shift
+                        self._mux(out.encode(frame))
+            except av.FFmpegError as exc:
+                self.warnings.append(f"audio packet at {t:.3f}s skipped ({_ffmpeg_reason(exc)})")
+
+    # -- finishing
+    def close(self, keep: bool = True, partial: bool = False) -> Path | None:
+        """Flush the encoders and finalise the container; rename it into place if ``keep`` (and at
+        least one frame was written), else delete it. ``partial`` (an interrupted run) ends the
+        audio with the last video frame instead of the source's end. Safe to call twice."""
+        import av
+
+        if self._closed:
+            return self.path if keep else None
+        self._closed = True
+        keep = keep and self.frames_written > 0
+        try:
+            if keep:
+                self._mux(self.stream.encode(None))
+                if self._audio_in is not None:
+                    self._mux_audio_until(self._video_end if partial else None)
+                    for out, decoded in self._audio_map.values():
+                        if decoded is not None:
+                            self._mux(out.encode(None))
+                try:
+                    self.container.close()
+                except (OSError, av.FFmpegError) as exc:
+                    raise self._write_error("finalising", exc) from None
+        except BaseException:
+            self._discard()  # a file that could not be finalised is never left behind, not even hidden
+            raise
+        finally:
+            if self._audio_in is not None:
+                self._audio_in.close()
+        if not keep:
+            self._discard()
+            return None
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def _discard(self) -> None:
+        with contextlib.suppress(Exception):
+            self.container.close()
+        if os.path.lexists(self.tmp):  # ask first: unlink on a read-only file system fails even for no file
+            self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        # Finalise a partial file on Ctrl-C; drop it on real errors.
+        interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
+        self.close(keep=exc_type is None or interrupted, partial=interrupted)
+
+
+def _is_file_error(exc: Exception) -> bool:
+    """An OS-level file problem (permission, read-only or full disk, missing folder)."""
+    return getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.ENOENT,
+                                           errno.ENOTDIR, errno.EISDIR)
+
+
+def _format_for(path: Path) -> str | None:
+    """Container by extension; the hidden temp name keeps the extension, so this is a safety net."""
+    return {".mkv": "matroska", ".webm": "webm", ".mov": "mov", ".mp4": "mp4", ".m4v": "mp4", ".avi": "avi"}.get(
+        path.suffix.lower())
