@@ -2,7 +2,7 @@
 
 ``style_grid`` runs style models on photos (none of which were in their training set) and lays
 out one row per photo: the photo, then each model's output. ``sr_comparison`` degrades
-held-out photos exactly as the SR trainer does (blur sigma 1 + bicubic), then compares
+held-out photos exactly as the SR trainer does (``degrade.py``: blur sigma 1 + bicubic), then compares
 bicubic upsampling and the model against the ground truth with PSNR, SSIM and LPIPS.
 """
 
@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import load_checkpoint
+from .degrade import degrade
 from .errors import InputError
 from .frames import IMAGE_EXTENSIONS, float_to_numpy, load_image, numpy_to_float, save_image
 from .models import resolve_model
@@ -104,8 +105,6 @@ class SRReport:
 @torch.inference_mode()
 def sr_comparison(model: str, images: Path, out: Path, crop: int = 192, limit: int | None = None) -> SRReport:
     """Bicubic vs model vs ground truth on held-out photos: metrics per image and a crop figure."""
-    from rtstyle.trainers.data import degrade
-
     from .metrics import LPIPS, psnr, ssim
 
     ckpt = load_checkpoint(resolve_model(model), task="sr")

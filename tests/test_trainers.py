@@ -20,7 +20,8 @@ from rtstyle.losses import PerceptualLoss
 from rtstyle.nets import build_model
 from rtstyle.vgg import load_vgg16
 from rtstyle.trainers import SRTrainConfig, StyleTrainConfig, train_sr, train_style
-from rtstyle.trainers.data import RandomCrops, degrade, gaussian_blur, scan_images
+from rtstyle.degrade import degrade, gaussian_blur
+from rtstyle.trainers.data import RandomCrops, scan_images
 
 from .conftest import SAMPLES, TINY_SR
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rtstyle.degrade import degrade
 from rtstyle.errors import InputError
 from rtstyle.losses import LossConfig
 from rtstyle.nets import SRNetConfig
 
 from .common import TaskSpec, TrainConfig, TrainResult, train
-from .data import degrade
 
 SCALES = (4, 8)
 
