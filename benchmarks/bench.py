@@ -40,6 +40,8 @@ from rtstyle.engine import BACKENDS, EngineOptions, check_backend, open_engine, 
 from rtstyle.errors import BackendUnavailableError, InputError, RtstyleError
 from rtstyle.models import resolve_model
 from rtstyle.nets import SRNetConfig, StyleNetConfig, build_model, config_to_dict, output_scale
+from rtstyle.sysinfo import cpu_has_native_bf16, cpu_model
+from rtstyle.textutil import first_line
 
 from .flops import WorkCount, count_engine_work
 from .reference import ReferenceStylizer
@@ -162,22 +164,6 @@ class BenchConfig:
 
 # ------------------------------------------------------------------------------ environment
 
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def _cpu_flags() -> set[str]:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    return set()
-
-
 def _memory_bytes() -> int | None:
     with contextlib.suppress(ValueError, OSError, AttributeError):
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -192,12 +178,12 @@ def _load_average() -> list[float] | None:
 
 def machine_line() -> str:
     """CPU model, core count and load average in one line, for the smaller benchmark scripts."""
-    return f"{_cpu_model()}, {os.cpu_count()} cores, load {_load_average()}"
+    return f"{cpu_model()}, {os.cpu_count()} cores, load {_load_average()}"
 
 
 def machine_info() -> dict[str, Any]:
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "memory_bytes": _memory_bytes(),
@@ -214,7 +200,7 @@ def device_info(device: torch.device) -> dict[str, Any]:
             "type": "cuda", "name": props.name, "memory_bytes": props.total_memory,
             "capability": f"{props.major}.{props.minor}", "multiprocessors": props.multi_processor_count,
         }
-    return {"type": "cpu", "name": _cpu_model()}
+    return {"type": "cpu", "name": cpu_model()}
 
 
 def _version(module: str) -> str | None:
@@ -243,7 +229,7 @@ def default_precisions(backend: str, device: torch.device) -> list[str]:
     the CPU has native bf16 instructions (without them bf16 is emulated and only slower)."""
     if device.type == "cuda":
         return ["fp16", "bf16"] if backend in ("torch", "aoti") else ["fp16"]
-    native_bf16 = bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
+    native_bf16 = cpu_has_native_bf16()
     return ["fp32", "bf16"] if backend == "torch" and native_bf16 else ["fp32"]
 
 
@@ -442,7 +428,7 @@ def _model_only(model: _Model, cfg: BenchConfig, device: torch.device, frames: d
                         cell.update(_measure(engine, inputs, batch, device, cfg, events=cfg.cuda_events))
                         cell["timer"] = "cuda events" if cfg.cuda_events and device.type == "cuda" else "host clock"
                     except (RuntimeError, RtstyleError) as exc:  # e.g. out of memory: report, go on
-                        cell["error"] = f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+                        cell["error"] = f"{exc.__class__.__name__}: {first_line(exc)}"
                     cells.append(cell)
                     progress.step(f"{backend} {precision} b{batch} {_res_name(res)}")
             del engine

@@ -1,0 +1,76 @@
+"""The small helpers written once: CPU facts from /proc/cpuinfo (rtstyle.sysinfo) and the first
+line of an exception (rtstyle.textutil)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rtstyle import sysinfo
+from rtstyle.textutil import first_line
+
+X86 = """processor\t: 0
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16
+
+processor\t: 1
+model name\t: a different name that must not win
+flags\t\t: fpu
+"""
+ARM = """processor\t: 0
+BogoMIPS\t: 50.00
+Features\t: fp asimd bf16 sve
+
+"""
+
+
+@pytest.fixture
+def fake_cpuinfo(tmp_path, monkeypatch):
+    def use(text: str | None):
+        path = tmp_path / "cpuinfo"
+        if text is not None:
+            path.write_text(text)
+        monkeypatch.setattr(sysinfo, "CPUINFO", path)
+        sysinfo.cpuinfo.cache_clear()
+
+    yield use
+    sysinfo.cpuinfo.cache_clear()  # the next caller reads the real file again
+
+
+def test_x86_model_and_flags_from_the_first_processor(fake_cpuinfo):
+    fake_cpuinfo(X86)
+    assert sysinfo.cpu_model() == "Intel(R) Xeon(R) Platinum 8480+"
+    assert {"avx2", "avx512_bf16"} <= sysinfo.cpu_flags() and "fpu" in sysinfo.cpu_flags()
+    assert sysinfo.cpu_has_native_bf16()
+
+
+def test_arm_features_and_no_model_name(fake_cpuinfo, monkeypatch):
+    fake_cpuinfo(ARM)
+    monkeypatch.setattr(sysinfo.platform, "processor", lambda: "")
+    monkeypatch.setattr(sysinfo.platform, "machine", lambda: "aarch64")
+    assert sysinfo.cpu_flags() == frozenset({"fp", "asimd", "bf16", "sve"})
+    assert sysinfo.cpu_model() == "aarch64"
+    assert not sysinfo.cpu_has_native_bf16()  # no x86 bf16 instructions
+
+
+def test_missing_file_means_unknown_not_an_error(fake_cpuinfo, monkeypatch):
+    fake_cpuinfo(None)
+    monkeypatch.setattr(sysinfo.platform, "processor", lambda: "arm")
+    assert sysinfo.cpu_flags() == frozenset()
+    assert sysinfo.cpu_model() == "arm"
+    assert not sysinfo.cpu_has_native_bf16()
+
+
+def test_this_machine_answers():
+    assert isinstance(sysinfo.cpu_model(), str) and sysinfo.cpu_model()
+    assert isinstance(sysinfo.cpu_flags(), frozenset)
+
+
+@pytest.mark.parametrize("exc, expected", [
+    (RuntimeError("  parser failed: bad node\n  at line 3\n  ...\n"), "parser failed: bad node"),
+    (ValueError(""), "ValueError"),
+    (OSError("\n\n"), "OSError"),
+    (KeyError("x"), "'x'"),
+])
+def test_first_line(exc, expected):
+    assert first_line(exc) == expected
