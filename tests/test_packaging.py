@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_layers import REPO, source_modules
+from tests.test_layers import PACKAGE_DIRS, REPO, source_modules
 
 BARE = ("trainers", "export", "benchmarks")
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "LICENSE", "rtstyle", "trainers", "export", "benchmarks")
@@ -69,6 +69,18 @@ def test_wheel_top_level_is_rtstyle_only(wheel_names):
     for package in ("rtstyle/trainers/common.py", "rtstyle/export/onnx_export.py", "rtstyle/benchmarks/bench.py",
                     "rtstyle/models/starry_night.safetensors"):
         assert package in wheel_names
+
+
+def test_wheel_holds_every_module_but_the_study_scripts(wheel_names):
+    # pyproject lists packages by name: a new package folder missing from that list would vanish from the wheel.
+    studies = {f"{package}.{name}" for package, names in _study_scripts().items() for name in names}
+    missing = []
+    for module, path in source_modules().items():
+        folder = next(f for f in ("rtstyle", "trainers", "export", "benchmarks") if path.is_relative_to(REPO / f))
+        inside = PACKAGE_DIRS[folder].replace(".", "/") + "/" + path.relative_to(REPO / folder).as_posix()
+        if module not in studies and inside not in wheel_names:
+            missing.append(inside)
+    assert not missing, f"add their packages to [tool.setuptools] packages in pyproject.toml: {missing}"
 
 
 def test_wheel_leaves_out_results_and_study_scripts(wheel_names):
