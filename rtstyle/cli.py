@@ -14,7 +14,7 @@ from . import __version__
 from .errors import Interrupted, RtstyleError
 
 # Order is the order shown in --help.
-COMMANDS = ("stylize", "live", "train", "synth", "optimize", "export", "bench", "models", "eval", "demo", "doctor")
+COMMANDS = ("stylize", "live", "serve", "train", "synth", "optimize", "export", "bench", "models", "eval", "demo", "doctor")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,65 @@
+"""``rtstyle serve``: a browser studio (live camera stylization over WebRTC and file jobs)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .stylize import add_engine_arguments
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("serve", help="browser studio: live camera and file jobs in a web page",
+                              description=__doc__ + " Needs the web extra: pip install 'rtstyle[web]'.")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default: 127.0.0.1); any other address requires a token")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    p.add_argument("--model", action="append", default=[],
+                   help="a style model to serve (bundled name or file); repeat; default: every bundled style")
+    add_engine_arguments(p)
+    p.set_defaults(max_side=480)
+    p.add_argument("--token", help="the access token for a non-loopback --host (default: a random one, printed)")
+    p.add_argument("--ice-server", action="append", default=[], metavar="URL",
+                   help="a STUN/TURN server for WebRTC (default: none, host candidates on --host only)")
+    p.add_argument("--max-sessions", type=int, default=2, help="concurrent live sessions (default: 2)")
+    p.add_argument("--max-jobs", type=int, default=2, help="unfinished file jobs (default: 2)")
+    p.add_argument("--max-upload-mb", type=float, default=200.0, help="largest upload in MB (default: 200)")
+    p.add_argument("--keep-minutes", type=float, default=30.0,
+                   help="delete uploads and results after this many minutes (default: 30)")
+    p.set_defaults(func=run)
+
+
+def _check_installed() -> None:
+    import importlib.util
+
+    from ..errors import BackendUnavailableError
+
+    missing = [m for m in ("aiohttp", "aiortc") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise BackendUnavailableError(f"rtstyle serve needs {' and '.join(missing)}: pip install 'rtstyle[web]'")
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_installed()
+    import asyncio
+
+    from ..serve.app import ServeConfig, serve
+
+    config = ServeConfig(
+        host=args.host, port=args.port, models=tuple(args.model), backend=args.backend, device=args.device,
+        precision=args.precision, max_side=args.max_side, token=args.token, ice_servers=tuple(args.ice_server),
+        max_sessions=args.max_sessions, max_jobs=args.max_jobs, max_upload_mb=args.max_upload_mb,
+        keep_minutes=args.keep_minutes,
+    ).with_token()
+
+    def ready(url: str) -> None:
+        print(f"rtstyle studio: {url}", flush=True)
+        if config.token is not None:
+            print(f"token: {config.token} (non-loopback --host {config.host}: every request needs it)", flush=True)
+        print("Ctrl-C to stop", file=sys.stderr, flush=True)
+
+    try:
+        asyncio.run(serve(config, ready))
+    except KeyboardInterrupt:
+        pass
+    return 0

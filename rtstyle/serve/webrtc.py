@@ -1,0 +1,457 @@
+"""Live sessions: a browser's camera track in, the stylized track out, over aiortc.
+
+Frame path: an asyncio task reads the remote track and keeps only the newest frame
+(``NewestFrame``); ``TrackSource`` hands that frame to the shared streaming runtime
+(``rtstyle.pipeline.run_pipeline``, batch 1, queues of one) on a session thread; the sink smooths
+(optional), re-stamps and hands the frame to ``StylizedTrack``, which aiortc encodes back to the
+page. Frames that arrive while the engine is busy are dropped, never queued, so latency stays at
+about one engine call.
+
+Settings (model, AdaIN strength and style image, StyleBank bank, temporal smoothing) change at any
+time; ``SessionEngine`` applies them on the engine thread before the next frame.
+
+Latency stamps: a client may draw a 16-cell black/white code in the bottom ``STAMP_ROWS`` rows of
+each frame (a 12-bit frame number and a 4-bit check); the server copies the code into the same
+place of the stylized frame, so the client can time every frame from send to return.
+
+Network policy (``host_candidates``): aioice's host candidates are limited to the address the
+server is bound to (a wildcard bind offers every interface); ICE servers come only from the
+configuration (aiortc's default public STUN server is never used); remote mDNS (``.local``)
+candidates are dropped so no multicast query leaves the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..conditioning import load_style_image
+from ..errors import InputError
+from ..pipeline import PipelineConfig, run_pipeline
+from ..stylize import model_input_size
+from ..temporal import TemporalSmoother, check_smoothing, to_gray
+from .catalog import Catalog
+
+log = logging.getLogger("rtstyle.serve")
+
+STAMP_CELLS = 16
+STAMP_ROWS = 16
+
+# --------------------------------------------------------------------------------- network policy
+
+_HOST_ADDRESSES: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("rtstyle_ice_hosts", default=None)
+
+
+def candidate_addresses(host: str) -> tuple[str, ...] | None:
+    """The host candidate addresses for a bind address; None (every interface) for a wildcard."""
+    if host in ("", "0.0.0.0", "::"):
+        return None
+    return ("127.0.0.1",) if host == "localhost" else (host.strip("[]"),)
+
+
+def _install_host_filter() -> None:
+    import aioice.ice
+
+    if getattr(aioice.ice.get_host_addresses, "_rtstyle", False):
+        return
+    original = aioice.ice.get_host_addresses
+
+    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        allowed = _HOST_ADDRESSES.get()
+        return original(use_ipv4, use_ipv6) if allowed is None else list(allowed)
+
+    host_addresses._rtstyle = True  # type: ignore[attr-defined]
+    aioice.ice.get_host_addresses = host_addresses
+
+
+@contextlib.contextmanager
+def host_candidates(addresses: tuple[str, ...] | None):
+    """Within this block (and tasks started in it) ICE gathers host candidates on ``addresses``
+    only (aioice skips 127.0.0.1 by default, which a loopback-only server needs)."""
+    _install_host_filter()
+    token = _HOST_ADDRESSES.set(addresses)
+    try:
+        yield
+    finally:
+        _HOST_ADDRESSES.reset(token)
+
+
+def drop_mdns_candidates(sdp: str) -> str:
+    """The SDP without ``.local`` candidates (resolving them would send multicast DNS queries)."""
+    keep = []
+    for line in sdp.splitlines():
+        parts = line.split()
+        if line.startswith("a=candidate:") and len(parts) > 4 and parts[4].endswith(".local"):
+            continue
+        keep.append(line)
+    return "\r\n".join(keep) + "\r\n"
+
+
+def rtc_configuration(ice_servers: tuple[str, ...] = ()):
+    from aiortc import RTCConfiguration, RTCIceServer
+
+    # An explicit list, even empty: None would make aiortc use a public STUN server.
+    return RTCConfiguration(iceServers=[RTCIceServer(urls=u) for u in ice_servers])
+
+
+# ------------------------------------------------------------------------------------- stamps
+
+def _check_bits(number: int) -> int:
+    return ((number ^ (number >> 4) ^ (number >> 8)) & 0xF) ^ 0x5
+
+
+def write_stamp(image: np.ndarray, number: int) -> None:
+    """Draw ``number`` (mod 4096) as the stamp code into the bottom rows of ``image`` (in place)."""
+    h, w = image.shape[:2]
+    cell = w // STAMP_CELLS
+    number &= 0xFFF
+    code = (number << 4) | _check_bits(number)
+    rows = min(STAMP_ROWS, h)
+    for i in range(STAMP_CELLS):
+        bit = (code >> (STAMP_CELLS - 1 - i)) & 1
+        image[h - rows:, i * cell:(i + 1) * cell] = 255 if bit else 0
+
+
+def read_stamp(image: np.ndarray) -> int | None:
+    """The stamp number in ``image``, or None when there is no valid code."""
+    h, w = image.shape[:2]
+    cell = w // STAMP_CELLS
+    if cell < 4 or h < 2 * STAMP_ROWS:
+        return None
+    strip = image[h - STAMP_ROWS + 4:h - 4].astype(np.float32).mean(axis=(0, 2))  # centre rows, all channels
+    code = 0
+    for i in range(STAMP_CELLS):
+        value = strip[i * cell + cell // 4:(i + 1) * cell - cell // 4].mean()
+        if 80 < value < 176:
+            return None  # not black or white: no stamp here
+        code = (code << 1) | int(value >= 128)
+    number = code >> 4
+    return number if (code & 0xF) == _check_bits(number) else None
+
+
+# ------------------------------------------------------------------------------------- source
+
+class NewestFrame:
+    """A one-frame mailbox between the event loop (writer) and the pipeline (reader)."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._item: tuple[Any, float] | None = None
+        self.closed = False
+        self.received = 0
+        self.dropped = 0
+
+    def put(self, frame, arrived: float) -> None:
+        with self._cond:
+            if self._item is not None:
+                self.dropped += 1
+            self._item = (frame, arrived)
+            self.received += 1
+            self._cond.notify()
+
+    def take(self, timeout: float):
+        with self._cond:
+            self._cond.wait_for(lambda: self._item is not None or self.closed, timeout)
+            got, self._item = self._item, None
+            return got
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+
+@dataclass
+class TrackFrame:
+    image: np.ndarray  # uint8 RGB HWC at the model input size
+    pts: int | None
+    time_base: Fraction | None
+    arrived: float  # perf_counter when the frame reached the server
+    stamp: int | None
+
+
+class TrackSource:
+    """The newest frame of a WebRTC track as a pipeline source (an iterable of items with ``.image``).
+
+    The pipeline's stages would each hold a frame (read ahead, queued, in the engine): on a live
+    feed every held frame is latency. So the source hands out a frame only when the sink has
+    returned the credit of an earlier one (``done``): with ``in_flight=1`` the engine always works
+    on the newest picture, and everything that arrived meanwhile is dropped in the mailbox.
+    """
+
+    def __init__(self, mailbox: NewestFrame, max_side: int | None, in_flight: int = 1):
+        self.mailbox = mailbox
+        self.max_side = max_side
+        self._credits = threading.Semaphore(in_flight)
+
+    def done(self) -> None:
+        """The sink has finished a frame: the source may take the next one."""
+        self._credits.release()
+
+    def __iter__(self) -> Iterator[TrackFrame]:
+        import cv2
+
+        while True:
+            while not self._credits.acquire(timeout=0.25):
+                if self.mailbox.closed:
+                    return
+            got = self.mailbox.take(timeout=0.25)
+            if got is None:
+                self._credits.release()
+            if got is None:
+                if self.mailbox.closed:
+                    return
+                continue
+            frame, arrived = got
+            rgb = frame.to_ndarray(format="rgb24")
+            stamp = read_stamp(rgb)
+            h, w = rgb.shape[:2]
+            size = model_input_size(w, h, None, self.max_side)
+            if size != (w, h):
+                rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+            yield TrackFrame(rgb, frame.pts, frame.time_base, arrived, stamp)
+
+
+# ----------------------------------------------------------------------------------- settings
+
+@dataclass(frozen=True)
+class Settings:
+    model: str
+    alpha: float | None = None  # AdaIN
+    style_index: int | None = None  # StyleBank
+    smoothing: float = 0.0
+    style_image: Path | None = None  # AdaIN: an uploaded image in the session's private folder
+
+    def check(self, catalog: Catalog) -> "Settings":
+        catalog.default_choice(self.model, self.alpha, self.style_index)  # raises for a bad model/index/alpha
+        check_smoothing(self.smoothing)
+        return self
+
+
+def updated(settings: Settings, changes: dict, catalog: Catalog) -> Settings:
+    """``settings`` with the JSON ``changes`` applied (unknown keys are an error)."""
+    allowed = {"model", "alpha", "style_index", "smoothing"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise InputError(f"unknown setting(s) {sorted(unknown)}; choose from {sorted(allowed)}")
+    try:
+        typed = {k: (str(v) if k == "model" else int(v) if k == "style_index" else float(v))
+                 for k, v in changes.items() if v is not None}
+    except (TypeError, ValueError):
+        raise InputError(f"bad setting value in {changes}: model is a name, alpha/smoothing numbers, style_index an integer") from None
+    if "model" in typed and typed["model"] != settings.model:
+        typed.setdefault("style_index", None)  # bank numbers belong to one model
+    return replace(settings, **typed).check(catalog)
+
+
+class SessionEngine:
+    """What the pipeline calls: the engine for the session's current settings, opened on first use
+    and kept; style changes are applied here, on the engine thread, between frames."""
+
+    backend = "session"
+    scale = 1
+
+    def __init__(self, catalog: Catalog, settings: Settings):
+        self.catalog = catalog
+        self.settings = settings
+        self.version = 0  # bumped on every change; the sink resets smoothing when it moves
+        self._engines: dict[tuple, Any] = {}
+        self._applied: dict[tuple, tuple] = {}
+        self._lock = threading.Lock()
+        self.current = self._engine_for(settings)  # open now: a bad model fails the offer, not the stream
+        self.device = self.current.device
+        self.reason = self.current.reason
+
+    def update(self, settings: Settings) -> None:
+        with self._lock:
+            self.settings = settings
+            self.version += 1
+
+    def _engine_for(self, s: Settings):
+        key = (s.model, s.style_index)
+        engine = self._engines.get(key)
+        style = (s.style_image, s.alpha)
+        if engine is None:
+            choice = self.catalog.default_choice(s.model, s.alpha, s.style_index, s.style_image)
+            engine = self._engines[key] = self.catalog.open(s.model, choice)
+        elif self.catalog.get(s.model).arch == "adain" and self._applied.get(key) != style:
+            choice = self.catalog.default_choice(s.model, s.alpha, s.style_index, s.style_image)
+            engine.set_style(load_style_image(choice.style_image, choice.style_size), 1.0 if s.alpha is None else s.alpha)
+        self._applied[key] = style
+        return engine
+
+    def __call__(self, frames):
+        with self._lock:
+            settings = self.settings
+        self.current = self._engine_for(settings)
+        return self.current(frames)
+
+    def describe(self) -> str:
+        return self.current.describe()
+
+
+# ------------------------------------------------------------------------------------- session
+
+@dataclass
+class SessionStats:
+    frames_in: int = 0
+    frames_out: int = 0
+    dropped: int = 0
+    server_ms: list[float] = field(default_factory=list)  # arrival -> handed to the encoder (last 300)
+
+    def to_dict(self) -> dict:
+        recent = sorted(self.server_ms)
+        pick = (lambda q: round(recent[min(len(recent) - 1, int(q * len(recent)))], 1)) if recent else (lambda q: None)
+        return {"frames_in": self.frames_in, "frames_out": self.frames_out, "dropped": self.dropped,
+                "server_ms_median": pick(0.5), "server_ms_p95": pick(0.95)}
+
+
+def make_output_track():
+    """An aiortc video track fed from another thread through ``push`` (newest frame wins)."""
+    from aiortc import MediaStreamTrack
+    from aiortc.mediastreams import MediaStreamError
+
+    class StylizedTrack(MediaStreamTrack):
+        kind = "video"
+
+        def __init__(self):
+            super().__init__()
+            self._frame = None
+            self._event = asyncio.Event()
+            self._ended = False
+            self.replaced = 0
+
+        def push(self, frame) -> None:
+            if self._frame is not None:
+                self.replaced += 1
+            self._frame = frame
+            self._event.set()
+
+        def end(self) -> None:
+            self._ended = True
+            self._event.set()
+
+        async def recv(self):
+            while self._frame is None:
+                if self._ended or self.readyState != "live":
+                    raise MediaStreamError
+                self._event.clear()
+                await self._event.wait()
+            frame, self._frame = self._frame, None
+            return frame
+
+    return StylizedTrack()
+
+
+class LiveSession:
+    """One peer connection: the remote camera track through the pipeline and back."""
+
+    def __init__(self, session_id: str, pc, engine: SessionEngine, folder: Path, max_side: int | None):
+        self.id = session_id
+        self.pc = pc
+        self.engine = engine
+        self.folder = folder  # private: uploaded style images
+        self.style_images: list[Path] = []  # deleted when the session ends
+        self.max_side = max_side
+        self.mailbox = NewestFrame()
+        self.output = make_output_track()
+        self.stats = SessionStats()
+        self.stop = threading.Event()
+        self.error: str | None = None
+        self.closed = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._thread: threading.Thread | None = None
+        self._source: TrackSource | None = None
+        self._pump: asyncio.Task | None = None
+        self._smoother: TemporalSmoother | None = None
+        self._smoothed_version = -1
+
+    def attach(self, track) -> None:
+        """Start reading the remote video track and the pipeline thread."""
+        self._pump = asyncio.ensure_future(self._read(track))
+        self._thread = threading.Thread(target=self._run, name=f"rtstyle-session-{self.id[:6]}", daemon=True)
+        self._thread.start()
+
+    async def _read(self, track) -> None:
+        from aiortc.mediastreams import MediaStreamError
+
+        try:
+            while True:
+                frame = await track.recv()
+                self.mailbox.put(frame, time.perf_counter())
+        except (MediaStreamError, asyncio.CancelledError):
+            pass
+        finally:
+            self.mailbox.close()
+
+    def _run(self) -> None:
+        self._source = TrackSource(self.mailbox, self.max_side)
+        try:
+            run_pipeline(self._source, self.engine, self._sink,
+                         PipelineConfig(batch_size=1, queue_batches=1), self.stop)
+        except Exception as exc:  # noqa: BLE001 - reported on the session's status and the log
+            self.error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            log.warning("session %s stopped: %s", self.id, self.error)
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop may already be closed at shutdown
+                self._loop.call_soon_threadsafe(self.output.end)
+
+    def _sink(self, image: np.ndarray, item: TrackFrame) -> None:
+        import av
+
+        settings, version = self.engine.settings, self.engine.version
+        if settings.smoothing > 0:
+            if self._smoother is None or self._smoother.alpha != settings.smoothing:
+                self._smoother = TemporalSmoother(settings.smoothing)
+            elif version != self._smoothed_version:
+                self._smoother.reset()  # never blend the previous style into the new one
+            self._smoothed_version = version
+            image = self._smoother(image, to_gray(item.image))
+        else:
+            self._smoother = None
+        image = np.ascontiguousarray(image)
+        if item.stamp is not None:
+            image = image.copy() if not image.flags.writeable else image
+            write_stamp(image, item.stamp)
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+        frame.pts, frame.time_base = item.pts, item.time_base
+        self.stats.frames_in = self.mailbox.received
+        self.stats.dropped = self.mailbox.dropped
+        self.stats.frames_out += 1
+        self.stats.server_ms.append(1000 * (time.perf_counter() - item.arrived))
+        del self.stats.server_ms[:-300]
+        self._loop.call_soon_threadsafe(self.output.push, frame)
+        self._source.done()
+
+    def set_style_image(self, path: Path) -> None:
+        """Apply an uploaded style image (AdaIN models); raises InputError if it does not read."""
+        load_style_image(path)  # check before the engine thread sees it
+        self.engine.update(replace(self.engine.settings, style_image=path))
+
+    def status(self) -> dict:
+        s = self.engine.settings
+        return {"id": self.id, "model": s.model, "alpha": s.alpha, "style_index": s.style_index,
+                "smoothing": s.smoothing, "style_image": s.style_image is not None,
+                "engine": self.engine.describe(), "error": self.error, **self.stats.to_dict()}
+
+    async def close(self) -> None:
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        self.stop.set()
+        self.mailbox.close()
+        if self._pump is not None:
+            self._pump.cancel()
+        await self.pc.close()
+        if self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 5.0)
