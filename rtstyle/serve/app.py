@@ -339,6 +339,8 @@ class Studio:
         self.store.close()
 
 
+STUDIO = web.AppKey("studio", Studio)  # app[STUDIO]: the state, for tests and extensions
+
 _CSP = "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'"
 
 
@@ -387,7 +389,7 @@ def create_app(config: ServeConfig, catalog: Catalog | None = None) -> web.Appli
     catalog = catalog or Catalog.build(config.models, config.backend, config.device, config.precision)
     studio = Studio(config, catalog)
     app = web.Application(middlewares=[_guard(config), _errors], client_max_size=STYLE_IMAGE_LIMIT + 2**20)
-    app["studio"] = studio
+    app[STUDIO] = studio
     app.add_routes([
         web.get("/", studio.index), web.get("/static/app.js", studio.app_js), web.get("/health", studio.health),
         web.get("/api/models", studio.models), web.post("/offer", studio.offer),

@@ -2,8 +2,10 @@
 stylized track and times each frame from send to return (the tests and the latency benchmark).
 
 ``await probe(base_url, seconds=3, size=(320, 240), fps=15, settings=None, token=None,
-change=None) -> ProbeResult``. ``change=(after_s, {"model": ...})`` posts a settings change to the
-session after ``after_s`` seconds and records which received frames came after it.
+change=None, frames=None) -> ProbeResult`` runs for ``seconds`` (or until ``frames`` frames came
+back, whichever is first). ``change=(after_frames, {"model": ...})`` posts a settings change to the
+session once ``after_frames`` frames came back and records which frames came after it. Timing starts
+when the first stylized frame is back (plus ``warmup_s``), so connection set-up is not counted.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class ProbeResult:
     answer: dict
     frames_sent: int = 0
     received: list[Received] = field(default_factory=list)
-    sent_images: dict[int, np.ndarray] = field(default_factory=dict)  # stamp -> the frame sent (a few kept)
+    sent_images: dict[int, np.ndarray] = field(default_factory=dict)  # stamp -> the frame sent (recent ones)
     unstamped: int = 0
     wall_s: float = 0.0
 
@@ -84,8 +86,9 @@ def _stamped_track(size: tuple[int, int], fps: float, result: ProbeResult, sent_
             image = probe_pattern(self.count, width, height)
             number = self.count % 4096
             write_stamp(image, number)
-            if self.count % 10 == 0:
-                result.sent_images[number] = image
+            result.sent_images[number] = image
+            if len(result.sent_images) > 600:  # a long run keeps the recent frames only
+                del result.sent_images[next(iter(result.sent_images))]
             frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
             frame.pts, frame.time_base = round(self.count / fps / VIDEO_CLOCK), VIDEO_CLOCK
             sent_at[number] = time.perf_counter()
@@ -98,7 +101,7 @@ def _stamped_track(size: tuple[int, int], fps: float, result: ProbeResult, sent_
 
 async def probe(base_url: str, seconds: float = 3.0, size: tuple[int, int] = (320, 240), fps: float = 15.0,
                 settings: dict | None = None, token: str | None = None,
-                change: tuple[float, dict] | None = None, warmup_s: float = 0.0) -> ProbeResult:
+                change: tuple[int, dict] | None = None, warmup_s: float = 0.0, frames: int | None = None) -> ProbeResult:
     import aiohttp
     from aiortc import RTCPeerConnection, RTCSessionDescription
 
@@ -110,6 +113,7 @@ async def probe(base_url: str, seconds: float = 3.0, size: tuple[int, int] = (32
     pc.addTrack(_stamped_track(size, fps, result, sent_at))
     changed = asyncio.Event()
     counting = asyncio.Event()
+    first = asyncio.Event()
     done = asyncio.Event()
 
     async def consume(track) -> None:
@@ -124,6 +128,7 @@ async def probe(base_url: str, seconds: float = 3.0, size: tuple[int, int] = (32
                 if stamp is None or stamp not in sent_at:
                     result.unstamped += 1
                     continue
+                first.set()
                 if counting.is_set():
                     result.received.append(Received(stamp, 1000 * (now - sent_at[stamp]), image, changed.is_set()))
         except MediaStreamError:
@@ -142,16 +147,20 @@ async def probe(base_url: str, seconds: float = 3.0, size: tuple[int, int] = (32
                     raise RuntimeError(f"offer refused: HTTP {r.status} {answer}")
             result.answer, result.session = answer, answer["session"]
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
+            await asyncio.wait_for(first.wait(), timeout=60)  # connection set up, first frame back
             await asyncio.sleep(warmup_s)
             counting.set()
             t0 = time.perf_counter()
+            deadline = t0 + seconds
             if change is not None:
-                await asyncio.sleep(change[0])
+                while len(result.received) < change[0] and time.perf_counter() < deadline:
+                    await asyncio.sleep(0.02)
                 async with http.post(f"{base_url}/api/sessions/{result.session}", json=change[1]) as r:
                     if r.status != 200:
                         raise RuntimeError(f"settings refused: HTTP {r.status} {await r.text()}")
                 changed.set()
-            await asyncio.sleep(max(0.0, seconds - (time.perf_counter() - t0)))
+            while time.perf_counter() < deadline and (frames is None or len(result.received) < frames):
+                await asyncio.sleep(0.02)
             result.wall_s = time.perf_counter() - t0
             done.set()
             async with http.delete(f"{base_url}/api/sessions/{result.session}"):

@@ -1,0 +1,182 @@
+"""rtstyle serve over its API with an aiortc client (no browser): the live track comes back
+stylized (by the chosen model, switched mid-stream), file jobs keep every frame and the audio,
+photos work, and `rtstyle serve` starts from the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+import pytest
+import torch
+
+from rtstyle.engine import EngineOptions, open_engine
+from rtstyle.serve.app import STUDIO
+from rtstyle.serve.probe import STAMP_ROWS, probe
+from tests.helpers_serve import leftovers, run, studio
+from tests.helpers_video import audio_duration, make_clip, read_frames
+
+from .conftest import TINY_STYLE, _save
+
+
+@pytest.fixture
+def two_models(tmp_path) -> tuple[Path, Path]:
+    return (_save(tmp_path / "style_a.safetensors", TINY_STYLE, "style", seed=0),
+            _save(tmp_path / "style_b.safetensors", TINY_STYLE, "style", seed=1))
+
+
+def _stylize(model: Path, image: np.ndarray) -> np.ndarray:
+    engine = open_engine(model, "torch", EngineOptions(device="cpu", batch_size=1))
+    return engine(torch.from_numpy(image)[None])[0].numpy()
+
+
+def _distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference without the stamp rows."""
+    return float(np.abs(a[:-STAMP_ROWS].astype(np.float32) - b[:-STAMP_ROWS].astype(np.float32)).mean())
+
+
+def test_live_track_comes_back_stylized_and_switches_style(two_models):
+    a, b = two_models
+
+    async def go():
+        async with studio(models=(str(a), str(b)), max_side=None) as (url, app):
+            result = await probe(url, seconds=90, size=(160, 120), fps=10, settings={"model": "style_a"},
+                                 change=(4, {"model": "style_b"}), frames=12)
+            return result, app[STUDIO]
+
+    result, st = run(go())
+    assert result.answer["type"] == "answer" and result.session
+    candidates = [line for line in result.answer["sdp"].splitlines() if line.startswith("a=candidate:")]
+    assert candidates and all(line.split()[4] == "127.0.0.1" for line in candidates), candidates
+    assert " typ srflx" not in result.answer["sdp"] and " typ relay" not in result.answer["sdp"]
+    before = [r for r in result.received if not r.after_change]
+    after = [r for r in result.received if r.after_change][2:]  # frames already in flight at the switch
+    assert len(before) >= 3 and len(after) >= 3, (len(before), len(after))
+    for rec, expect in [(r, "a") for r in before[-3:]] + [(r, "b") for r in after[-3:]]:
+        sent = result.sent_images[rec.stamp]
+        to_a, to_b = _distance(rec.image, _stylize(a, sent)), _distance(rec.image, _stylize(b, sent))
+        assert _distance(rec.image, sent) > 2 * min(to_a, to_b), "the returned frame is not stylized"
+        assert (to_a < to_b) == (expect == "a"), (expect, to_a, to_b)
+    assert all(r.latency_ms > 0 for r in result.received)
+    assert not st.sessions and st.session_slots.used == 0  # DELETE closed it
+
+
+def test_file_job_keeps_every_frame_timestamps_and_audio(two_models, tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=20, size=(64, 48), fps=10, vfr=True, audio=True)
+
+    async def go():
+        async with studio(models=(str(two_models[0]),)) as (url, app):
+            async with aiohttp.ClientSession() as http:
+                form = aiohttp.FormData()
+                form.add_field("model", "style_a")
+                form.add_field("file", clip.read_bytes(), filename="holiday.mp4", content_type="video/mp4")
+                async with http.post(f"{url}/api/jobs", data=form) as r:
+                    assert r.status == 202, await r.text()
+                    job = await r.json()
+                for _ in range(600):
+                    async with http.get(f"{url}/api/jobs/{job['id']}") as r:
+                        job = await r.json()
+                    if job["status"] not in ("queued", "running"):
+                        break
+                    await asyncio.sleep(0.1)
+                assert job["status"] == "done", job
+                assert job["progress"] == 1.0 and job["frames_done"] == 20
+                async with http.get(url + job["download"]) as r:
+                    assert r.status == 200
+                    assert "attachment" in r.headers["Content-Disposition"]
+                    (tmp_path / "out.mp4").write_bytes(await r.read())
+                async with http.get(url + job["download"]) as r:
+                    assert r.status == 404  # one download, then the files are gone
+                return leftovers(app[STUDIO].store.root)
+
+    left = run(go())
+    assert left == []
+    frames_in, times_in = read_frames(clip)
+    frames_out, times_out = read_frames(tmp_path / "out.mp4")
+    assert len(frames_out) == len(frames_in) == 20
+    assert np.allclose(times_out, times_in, atol=1e-3)
+    assert abs(audio_duration(tmp_path / "out.mp4") - audio_duration(clip)) < 0.05
+    assert np.abs(frames_out[5].astype(float) - frames_in[5].astype(float)).mean() > 10  # stylized
+
+
+def test_photo_job_returns_a_stylized_png(two_models, tmp_path):
+    from PIL import Image
+
+    from rtstyle.serve.probe import probe_pattern
+
+    photo = tmp_path / "p.jpg"
+    Image.fromarray(probe_pattern(0, 96, 64)).save(photo, quality=95)
+
+    async def go():
+        async with studio(models=(str(two_models[0]),)) as (url, _):
+            async with aiohttp.ClientSession() as http:
+                form = aiohttp.FormData()
+                form.add_field("file", photo.read_bytes(), filename="p.jpg")
+                async with http.post(f"{url}/api/jobs", data=form) as r:
+                    job = await r.json()
+                while job["status"] in ("queued", "running"):
+                    await asyncio.sleep(0.05)
+                    async with http.get(f"{url}/api/jobs/{job['id']}") as r:
+                        job = await r.json()
+                assert job["status"] == "done", job
+                async with http.get(url + job["download"]) as r:
+                    assert r.headers["Content-Type"] == "image/png"
+                    return await r.read()
+
+    data = run(go())
+    out = tmp_path / "out.png"
+    out.write_bytes(data)
+    image = np.asarray(Image.open(out))
+    assert image.shape == (64, 96, 3)
+    assert np.abs(image.astype(float) - probe_pattern(0, 96, 64).astype(float)).mean() > 10
+
+
+def test_models_and_health(two_models):
+    async def go():
+        async with studio(models=(str(two_models[0]), "starry_night")) as (url, _):
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"{url}/api/models") as r:
+                    models = (await r.json())["models"]
+                async with http.get(f"{url}/health") as r:
+                    health = await r.json()
+                async with http.get(f"{url}/") as r:
+                    page = await r.text()
+                async with http.get(f"{url}/static/app.js") as r:
+                    script = await r.text()
+                return models, health, page, script
+
+    models, health, page, script = run(go())
+    assert [m["name"] for m in models] == ["style_a", "starry_night"]
+    assert models[1] == {"name": "starry_night", "arch": "style", "styles": [], "style_image": False, "alpha": False}
+    assert health["status"] == "ok" and health["sessions"] == 0 and health["max_sessions"] == 2
+    assert "<script src=\"/static/app.js\">" in page and "requestVideoFrameCallback" in script
+
+
+def test_serve_command_starts_and_stops(tmp_path):
+    """The README's `rtstyle serve` (on a free port), answered, then stopped with Ctrl-C by pid."""
+    proc = subprocess.Popen([sys.executable, "-m", "rtstyle", "serve", "--port", "0", "--model", "starry_night"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        line = proc.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        assert match, line + proc.stderr.read()
+        with urllib.request.urlopen(match.group(0) + "health", timeout=30) as r:
+            assert r.status == 200 and b'"ok"' in r.read()
+        with urllib.request.urlopen(match.group(0) + "api/models", timeout=30) as r:
+            assert b"starry_night" in r.read()
+    finally:
+        os.kill(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, proc.stderr.read()
