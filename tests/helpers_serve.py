@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("aiohttp")
 pytest.importorskip("aiortc")
 
-from rtstyle.serve.app import ServeConfig, start  # noqa: E402
+from rtstyle.serve.app import ServeConfig, start
 
 
 @contextlib.asynccontextmanager

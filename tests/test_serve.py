@@ -73,29 +73,28 @@ def test_file_job_keeps_every_frame_timestamps_and_audio(two_models, tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=20, size=(64, 48), fps=10, vfr=True, audio=True)
 
     async def go():
-        async with studio(models=(str(two_models[0]),)) as (url, app):
-            async with aiohttp.ClientSession() as http:
-                form = aiohttp.FormData()
-                form.add_field("model", "style_a")
-                form.add_field("file", clip.read_bytes(), filename="holiday.mp4", content_type="video/mp4")
-                async with http.post(f"{url}/api/jobs", data=form) as r:
-                    assert r.status == 202, await r.text()
+        async with studio(models=(str(two_models[0]),)) as (url, app), aiohttp.ClientSession() as http:
+            form = aiohttp.FormData()
+            form.add_field("model", "style_a")
+            form.add_field("file", clip.read_bytes(), filename="holiday.mp4", content_type="video/mp4")
+            async with http.post(f"{url}/api/jobs", data=form) as r:
+                assert r.status == 202, await r.text()
+                job = await r.json()
+            for _ in range(600):
+                async with http.get(f"{url}/api/jobs/{job['id']}") as r:
                     job = await r.json()
-                for _ in range(600):
-                    async with http.get(f"{url}/api/jobs/{job['id']}") as r:
-                        job = await r.json()
-                    if job["status"] not in ("queued", "running"):
-                        break
-                    await asyncio.sleep(0.1)
-                assert job["status"] == "done", job
-                assert job["progress"] == 1.0 and job["frames_done"] == 20
-                async with http.get(url + job["download"]) as r:
-                    assert r.status == 200
-                    assert "attachment" in r.headers["Content-Disposition"]
-                    (tmp_path / "out.mp4").write_bytes(await r.read())
-                async with http.get(url + job["download"]) as r:
-                    assert r.status == 404  # one download, then the files are gone
-                return leftovers(app[STUDIO].store.root)
+                if job["status"] not in ("queued", "running"):
+                    break
+                await asyncio.sleep(0.1)
+            assert job["status"] == "done", job
+            assert job["progress"] == 1.0 and job["frames_done"] == 20
+            async with http.get(url + job["download"]) as r:
+                assert r.status == 200
+                assert "attachment" in r.headers["Content-Disposition"]
+                (tmp_path / "out.mp4").write_bytes(await r.read())
+            async with http.get(url + job["download"]) as r:
+                assert r.status == 404  # one download, then the files are gone
+            return leftovers(app[STUDIO].store.root)
 
     left = run(go())
     assert left == []
@@ -116,20 +115,19 @@ def test_photo_job_returns_a_stylized_png(two_models, tmp_path):
     Image.fromarray(probe_pattern(0, 96, 64)).save(photo, quality=95)
 
     async def go():
-        async with studio(models=(str(two_models[0]),)) as (url, _):
-            async with aiohttp.ClientSession() as http:
-                form = aiohttp.FormData()
-                form.add_field("file", photo.read_bytes(), filename="p.jpg")
-                async with http.post(f"{url}/api/jobs", data=form) as r:
+        async with studio(models=(str(two_models[0]),)) as (url, _), aiohttp.ClientSession() as http:
+            form = aiohttp.FormData()
+            form.add_field("file", photo.read_bytes(), filename="p.jpg")
+            async with http.post(f"{url}/api/jobs", data=form) as r:
+                job = await r.json()
+            while job["status"] in ("queued", "running"):
+                await asyncio.sleep(0.05)
+                async with http.get(f"{url}/api/jobs/{job['id']}") as r:
                     job = await r.json()
-                while job["status"] in ("queued", "running"):
-                    await asyncio.sleep(0.05)
-                    async with http.get(f"{url}/api/jobs/{job['id']}") as r:
-                        job = await r.json()
-                assert job["status"] == "done", job
-                async with http.get(url + job["download"]) as r:
-                    assert r.headers["Content-Type"] == "image/png"
-                    return await r.read()
+            assert job["status"] == "done", job
+            async with http.get(url + job["download"]) as r:
+                assert r.headers["Content-Type"] == "image/png"
+                return await r.read()
 
     data = run(go())
     out = tmp_path / "out.png"
@@ -141,17 +139,16 @@ def test_photo_job_returns_a_stylized_png(two_models, tmp_path):
 
 def test_models_and_health(two_models):
     async def go():
-        async with studio(models=(str(two_models[0]), "starry_night")) as (url, _):
-            async with aiohttp.ClientSession() as http:
-                async with http.get(f"{url}/api/models") as r:
-                    models = (await r.json())["models"]
-                async with http.get(f"{url}/health") as r:
-                    health = await r.json()
-                async with http.get(f"{url}/") as r:
-                    page = await r.text()
-                async with http.get(f"{url}/static/app.js") as r:
-                    script = await r.text()
-                return models, health, page, script
+        async with studio(models=(str(two_models[0]), "starry_night")) as (url, _), aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/api/models") as r:
+                models = (await r.json())["models"]
+            async with http.get(f"{url}/health") as r:
+                health = await r.json()
+            async with http.get(f"{url}/") as r:
+                page = await r.text()
+            async with http.get(f"{url}/static/app.js") as r:
+                script = await r.text()
+            return models, health, page, script
 
     models, health, page, script = run(go())
     assert [m["name"] for m in models] == ["style_a", "starry_night"]

@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     _check_installed()
     import asyncio
 
-    from ..serve.app import ServeConfig, serve
+    from ..serve.app import serve
+    from ..serve.config import ServeConfig
 
     config = ServeConfig(
         host=args.host, port=args.port, models=tuple(args.model), backend=args.backend, device=args.device,

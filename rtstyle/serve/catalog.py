@@ -40,7 +40,7 @@ class Catalog:
 
     @classmethod
     def build(cls, names: list[str] | tuple[str, ...] = (), backend: str = "auto", device: str = "auto",
-              precision: str = "auto") -> "Catalog":
+              precision: str = "auto") -> Catalog:
         """``names`` (bundled names or model files); none: every bundled image-to-image style model."""
         if not names:
             names = [n for n, p in bundled_models().items() if _describe(p)[0] in ("style", "adain", "stylebank")]

@@ -173,4 +173,4 @@ async def probe(base_url: str, seconds: float = 3.0, size: tuple[int, int] = (32
     return result
 
 
-__all__ = ["ProbeResult", "Received", "probe", "probe_pattern", "STAMP_ROWS"]
+__all__ = ["STAMP_ROWS", "ProbeResult", "Received", "probe", "probe_pattern"]

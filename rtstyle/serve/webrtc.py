@@ -28,10 +28,11 @@ import contextvars
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -232,7 +233,7 @@ class Settings:
     smoothing: float = 0.0
     style_image: Path | None = None  # AdaIN: an uploaded image in the session's private folder
 
-    def check(self, catalog: Catalog) -> "Settings":
+    def check(self, catalog: Catalog) -> Settings:
         catalog.default_choice(self.model, self.alpha, self.style_index)  # raises for a bad model/index/alpha
         check_smoothing(self.smoothing)
         return self
