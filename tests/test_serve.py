@@ -5,12 +5,15 @@ photos work, and `rtstyle serve` starts from the command line."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
-import urllib.request
+import time
 from pathlib import Path
 
 import aiohttp
@@ -24,7 +27,7 @@ from rtstyle.serve.probe import STAMP_ROWS, probe
 from tests.helpers_serve import leftovers, run, studio
 from tests.helpers_video import audio_duration, make_clip, read_frames
 
-from .conftest import TINY_STYLE, _save
+from .conftest import REPO, TINY_STYLE, _save
 
 
 @pytest.fixture
@@ -157,18 +160,52 @@ def test_models_and_health(two_models):
     assert "<script src=\"/static/app.js\">" in page and "requestVideoFrameCallback" in script
 
 
-def test_serve_command_starts_and_stops(tmp_path):
-    """The README's `rtstyle serve` (on a free port), answered, then stopped with Ctrl-C by pid."""
-    proc = subprocess.Popen([sys.executable, "-m", "rtstyle", "serve", "--port", "0", "--model", "starry_night"],
+def _readme_block(title: str) -> list[str]:
+    text = (REPO / "README.md").read_text()
+    section = text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_readme_browser_studio_commands(tmp_path):
+    """Every command of the README's "Browser studio" block, as written, against a real `rtstyle serve`
+    (on a free port instead of 8000; the benchmark shortened); the server is stopped by pid."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl not installed")
+    lines = _readme_block("Browser studio")
+    assert lines[0].startswith("rtstyle serve ") and all(line.startswith(("curl ", "python -m")) for line in lines[1:])
+    make_clip(tmp_path / "input.mp4", frames=8, size=(64, 48), fps=8, audio=True)
+    proc = subprocess.Popen([sys.executable, "-m", "rtstyle", *shlex.split(lines[0])[1:], "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    job_id = None
     try:
         line = proc.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
         assert match, line + proc.stderr.read()
-        with urllib.request.urlopen(match.group(0) + "health", timeout=30) as r:
-            assert r.status == 200 and b'"ok"' in r.read()
-        with urllib.request.urlopen(match.group(0) + "api/models", timeout=30) as r:
-            assert b"starry_night" in r.read()
+        port = match.group(1)
+        for command in lines[1:]:
+            command = command.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+            if command.startswith("python -m"):
+                args = [sys.executable, *shlex.split(command)[1:]]
+                args[args.index("--out") + 1] = str(tmp_path / "bench")
+                args += ["--seconds", "1", "--warmup", "0", "--sizes", "160x120"]
+                subprocess.run(args, check=True, capture_output=True, timeout=600, cwd=tmp_path)
+                assert "| 160x120 |" in (tmp_path / "bench.md").read_text()
+                continue
+            if "/ID" in command:
+                command = command.replace("/ID", f"/{job_id}")
+            out = subprocess.run(shlex.split(command), capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+            while command.endswith(f"/api/jobs/{job_id}") and json.loads(out)["status"] in ("queued", "running"):
+                time.sleep(0.2)  # the status command, repeated until the job is finished
+                out = subprocess.run(shlex.split(command), capture_output=True, text=True, check=True).stdout
+            if command.endswith("/api/models"):
+                assert [m["name"] for m in json.loads(out)["models"]] == ["starry_night", "great_wave"]
+            elif command.endswith("/api/jobs"):
+                job_id = json.loads(out)["id"]
+            elif command.endswith(f"/api/jobs/{job_id}"):
+                assert json.loads(out)["status"] == "done", out
+        frames, _ = read_frames(tmp_path / "output.mp4")
+        assert len(frames) == 8 and audio_duration(tmp_path / "output.mp4") > 0.9
     finally:
         os.kill(proc.pid, signal.SIGINT)
         try:

@@ -47,6 +47,7 @@ class ProbeResult:
     received: list[Received] = field(default_factory=list)
     sent_images: dict[int, np.ndarray] = field(default_factory=dict)  # stamp -> the frame sent (recent ones)
     unstamped: int = 0
+    server: dict = field(default_factory=dict)  # the session's status at the end (server-side timings)
     wall_s: float = 0.0
 
     @property
@@ -163,6 +164,8 @@ async def probe(base_url: str, seconds: float = 3.0, size: tuple[int, int] = (32
                 await asyncio.sleep(0.02)
             result.wall_s = time.perf_counter() - t0
             done.set()
+            async with http.get(f"{base_url}/api/sessions/{result.session}") as r:
+                result.server = await r.json()
             async with http.delete(f"{base_url}/api/sessions/{result.session}"):
                 pass
     finally:
