@@ -47,12 +47,14 @@ def _distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_live_track_comes_back_stylized_and_switches_style(two_models):
+    """Frames come back stylized by the chosen model; switching model (and turning temporal smoothing
+    on) mid-stream changes which model's output comes back; candidates are loopback only."""
     a, b = two_models
 
     async def go():
         async with studio(models=(str(a), str(b)), max_side=None) as (url, app):
             result = await probe(url, seconds=90, size=(160, 120), fps=10, settings={"model": "style_a"},
-                                 change=(4, {"model": "style_b"}), frames=12)
+                                 change=(4, {"model": "style_b", "smoothing": 0.3}), frames=12)
             return result, app[STUDIO]
 
     result, st = run(go())
@@ -69,6 +71,7 @@ def test_live_track_comes_back_stylized_and_switches_style(two_models):
         assert _distance(rec.image, sent) > 2 * min(to_a, to_b), "the returned frame is not stylized"
         assert (to_a < to_b) == (expect == "a"), (expect, to_a, to_b)
     assert all(r.latency_ms > 0 for r in result.received)
+    assert result.server["model"] == "style_b" and result.server["smoothing"] == 0.3 and result.server["error"] is None
     assert not st.sessions and st.session_slots.used == 0  # DELETE closed it
 
 
@@ -214,3 +217,70 @@ def test_readme_browser_studio_commands(tmp_path):
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, proc.stderr.read()
+
+
+def test_adain_sessions_take_a_style_image_and_strength(tmp_path, two_models):
+    """AdaIN models: an uploaded style image and the strength change the output live; a non-image
+    upload, a bad strength and a style image for a fixed-style model are refused."""
+    from PIL import Image
+
+    from rtstyle.checkpoint import save_checkpoint
+    from rtstyle.nets import AdaINConfig, build_model
+    from rtstyle.serve.catalog import Catalog
+    from rtstyle.serve.probe import _stamped_track, probe_pattern
+    from rtstyle.serve.webrtc import SessionEngine, Settings, host_candidates, rtc_configuration
+
+    torch.manual_seed(0)
+    adain = save_checkpoint(tmp_path / "adain.safetensors", build_model(AdaINConfig(width=4)).eval(),
+                            {"task": "style", "name": "adain"})
+    painting = tmp_path / "painting.png"
+    Image.fromarray(probe_pattern(40, 64, 64)[:, :, ::-1].copy()).save(painting)
+
+    catalog = Catalog.build([str(adain), str(two_models[0])], device="cpu")
+    assert catalog.get("adain").to_dict()["style_image"] is True
+    engine = SessionEngine(catalog, Settings(model="adain"))
+    frame = torch.from_numpy(probe_pattern(0, 64, 48))[None]
+    first = engine(frame)
+    engine.update(Settings(model="adain", style_image=painting))
+    second = engine(frame)
+    engine.update(Settings(model="adain", style_image=painting, alpha=0.2))
+    third = engine(frame)
+    engine.update(Settings(model="adain"))  # back to the default painting at full strength
+    assert not torch.equal(first, second) and not torch.equal(second, third)
+    assert torch.equal(engine(frame), first)
+
+    async def go():
+        from aiortc import RTCPeerConnection
+
+        from rtstyle.serve.probe import ProbeResult
+
+        async with studio(models=(str(adain), str(two_models[0])), device="cpu") as (url, _):
+            pc = RTCPeerConnection(rtc_configuration())
+            pc.addTrack(_stamped_track((160, 120), 5, ProbeResult("", {}), {}))
+            with host_candidates(("127.0.0.1",)):
+                await pc.setLocalDescription(await pc.createOffer())
+            out = []
+            try:
+                async with aiohttp.ClientSession() as http:
+                    async with http.post(f"{url}/offer", json={"sdp": pc.localDescription.sdp, "type": "offer",
+                                                               "model": "adain"}) as r:
+                        sid = (await r.json())["session"]
+                    base = f"{url}/api/sessions/{sid}"
+                    for method, path, kwargs in [
+                            ("post", "/style-image", {"data": painting.read_bytes()}),
+                            ("post", "/style-image", {"data": b"GIF89a not accepted"}),
+                            ("post", "", {"json": {"alpha": 0.5}}),
+                            ("post", "", {"json": {"alpha": 2}}),
+                            ("post", "", {"json": {"model": "style_a"}}),
+                            ("post", "/style-image", {"data": painting.read_bytes()}),
+                            ("post", "", {"json": {"path": "/etc/passwd"}})]:
+                        async with getattr(http, method)(base + path, **kwargs) as r:
+                            out.append((r.status, await r.json()))
+            finally:
+                await pc.close()
+            return out
+
+    out = run(go())
+    assert [s for s, _ in out] == [200, 415, 200, 400, 200, 400, 400], out
+    assert out[0][1]["style_image"] is True and out[2][1]["alpha"] == 0.5
+    assert "AdaIN" in out[5][1]["error"] and "unknown setting" in out[6][1]["error"]
