@@ -74,7 +74,7 @@ def measure(url: str, size: tuple[int, int], seconds: float, send_fps: float, wa
     server = result.server
     return {"size": f"{size[0]}x{size[1]}", **result.summary(), "unstamped": result.unstamped,
             "server_frames_in": server.get("frames_in"), "server_dropped": server.get("dropped"),
-            "server_ms_median": server.get("server_ms_median"), "server_ms_p95": server.get("server_ms_p95"),
+            "server_ms_mean": server.get("server_ms_mean"), "server_ms_p95": server.get("server_ms_p95"),
             "engine": server.get("engine")}
 
 
@@ -86,11 +86,11 @@ def markdown(result: dict[str, Any]) -> str:
              f"this machine over loopback WebRTC (VP8 both ways); frames sent at {result['send_fps']:g} fps for "
              f"{result['seconds']:g} s after {result['warmup_s']:g} s of warm-up, batch 1, newest-frame policy."), "",
              ("| frame | latency median (ms) | latency p95 (ms) | fps returned | sent | returned | dropped by server "
-             "| server arrival->encoder median (ms) | engine alone (ms) |"),
+             "| server arrival->encoder mean (ms) | engine alone (ms) |"),
              "|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(f"| {r['size']} | {r['latency_ms_median']:.0f} | {r['latency_ms_p95']:.0f} | {r['fps']:.1f} | "
-                     f"{r['frames_sent']} | {r['frames_received']} | {r['server_dropped']} | {r['server_ms_median']} | "
+                     f"{r['frames_sent']} | {r['frames_received']} | {r['server_dropped']} | {r['server_ms_mean']} | "
                      f"{r['engine_ms']:.0f} |")
     lines += ["", ("Latency: a frame is stamped when the client hands it to WebRTC and timed when its stylized "
               "version is decoded back (VP8 encode, loopback network, jitter buffer, decode, engine, encode, decode). "

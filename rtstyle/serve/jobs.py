@@ -129,15 +129,21 @@ class JobManager:
         job.frames_done = results[0].frames_out
 
     def _run_image(self, job: Job) -> None:
-        from ..frames import load_image, save_image
-        from ..pipeline import run_engine
+        """A photo: one frame through the same pipeline (``sources.ImageSource``) into a PNG."""
+        from ..frames import save_image
+        from ..pipeline import run_pipeline
+        from ..sinks import CallbackSink, SinkChain
+        from ..sources import ImageSource
 
         req = job.request
-        image = load_image(req.input, max_side=req.max_side)
         job.frames_total = 1
-        engine = self.open_engine_for(req.model, req.style, 1)
-        out = run_engine(engine, torch.from_numpy(image)[None])[0]
-        job.output = save_image(req.input.parent / "output.png", out)
+        job.counter = CountingEngine(self.open_engine_for(req.model, req.style, 1))
+        results: list = []
+        run_pipeline(ImageSource([req.input], max_side=req.max_side), job.counter,
+                     SinkChain([CallbackSink(lambda image, frame: results.append(image))]), stop=self._stop)
+        if not results:
+            raise InputError("the photo gave no frame")
+        job.output = save_image(req.input.parent / "output.png", results[0])
         job.frames_done = 1
 
     def get(self, job_id: str) -> Job | None:

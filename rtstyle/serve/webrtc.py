@@ -1,11 +1,11 @@
 """Live sessions: a browser's camera track in, the stylized track out, over aiortc.
 
-Frame path: an asyncio task reads the remote track and keeps only the newest frame
-(``NewestFrame``); ``TrackSource`` hands that frame to the shared streaming runtime
-(``rtstyle.pipeline.run_pipeline``, batch 1, queues of one) on a session thread; the sink smooths
-(optional), re-stamps and hands the frame to ``StylizedTrack``, which aiortc encodes back to the
-page. Frames that arrive while the engine is busy are dropped, never queued, so latency stays at
-about one engine call.
+Frame path, the same as ``rtstyle live``'s: an asyncio task reads the remote track and keeps only
+the newest frame (``NewestFrame``); ``TrackSource`` (a live ``sources.Source``) hands it to the
+shared runtime (``pipeline.run_pipeline``: batch 1, newest frame only) on a session thread; the
+sink chain smooths (optional, ``LiveSmoothing``), measures (``sinks.StatsSink``), re-stamps and
+hands the frame to the output track, which aiortc encodes back to the page. Frames that arrive
+while the engine is busy are dropped, never queued, so latency stays at about one engine call.
 
 Settings (model, AdaIN strength and style image, StyleBank bank, temporal smoothing) change at any
 time; ``SessionEngine`` applies them on the engine thread before the next frame.
@@ -28,8 +28,7 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -38,9 +37,11 @@ import numpy as np
 
 from ..conditioning import load_style_image
 from ..errors import InputError
+from ..frames import Frame
 from ..pipeline import PipelineConfig, run_pipeline
-from ..stylize import model_input_size
-from ..temporal import TemporalSmoother, check_smoothing, to_gray
+from ..sinks import CallbackSink, Sink, SinkChain, SmoothingSink, StatsSink
+from ..sources import Resized, Source
+from ..temporal import check_smoothing
 from .catalog import Catalog
 
 log = logging.getLogger("rtstyle.serve")
@@ -173,54 +174,37 @@ class NewestFrame:
 
 
 @dataclass
-class TrackFrame:
-    image: np.ndarray  # uint8 RGB HWC at the model input size
-    pts: int | None
-    time_base: Fraction | None
-    arrived: float  # perf_counter when the frame reached the server
-    stamp: int | None
+class TrackFrame(Frame):
+    stamp: int | None = None  # the client's frame number (latency stamp), when it drew one
 
 
-class TrackSource:
-    """The newest frame of a WebRTC track as a pipeline source (an iterable of items with ``.image``).
+class TrackSource(Source):
+    """The newest frame of a WebRTC track (fed into ``mailbox`` by the event loop) as a live
+    source: the pipeline keeps only the newest frame for the engine, like a camera's."""
 
-    The pipeline's stages would each hold a frame (read ahead, queued, in the engine): on a live
-    feed every held frame is latency. So the source hands out a frame only when the sink has
-    returned the credit of an earlier one (``done``): with ``in_flight=1`` the engine always works
-    on the newest picture, and everything that arrived meanwhile is dropped in the mailbox.
-    """
+    live = True
 
-    def __init__(self, mailbox: NewestFrame, max_side: int | None, in_flight: int = 1):
+    def __init__(self, mailbox: NewestFrame):
+        super().__init__()
         self.mailbox = mailbox
-        self.max_side = max_side
-        self._credits = threading.Semaphore(in_flight)
 
-    def done(self) -> None:
-        """The sink has finished a frame: the source may take the next one."""
-        self._credits.release()
-
-    def __iter__(self) -> Iterator[TrackFrame]:
-        import cv2
-
+    def read(self) -> TrackFrame | None:
         while True:
-            while not self._credits.acquire(timeout=0.25):
-                if self.mailbox.closed:
-                    return
             got = self.mailbox.take(timeout=0.25)
-            if got is None:
-                self._credits.release()
-            if got is None:
-                if self.mailbox.closed:
-                    return
-                continue
-            frame, arrived = got
-            rgb = frame.to_ndarray(format="rgb24")
-            stamp = read_stamp(rgb)
-            h, w = rgb.shape[:2]
-            size = model_input_size(w, h, None, self.max_side)
-            if size != (w, h):
-                rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-            yield TrackFrame(rgb, frame.pts, frame.time_base, arrived, stamp)
+            self.frames_dropped = self.mailbox.dropped
+            if got is not None:
+                break
+            if self.mailbox.closed:
+                self.end_reason = "disconnected"
+                return None
+        frame, arrived = got
+        image = frame.to_ndarray(format="rgb24")
+        index, self.frames_read = self.frames_read, self.frames_read + 1
+        return TrackFrame(image=image, pts=frame.pts if frame.pts is not None else index, time_base=frame.time_base
+                          or Fraction(1, 90000), index=index, captured_at=arrived, stamp=read_stamp(image))
+
+    def stop(self) -> None:
+        self.mailbox.close()
 
 
 # ----------------------------------------------------------------------------------- settings
@@ -303,18 +287,26 @@ class SessionEngine:
 
 # ------------------------------------------------------------------------------------- session
 
-@dataclass
-class SessionStats:
-    frames_in: int = 0
-    frames_out: int = 0
-    dropped: int = 0
-    server_ms: list[float] = field(default_factory=list)  # arrival -> handed to the encoder (last 300)
+class LiveSmoothing(Sink):
+    """Temporal smoothing that follows the session's settings: on, off, or another strength at any
+    time, and reset on every style change (never blend the previous style into the new one)."""
 
-    def to_dict(self) -> dict:
-        recent = sorted(self.server_ms)
-        pick = (lambda q: round(recent[min(len(recent) - 1, int(q * len(recent)))], 1)) if recent else (lambda q: None)
-        return {"frames_in": self.frames_in, "frames_out": self.frames_out, "dropped": self.dropped,
-                "server_ms_median": pick(0.5), "server_ms_p95": pick(0.95)}
+    def __init__(self, engine: SessionEngine):
+        self.engine = engine
+        self._sink: SmoothingSink | None = None
+        self._version = -1
+
+    def write(self, image, frame):
+        alpha, version = self.engine.settings.smoothing, self.engine.version
+        if alpha <= 0:
+            self._sink = None
+            return image
+        if self._sink is None or self._sink.smoother.alpha != alpha:
+            self._sink = SmoothingSink(alpha)
+        elif version != self._version:
+            self._sink.reset()
+        self._version = version
+        return self._sink.write(image, frame)
 
 
 def make_output_track():
@@ -366,16 +358,13 @@ class LiveSession:
         self.max_side = max_side
         self.mailbox = NewestFrame()
         self.output = make_output_track()
-        self.stats = SessionStats()
+        self.stats = StatsSink()  # after smoothing: arrival at the server -> handed to the encoder
         self.stop = threading.Event()
         self.error: str | None = None
         self.closed = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._thread: threading.Thread | None = None
-        self._source: TrackSource | None = None
         self._pump: asyncio.Task | None = None
-        self._smoother: TemporalSmoother | None = None
-        self._smoothed_version = -1
 
     def attach(self, track) -> None:
         """Start reading the remote video track and the pipeline thread."""
@@ -396,43 +385,32 @@ class LiveSession:
             self.mailbox.close()
 
     def _run(self) -> None:
-        self._source = TrackSource(self.mailbox, self.max_side)
+        """The same path as ``rtstyle live``: a live source (newest frame only), batch 1, the
+        session's engine, a sink chain; here the chain ends in the WebRTC track."""
+        chain = SinkChain([LiveSmoothing(self.engine), self.stats, CallbackSink(self._send)])
+        outcome = "done"
         try:
-            run_pipeline(self._source, self.engine, self._sink,
-                         PipelineConfig(batch_size=1, queue_batches=1), self.stop)
+            run_pipeline(Resized(TrackSource(self.mailbox), max_side=self.max_side), self.engine, chain,
+                         PipelineConfig(batch_size=1, queue_batches=1, drop_stale=True), self.stop)
         except Exception as exc:  # noqa: BLE001 - reported on the session's status and the log
+            outcome = "failed"
             self.error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
             log.warning("session %s stopped: %s", self.id, self.error)
         finally:
+            chain.close(outcome)
             with contextlib.suppress(RuntimeError):  # the loop may already be closed at shutdown
                 self._loop.call_soon_threadsafe(self.output.end)
 
-    def _sink(self, image: np.ndarray, item: TrackFrame) -> None:
+    def _send(self, image: np.ndarray, item: TrackFrame) -> None:
         import av
 
-        settings, version = self.engine.settings, self.engine.version
-        if settings.smoothing > 0:
-            if self._smoother is None or self._smoother.alpha != settings.smoothing:
-                self._smoother = TemporalSmoother(settings.smoothing)
-            elif version != self._smoothed_version:
-                self._smoother.reset()  # never blend the previous style into the new one
-            self._smoothed_version = version
-            image = self._smoother(image, to_gray(item.image))
-        else:
-            self._smoother = None
         image = np.ascontiguousarray(image)
         if item.stamp is not None:
-            image = image.copy() if not image.flags.writeable else image
+            image = image if image.flags.writeable else image.copy()
             write_stamp(image, item.stamp)
         frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
         frame.pts, frame.time_base = item.pts, item.time_base
-        self.stats.frames_in = self.mailbox.received
-        self.stats.dropped = self.mailbox.dropped
-        self.stats.frames_out += 1
-        self.stats.server_ms.append(1000 * (time.perf_counter() - item.arrived))
-        del self.stats.server_ms[:-300]
         self._loop.call_soon_threadsafe(self.output.push, frame)
-        self._source.done()
 
     def set_style_image(self, path: Path) -> None:
         """Apply an uploaded style image (AdaIN models); raises InputError if it does not read."""
@@ -443,7 +421,10 @@ class LiveSession:
         s = self.engine.settings
         return {"id": self.id, "model": s.model, "alpha": s.alpha, "style_index": s.style_index,
                 "smoothing": s.smoothing, "style_image": s.style_image is not None,
-                "engine": self.engine.describe(), "error": self.error, **self.stats.to_dict()}
+                "engine": self.engine.describe(), "error": self.error,
+                "frames_in": self.mailbox.received, "frames_out": self.stats.frames, "dropped": self.mailbox.dropped,
+                "fps": round(self.stats.fps, 2), "server_ms_mean": round(self.stats.latency_ms_mean, 1),
+                "server_ms_p95": round(self.stats.latency_ms_p95, 1)}
 
     async def close(self) -> None:
         if self.closed.is_set():
