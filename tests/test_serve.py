@@ -228,7 +228,12 @@ def test_adain_sessions_take_a_style_image_and_strength(tmp_path, two_models):
     from rtstyle.nets import AdaINConfig, build_model
     from rtstyle.serve.catalog import Catalog
     from rtstyle.serve.probe import _stamped_track, probe_pattern
-    from rtstyle.serve.webrtc import SessionEngine, Settings, host_candidates, rtc_configuration
+    from rtstyle.serve.webrtc import (
+        SessionEngine,
+        Settings,
+        host_candidates,
+        rtc_configuration,
+    )
 
     torch.manual_seed(0)
     adain = save_checkpoint(tmp_path / "adain.safetensors", build_model(AdaINConfig(width=4)).eval(),

@@ -17,7 +17,13 @@ from fractions import Fraction
 
 import numpy as np
 
-from .webrtc import STAMP_ROWS, host_candidates, read_stamp, rtc_configuration, write_stamp
+from .webrtc import (
+    STAMP_ROWS,
+    host_candidates,
+    read_stamp,
+    rtc_configuration,
+    write_stamp,
+)
 
 VIDEO_CLOCK = Fraction(1, 90000)
 
