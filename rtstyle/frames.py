@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .fsutil import atomic_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MILLISECONDS = Fraction(1, 1000)  # the time base of sources without one of their own (cameras, images)
@@ -151,8 +152,6 @@ def load_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
 def save_image(path: str | Path, image: np.ndarray | torch.Tensor) -> Path:
     """Write a uint8 HWC RGB array (or a float 1x3xHxW / 3xHxW tensor) atomically."""
     from PIL import Image
-
-    from .fsutil import atomic_path
 
     if isinstance(image, torch.Tensor):
         if image.dim() == 3:

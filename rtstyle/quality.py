@@ -21,10 +21,12 @@ from typing import Any, Sequence
 import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
+from .engine import resolve_device
 from .errors import CheckpointError, InputError
 from .frames import load_image, numpy_to_float
 from .fsutil import atomic_path
 from .losses import LossConfig, PerceptualLoss
+from .models import resolve_model
 from .optimize import OptimizerSettings, build_loss, optimize_pixels
 from .sources import list_images
 from .style_lookup import default_style_dirs, find_style_image
@@ -163,8 +165,6 @@ def _average(images: list[dict[str, Any]], milestones: Sequence[int]) -> dict[st
 
 def evaluate_quality(config: QualityConfig) -> dict[str, Any]:
     """Score a style network against optimisation on the same images; write JSON/plot if asked."""
-    from .engine import resolve_device
-    from .models import resolve_model
 
     config.validate()
     files = list_images(config.images, config.limit)

@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from ..errors import InputError
+from ..frames import fit_size, resize
 from .flow import FlowEstimator, resize_flow, valid_mask, warp
 
 
@@ -62,13 +63,8 @@ class TemporalSmoother:
         return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
     def _shrink(self, gray: np.ndarray) -> np.ndarray:
-        import cv2
-
         h, w = gray.shape[:2]
-        if max(h, w) <= self.flow_side:
-            return gray
-        s = self.flow_side / max(h, w)
-        return cv2.resize(gray, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        return resize(gray, fit_size(w, h, max_side=self.flow_side))
 
 
 def check_smoothing(alpha: float) -> None:
