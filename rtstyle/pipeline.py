@@ -97,7 +97,7 @@ class PipelineStats:
 
 @dataclass
 class _Batch:
-    frames: torch.Tensor  # (N, H, W, 3) uint8 on host
+    frames: torch.Tensor  # (N, H, W, 3) uint8 on host (on the device for a device decoder's frames)
     items: list
 
 
@@ -115,7 +115,7 @@ class HostBatcher:
         self._items: list = []
         self._shape: tuple[int, ...] | None = None
 
-    def add(self, image: np.ndarray, item: Any = None) -> _Batch | None:
+    def add(self, image: np.ndarray | torch.Tensor, item: Any = None) -> _Batch | None:
         """Add one frame; returns a full batch when ready. A frame of another size flushes first
         (returned), and the new frame starts the next batch."""
         flushed = None
@@ -135,7 +135,9 @@ class HostBatcher:
         items = [it for _, it in self._items]
         self._items = []
         n = len(images)
-        if self.pinned:
+        if isinstance(images[0], torch.Tensor):  # a device decoder's frames: batched where they already are
+            buf = torch.stack(images)
+        elif self.pinned:
             buf = self._buffer(images[0].shape)[:n]
             for dst, src in zip(buf, images):
                 dst.copy_(torch.from_numpy(src))
@@ -184,7 +186,7 @@ def run_engine(engine, frames: torch.Tensor, non_blocking: bool = True) -> np.nd
     ``non_blocking=False`` finishes the copy before returning control, so the host buffer may be
     refilled at once (the newest-frame policy recycles pinned buffers faster than the queues say)."""
     if engine is None:
-        return frames.numpy()
+        return frames.cpu().numpy()
     out = engine(frames.to(engine.device, non_blocking=non_blocking))
     return out.cpu().numpy()  # .cpu() waits for the device, so the input buffer is free again
 

@@ -115,3 +115,17 @@ def test_writer_sink_keeps_or_removes_its_file(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial files left
     with pytest.raises(ValueError, match="outcome"):
         SinkChain([]).close("maybe")
+
+
+def test_a_device_decoder_plugs_in_as_a_file_source(tmp_path):
+    """``gpu.DeviceVideoReader`` frames are torch tensors (on the GPU on CUDA machines; its software
+    path on the CPU here): the batcher stacks them where they are and the pipeline runs as usual."""
+    from rtstyle.gpu.decode import DeviceVideoReader
+
+    clip = make_clip(tmp_path / "c.mp4", frames=5, audio=False)
+    engine, seen = IdentityEngine(), []
+    source = FileSource(reader=DeviceVideoReader(clip, "cpu", hardware=False))
+    stats = run_pipeline(source, engine, lambda im, f: seen.append(im), PipelineConfig(batch_size=2))
+    direct = [f.image.numpy() for f in DeviceVideoReader(clip, "cpu", hardware=False)]
+    assert stats.frames_out == 5 and engine.batches == [2, 2, 1]
+    assert all(np.array_equal(a, b) for a, b in zip(seen, direct))

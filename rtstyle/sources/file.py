@@ -15,12 +15,16 @@ from .base import Source
 class FileSource(Source):
     """Frames of ``path`` decoded by ``VideoReader`` (PyAV, OpenCV fallback), optionally within
     [start, start + duration). ``realtime``: hand frames out no faster than their timestamps (a
-    file standing in for a camera); the pipeline then treats it as live and drops stale frames."""
+    file standing in for a camera); the pipeline then treats it as live and drops stale frames.
+    ``reader``: any ``VideoReader`` to use instead (e.g. ``gpu.DeviceVideoReader``, whose frames
+    are tensors on the GPU: the batcher stacks them there, nothing goes through the host)."""
 
-    def __init__(self, path: str | Path, start: float | None = None, duration: float | None = None,
-                 decoder: str = "auto", realtime: bool = False):
+    def __init__(self, path: str | Path | None = None, start: float | None = None, duration: float | None = None,
+                 decoder: str = "auto", realtime: bool = False, reader: VideoReader | None = None):
         super().__init__()
-        self.reader = VideoReader(path, start, duration, decoder=decoder)
+        if (path is None) == (reader is None):
+            raise ValueError("FileSource needs a path or a reader")
+        self.reader = reader if reader is not None else VideoReader(path, start, duration, decoder=decoder)
         self.warnings = self.reader.warnings  # the reader appends while decoding
         self.info = self.reader.info
         self.live = realtime
