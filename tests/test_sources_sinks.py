@@ -3,6 +3,8 @@ chain (order, close outcomes, writers that never leave a half-written file)."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -129,3 +131,29 @@ def test_a_device_decoder_plugs_in_as_a_file_source(tmp_path):
     direct = [f.image.numpy() for f in DeviceVideoReader(clip, "cpu", hardware=False)]
     assert stats.frames_out == 5 and engine.batches == [2, 2, 1]
     assert all(np.array_equal(a, b) for a, b in zip(seen, direct))
+
+
+def test_push_source_newest_only_and_every_frame():
+    from rtstyle.sources import PushSource
+
+    live = PushSource()
+    for i in range(3):
+        assert live.push(frame_pattern(i, 8, 8))
+    live.end()
+    got = list(live)
+    assert len(got) == 1 and np.array_equal(got[0].image, frame_pattern(2, 8, 8)) and live.frames_dropped == 2
+    assert not live.push(frame_pattern(9, 8, 8))  # ended: the producer is told to stop
+
+    queued = PushSource(newest_only=False, maxsize=2)
+    out = []
+
+    def produce():
+        for i in range(6):
+            queued.push(frame_pattern(i, 8, 8), pts=i * 40)
+        queued.end()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    stats = run_pipeline(queued, IdentityEngine(), lambda im, f: out.append((f.index, f.pts)), PipelineConfig(2))
+    producer.join()
+    assert out == [(i, i * 40) for i in range(6)] and stats.frames_dropped == 0 and queued.end_reason == "source_ended"

@@ -159,8 +159,8 @@ def _open_writer(config: LiveConfig, source: Source, fps: float) -> Callable[[in
             return VideoWriter(config.output, width, height, info.time_base, info.frame_rate, config.encoder,
                                rotation=info.rotation, color=info.color, overwrite=config.overwrite)
         return VideoWriter(config.output, width, height, MILLISECONDS, Fraction(fps).limit_denominator(1001),
-                           config.encoder, color=info.color if info is not None else None,
-                           overwrite=config.overwrite)
+                           config.encoder, rotation=info.rotation if info is not None else 0,
+                           color=info.color if info is not None else None, overwrite=config.overwrite)
 
     return open_writer
 

@@ -3,6 +3,7 @@
 * ``FileSource``: a video file (every frame, or in real time like a camera);
 * ``CameraSource``: a camera or stream, newest frame first (``LatestFrameGrabber``);
 * ``ImageSource``: image files and folders of photos;
+* ``PushSource``: frames pushed in by another thread or event loop (a WebRTC track, a receiver);
 * ``Resized``: any source's frames brought to one size (the model input size).
 
 A new source (a WebRTC track, a GPU decoder) goes in a module of its own here, subclassing ``Source``.
@@ -14,6 +15,7 @@ from .base import Resized, Source
 from .camera import CameraSource, LatestFrameGrabber, is_camera, opencv_capture, source_fps
 from .file import FileSource
 from .images import ImageSource, list_images
+from .push import PushSource
 
-__all__ = ["CameraSource", "FileSource", "ImageSource", "LatestFrameGrabber", "Resized", "Source", "is_camera",
+__all__ = ["CameraSource", "FileSource", "ImageSource", "LatestFrameGrabber", "PushSource", "Resized", "Source", "is_camera",
            "list_images", "opencv_capture", "source_fps"]
