@@ -8,7 +8,7 @@ STAMP := $(VENV)/.rtstyle-installed
 # No GLIBC_TUNABLES needed: rtstyle raises glibc's mmap/trim thresholds itself where CPU work
 # starts (rtstyle/cpu_memory.py).
 
-.PHONY: setup demo test clean
+.PHONY: setup demo lint test test-fast clean
 
 setup: $(STAMP)
 
@@ -25,8 +25,16 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/rtstyle demo
 
+lint: setup
+	$(BIN)/python -m ruff check .
+
 test: setup
 	$(BIN)/python -m pytest
+
+# The edit-test loop: lint, then everything not marked slow (tests/slow.txt), stopping at the first
+# failure; under a minute on a quiet 2-core machine. CI runs every test.
+test-fast: lint
+	$(BIN)/python -m pytest -m "not slow" -x -q --durations=10
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -26,7 +26,6 @@ from .nets import channel_mean_std
 from .vgg import VGG16
 
 
-
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, C), normalised by C*H*W. Computed in fp32 (fp16 overflows)."""
     b, c, h, w = features.shape

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import vgg
 from .errors import WeightsNotFoundError
 from .fsutil import atomic_path, cache_dir
-from . import vgg
 
 # MATLAB rgb2ycbcr on [0, 1] RGB: Y = (16 + 65.481 R + 128.553 G + 24.966 B) / 255.
 _Y_WEIGHTS = (65.481 / 255.0, 128.553 / 255.0, 24.966 / 255.0)

@@ -3,6 +3,7 @@ need the real architecture say so."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from pathlib import Path
 
@@ -13,11 +14,22 @@ from rtstyle.checkpoint import save_checkpoint
 from rtstyle.nets import SRNetConfig, StyleNetConfig, build_model
 
 REPO = Path(__file__).resolve().parents[1]
+SLOW_LIST = Path(__file__).with_name("slow.txt")
 SHARED_DATA = REPO.parent / "shared" / "data"
 SAMPLES = REPO / "rtstyle" / "assets"
 
 TINY_STYLE = StyleNetConfig(width=8, num_residual=1)
 TINY_SR = SRNetConfig(scale=4, width=8, num_residual=1)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests listed in tests/slow.txt ``slow``: ``make test-fast`` (-m "not slow") skips them."""
+    patterns = [line.strip() for line in SLOW_LIST.read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    for item in items:
+        nodeid = item.nodeid if item.nodeid.startswith("tests/") else f"tests/{item.nodeid}"
+        if any(fnmatch.fnmatchcase(nodeid, pattern) for pattern in patterns):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True, scope="session")

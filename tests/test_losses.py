@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from tests.helpers_core import random_vgg_weights
 from rtstyle.losses import LossConfig, PerceptualLoss, feature_loss, gram_matrix, style_loss, tv_loss
 from rtstyle.vgg import VGG16
+from tests.helpers_core import random_vgg_weights
 
 # ---- the terms on tiny tensors ----------------------------------------------------------
 

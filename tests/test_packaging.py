@@ -63,6 +63,7 @@ def wheel_names(tmp_path_factory) -> list[str]:
         return z.namelist()
 
 
+@pytest.mark.slow
 def test_wheel_top_level_is_rtstyle_only(wheel_names):
     top = {name.split("/")[0] for name in wheel_names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"rtstyle"}
@@ -71,6 +72,7 @@ def test_wheel_top_level_is_rtstyle_only(wheel_names):
         assert package in wheel_names
 
 
+@pytest.mark.slow
 def test_wheel_holds_every_module_but_the_study_scripts(wheel_names):
     # pyproject lists packages by name: a new package folder missing from that list would vanish from the wheel.
     studies = {f"{package}.{name}" for package, names in _study_scripts().items() for name in names}
@@ -83,6 +85,7 @@ def test_wheel_holds_every_module_but_the_study_scripts(wheel_names):
     assert not missing, f"add their packages to [tool.setuptools] packages in pyproject.toml: {missing}"
 
 
+@pytest.mark.slow
 def test_wheel_leaves_out_results_and_study_scripts(wheel_names):
     results = {p.name for p in (REPO / "benchmarks" / "results").iterdir()}
     assert results and not [n for n in wheel_names if "/results/" in n or Path(n).name in results]
@@ -102,6 +105,7 @@ def test_wheel_leaves_out_results_and_study_scripts(wheel_names):
         assert '__name__ == "__main__"' not in text, f"{name} is a script: add it to setup.py's STUDY_SCRIPTS"
 
 
+@pytest.mark.slow
 def test_study_scripts_stay_runnable_from_the_checkout():
     run = subprocess.run([sys.executable, "-m", "rtstyle.benchmarks.cpu_memory", "--help"], capture_output=True,
                          text=True, timeout=120)

@@ -131,8 +131,8 @@ def test_synth_onnx_export_takes_noise_and_matches_torch(synth_ckpt, tmp_path, i
 
 
 def test_runtime_refuses_a_texture_generator(synth_ckpt, tmp_path):
-    from rtstyle.export.onnx_export import OnnxExportConfig, export_onnx
     from rtstyle.engine import EngineOptions, open_engine
+    from rtstyle.export.onnx_export import OnnxExportConfig, export_onnx
 
     with pytest.raises(InputError, match="texture generator.*rtstyle synth"):
         open_engine(synth_ckpt, "torch", EngineOptions(device="cpu"))

@@ -14,14 +14,14 @@ import torch
 
 from rtstyle.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from rtstyle.cli import main
+from rtstyle.degrade import degrade, gaussian_blur
 from rtstyle.errors import CheckpointError, InputError
 from rtstyle.frames import load_image, numpy_to_float
 from rtstyle.losses import PerceptualLoss
 from rtstyle.nets import build_model
-from rtstyle.vgg import load_vgg16
 from rtstyle.trainers import SRTrainConfig, StyleTrainConfig, train_sr, train_style
-from rtstyle.degrade import degrade, gaussian_blur
 from rtstyle.trainers.data import RandomCrops, scan_images
+from rtstyle.vgg import load_vgg16
 
 from .conftest import SAMPLES, TINY_SR
 

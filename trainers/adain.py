@@ -21,8 +21,7 @@ import torch.nn.functional as F
 from rtstyle.errors import InputError
 from rtstyle.frames import load_image, numpy_to_float
 from rtstyle.fsutil import sha256_file
-from rtstyle.losses import (ADAIN_STYLE_LAYERS, LossConfig, LossTerms, PerceptualLoss, feature_loss,
-                            mean_std_style_loss)
+from rtstyle.losses import ADAIN_STYLE_LAYERS, LossConfig, LossTerms, PerceptualLoss, feature_loss, mean_std_style_loss
 from rtstyle.nets import ENCODER_LAYER, AdaINConfig, adain, channel_mean_std
 
 from .common import TaskSpec, TrainConfig, TrainResult, train
