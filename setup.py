@@ -9,7 +9,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 STUDY_SCRIPTS = {
-    "rtstyle.benchmarks": {"adain_eval", "cpu_memory", "gpu_check", "temporal"},
+    "rtstyle.benchmarks": {"adain_eval", "cpu_memory", "gpu_check", "gpu_check_steps", "serve_latency", "temporal"},
 }
 
 
