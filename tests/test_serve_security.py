@@ -203,3 +203,43 @@ def test_uploads_are_recognised_by_content_not_name():
     assert sniff_media(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == ("image", ".webp")
     for bad in [b"<html><script>", b"#!/bin/sh\n", b"PK\x03\x04zip", b"", b"ftyp"]:
         assert sniff_media(bad) is None
+
+
+def test_silent_sessions_and_old_uploads_are_cleaned_up(model, tmp_path):
+    """An offer never followed by frames gives its slot back after --idle-seconds; finished jobs
+    not downloaded are deleted after --keep-minutes."""
+    from aiortc import RTCPeerConnection
+
+    from rtstyle.serve.probe import ProbeResult, _stamped_track
+
+    clip = make_clip(tmp_path / "c.mp4", frames=4, size=(64, 48), audio=False).read_bytes()
+
+    async def go():
+        async with studio(models=(model,), max_sessions=1, idle_seconds=0.5, keep_minutes=0.005) as (url, app):
+            st = app[STUDIO]
+            pc = RTCPeerConnection(rtc_configuration())
+            pc.addTrack(_stamped_track((160, 120), 5, ProbeResult("", {}), {}))
+            with host_candidates(("127.0.0.1",)):
+                await pc.setLocalDescription(await pc.createOffer())
+            try:
+                async with aiohttp.ClientSession() as http:
+                    async with http.post(f"{url}/offer", json={"sdp": pc.localDescription.sdp, "type": "offer"}) as r:
+                        assert r.status == 200
+                    held = len(st.sessions)
+                    await asyncio.sleep(2.0)
+                    released = (len(st.sessions), st.session_slots.used)
+                    async with http.post(f"{url}/api/jobs", data=_form(clip, "c.mp4")) as r:
+                        job_id = (await r.json())["id"]
+                    for _ in range(300):
+                        async with http.get(f"{url}/api/jobs/{job_id}") as r:
+                            status = r.status
+                        if status == 404:
+                            break
+                        await asyncio.sleep(0.1)
+                    return held, released, status, leftovers(st.store.root)
+            finally:
+                await pc.close()
+
+    held, released, status, left = run(go())
+    assert held == 1 and released == (0, 0)
+    assert status == 404 and left == []

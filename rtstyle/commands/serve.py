@@ -26,6 +26,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-upload-mb", type=float, default=200.0, help="largest upload in MB (default: 200)")
     p.add_argument("--keep-minutes", type=float, default=30.0,
                    help="delete uploads and results after this many minutes (default: 30)")
+    p.add_argument("--idle-seconds", type=float, default=30.0,
+                   help="close a live session that receives no frame for this long (default: 30)")
     p.set_defaults(func=run)
 
 
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, models=tuple(args.model), backend=args.backend, device=args.device,
         precision=args.precision, max_side=args.max_side, token=args.token, ice_servers=tuple(args.ice_server),
         max_sessions=args.max_sessions, max_jobs=args.max_jobs, max_upload_mb=args.max_upload_mb,
-        keep_minutes=args.keep_minutes,
+        keep_minutes=args.keep_minutes, idle_seconds=args.idle_seconds,
     ).with_token()
 
     def ready(url: str) -> None:

@@ -152,12 +152,26 @@ class Studio:
                     del self.sessions[sid]
             self.session_slots.release()
             raise
+        session.watchdog = asyncio.ensure_future(self._end_if_silent(session))
         return web.json_response({"sdp": pc.localDescription.sdp, "type": pc.localDescription.type,
                                   "session": session.id})
+
+    async def _end_if_silent(self, session: LiveSession) -> None:
+        """A session that receives no frame for ``idle_seconds`` (an offer never followed by a
+        connection, a client gone quiet) gives its slot back: offers alone cannot fill the limit."""
+        seen = -1
+        while session.id in self.sessions:
+            await asyncio.sleep(self.config.idle_seconds)
+            if session.mailbox.received == seen:
+                await self._end_session(session)
+                return
+            seen = session.mailbox.received
 
     async def _end_session(self, session: LiveSession) -> None:
         if self.sessions.pop(session.id, None) is None:
             return
+        if session.watchdog is not None and session.watchdog is not asyncio.current_task():
+            session.watchdog.cancel()
         await session.close()
         self.session_slots.release()
         for image in session.style_images:

@@ -23,6 +23,7 @@ class ServeConfig:
     max_jobs: int = 2
     max_upload_mb: float = 200.0
     keep_minutes: float = 30.0  # uploads and results are deleted after this, downloaded or not
+    idle_seconds: float = 30.0  # a live session that receives no frame for this long is closed
 
     def __post_init__(self) -> None:
         if self.token is not None:
@@ -32,8 +33,8 @@ class ServeConfig:
         for name in ("max_sessions", "max_jobs"):
             if getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.max_upload_mb <= 0 or self.keep_minutes <= 0:
-            raise InputError("--max-upload-mb and --keep-minutes must be > 0")
+        if self.max_upload_mb <= 0 or self.keep_minutes <= 0 or self.idle_seconds <= 0:
+            raise InputError("--max-upload-mb, --keep-minutes and --idle-seconds must be > 0")
         if self.max_side is not None and self.max_side < 16:
             raise InputError(f"--max-side must be >= 16, got {self.max_side}")
         for url in self.ice_servers:

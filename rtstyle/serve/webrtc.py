@@ -365,6 +365,7 @@ class LiveSession:
         self._loop = asyncio.get_running_loop()
         self._thread: threading.Thread | None = None
         self._pump: asyncio.Task | None = None
+        self.watchdog: asyncio.Task | None = None  # the app ends the session when no frame comes
 
     def attach(self, track) -> None:
         """Start reading the remote video track and the pipeline thread."""
