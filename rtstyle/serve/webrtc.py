@@ -423,7 +423,8 @@ class LiveSession:
         return {"id": self.id, "model": s.model, "alpha": s.alpha, "style_index": s.style_index,
                 "smoothing": s.smoothing, "style_image": s.style_image is not None,
                 "engine": self.engine.describe(), "error": self.error,
-                "frames_in": self.mailbox.received, "frames_out": self.stats.frames, "dropped": self.mailbox.dropped,
+                "frames_in": self.mailbox.received, "frames_out": self.stats.frames,
+                "dropped": max(0, self.mailbox.received - self.stats.frames),  # replaced by newer ones (or in flight)
                 "fps": round(self.stats.fps, 2), "server_ms_mean": round(self.stats.latency_ms_mean, 1),
                 "server_ms_p95": round(self.stats.latency_ms_p95, 1)}
 
