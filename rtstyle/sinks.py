@@ -87,12 +87,21 @@ class CallbackSink(Sink):
 class SmoothingSink(Sink):
     """Flow-guided blend with the previous output (``temporal.TemporalSmoother``). Here, after
     the engine, because frames arrive in order and one at a time: the result does not depend on
-    the batch size. Flow is computed on the model-input frame."""
+    the batch size. Flow is computed on the model-input frame. ``style_of(frame)``, when given,
+    names the style that produced each frame: the smoother starts afresh when it changes, so
+    the previous style is never blended into the new one."""
 
-    def __init__(self, alpha: float):
+    def __init__(self, alpha: float, style_of: Callable[[Frame], object] | None = None):
         self.smoother = TemporalSmoother(alpha)
+        self.style_of = style_of
+        self._style: object = None
 
     def write(self, image, frame):
+        if self.style_of is not None:
+            style = self.style_of(frame)
+            if style != self._style:
+                self.smoother.reset()
+                self._style = style
         return self.smoother(image, to_gray(frame.image))
 
     def reset(self) -> None:
@@ -296,9 +305,11 @@ class VirtualCamSink(Sink):
 
 def build_sinks(smoothing: float = 0.0, measure: list[Sink] | None = None, preview: PreviewSink | None = None,
                 stats: StatsSink | None = None, writer: WriterSink | None = None,
-                virtual_cam: VirtualCamSink | None = None) -> SinkChain:
+                virtual_cam: VirtualCamSink | None = None,
+                style_of: Callable[[Frame], object] | None = None) -> SinkChain:
     """The one chain every front end uses, in the one order: smoothing (it changes the image),
     measurements, preview, stats (after the preview: capture-to-display latency), writer,
-    virtual camera. Leave out what a front end does not need."""
-    smoother = SmoothingSink(smoothing) if smoothing > 0 else None
+    virtual camera. Leave out what a front end does not need. ``style_of``: see ``SmoothingSink``
+    (front ends that switch styles while running)."""
+    smoother = SmoothingSink(smoothing, style_of) if smoothing > 0 else None
     return SinkChain([smoother, *(measure or []), preview, stats, writer, virtual_cam])

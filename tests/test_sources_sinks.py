@@ -157,3 +157,27 @@ def test_push_source_newest_only_and_every_frame():
     stats = run_pipeline(queued, IdentityEngine(), lambda im, f: out.append((f.index, f.pts)), PipelineConfig(2))
     producer.join()
     assert out == [(i, i * 40) for i in range(6)] and stats.frames_dropped == 0 and queued.end_reason == "source_ended"
+
+
+def test_smoothing_restarts_when_the_style_changes():
+    import torch
+
+    from rtstyle.live import Styles
+    from rtstyle.sinks import SmoothingSink
+
+    styles = Styles(("a", "b"), engines=[IdentityEngine(), IdentityEngine()])
+    batch = torch.from_numpy(frame_pattern(0, 32, 24))[None]
+    styles(batch), styles(batch)
+    styles.handle_key(ord("n"))
+    styles(batch)
+    assert [styles.served_style() for _ in range(3)] == [(0, 0), (0, 0), (1, 0)]
+
+    src = frame_pattern(0, 64, 48)  # a still scene: every pixel's motion is trustworthy
+    a, b = np.full_like(src, 50), np.full_like(src, 200)
+    served = iter([0, 0, 1])
+    sink = SmoothingSink(0.9, style_of=lambda frame: next(served))
+    outs = [sink.write(img, Frame(src, i, MILLISECONDS, i)) for i, img in enumerate([a, a, b])]
+    assert np.array_equal(outs[1], a) and np.array_equal(outs[2], b)  # the new style is not blended with the old
+    unkeyed = SmoothingSink(0.9)
+    blended = [unkeyed.write(img, Frame(src, i, MILLISECONDS, i)) for i, img in enumerate([a, a, b])][2]
+    assert abs(int(blended.mean()) - 65) <= 1  # without the key: 0.9 * 50 + 0.1 * 200

@@ -33,7 +33,6 @@ from ..sinks import (
     PreviewSink,
     Sink,
     SinkChain,
-    SmoothingSink,
     StatsSink,
     VirtualCamSink,
     WriterSink,
@@ -182,13 +181,13 @@ def run_live(config: LiveConfig, open_capture: Callable[[str], Any] = opencv_cap
     display = Display("rtstyle live", config.window)
     result = LiveResult(headless=not display.window)
     raw = open_live_source(config, open_capture, halt)
+    stats = StatsSink()
     chain: SinkChain | None = None
     timer: threading.Timer | None = None
     t0 = time.perf_counter()
     try:
         info = getattr(raw, "info", None)
         fps = getattr(raw, "fps", None) or (float(info.frame_rate) if info is not None and info.frame_rate else 30.0)
-        stats = StatsSink()
         chain = _live_sinks(config, styles, display, stats, ending, extra_sinks, _open_writer(config, raw, fps), fps)
         pipeline = PipelineConfig(batch_size=1, queue_batches=3 if config.every_frame else 1,
                                   drop_stale=not config.every_frame)
@@ -222,30 +221,26 @@ def _live_sinks(config: LiveConfig, styles: Styles, display: Display, stats: Sta
         return f"{stats.fps:5.1f} fps  {styles.label}" if config.show_fps else None
 
     def on_key(key: int) -> None:
-        shown = styles.selection
         if styles.handle_key(key):
             ending("quit")
-        elif styles.selection != shown:
-            for sink in chain.sinks:
-                if isinstance(sink, SmoothingSink):
-                    sink.reset()  # never blend the previous style into the new one
 
     writer = WriterSink(open_writer=open_writer, capture_clock=not config.every_frame) if config.output else None
     chain = build_sinks(config.temporal_smoothing, measure=[_Gate(ending, config.max_frames), *(extra or [])],
                         preview=PreviewSink(display, overlay, on_key), stats=stats, writer=writer,
-                        virtual_cam=VirtualCamSink(fps) if config.virtual_cam else None)
+                        virtual_cam=VirtualCamSink(fps) if config.virtual_cam else None,
+                        style_of=styles.served_style)  # a style switch restarts the smoothing
     return chain
 
 
-def _fill_result(result: LiveResult, raw: Source, stats: StatsSink, chain: SinkChain) -> None:
+def _fill_result(result: LiveResult, raw: Source, stats: StatsSink, chain: SinkChain | None) -> None:
     result.frames_captured = getattr(raw, "frames_captured", raw.frames_read)
     result.frames_dropped += raw.frames_dropped
     result.frames_shown = stats.frames
     result.reconnects = getattr(raw, "reconnects", 0)
     result.latency_ms_mean, result.latency_ms_p95 = stats.latency_ms_mean, stats.latency_ms_p95
-    result.output = chain.output
+    result.output = chain.output if chain is not None else None
     result.warnings += raw.warnings
-    for sink in chain.sinks:
+    for sink in chain.sinks if chain is not None else []:
         if isinstance(sink, WriterSink):
             result.warnings += sink.warnings
 

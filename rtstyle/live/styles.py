@@ -8,6 +8,7 @@ model and ``style_dir``, ``s`` applies the folder's next style image (``a`` the 
 
 from __future__ import annotations
 
+import collections
 from pathlib import Path
 from typing import Sequence
 
@@ -46,26 +47,30 @@ class Styles:
         self.images = style_images(style_dir) if style_dir is not None else []
         self.image_index = 0
         self._applied: dict[int, int] = {}  # engine index -> style image index it holds
+        self._served: collections.deque[tuple[int, int]] = collections.deque()  # per frame run, in order
 
-    def _style_choice(self) -> StyleChoice:
+    def _style_choice(self, image_index: int) -> StyleChoice:
         choice = self._style
         if self.images:
-            return StyleChoice(style_image=self.images[self.image_index], alpha=choice.alpha,
+            return StyleChoice(style_image=self.images[image_index], alpha=choice.alpha,
                                style_index=choice.style_index, style_size=choice.style_size)
         return choice
 
-    def current(self) -> Engine:
-        if self._engines[self.index] is None:
+    def current(self, selection: tuple[int, int] | None = None) -> Engine:
+        """The engine for ``selection`` (model index, style image index; default: the current one),
+        opened on first use, holding that style image."""
+        index, image = selection if selection is not None else self.selection
+        if self._engines[index] is None:
             opts = EngineOptions(device=self._device, precision=self._precision, batch_size=1,
-                                 extra=self._style_choice().to_extra())
-            self._engines[self.index] = open_engine(self._models[self.index], self._backend, opts)
-            self._applied[self.index] = self.image_index
-        engine = self._engines[self.index]
-        if self.images and self._applied.get(self.index, self.image_index) != self.image_index:
+                                 extra=self._style_choice(image).to_extra())
+            self._engines[index] = open_engine(self._models[index], self._backend, opts)
+            self._applied[index] = image
+        engine = self._engines[index]
+        if self.images and self._applied.get(index, image) != image:
             if not hasattr(engine, "set_style"):
                 raise InputError(f"--style-dir switches style images in the torch backend; {engine.describe()} cannot")
-            engine.set_style(load_style_image(self.images[self.image_index], self._style.style_size))
-            self._applied[self.index] = self.image_index
+            engine.set_style(load_style_image(self.images[image], self._style.style_size))
+            self._applied[index] = image
         return engine
 
     # -- the engine interface the pipeline uses
@@ -74,7 +79,15 @@ class Styles:
         return self.current().device
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.current()(frames)
+        selection = self.selection  # read once: a key may change it meanwhile on the caller's thread
+        out = self.current(selection)(frames)
+        self._served.extend([selection] * len(frames))
+        return out
+
+    def served_style(self, frame=None) -> tuple[int, int]:
+        """The selection that stylized the next frame to reach the sinks (frames reach them in
+        the order the engine ran them, and none is dropped after the engine)."""
+        return self._served.popleft() if self._served else self.selection
 
     def describe(self) -> str:
         return self.current().describe()
