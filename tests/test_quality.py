@@ -11,7 +11,7 @@ import torch
 
 from rtstyle.checkpoint import load_checkpoint, save_checkpoint
 from rtstyle.cli import main
-from rtstyle.errors import CheckpointError, InputError
+from rtstyle.errors import InputError
 from rtstyle.frames import load_image, numpy_to_float
 from rtstyle.fsutil import sha256_file
 from rtstyle.losses import LossConfig, PerceptualLoss

@@ -17,15 +17,21 @@ import torch
 from rtstyle.checkpoint import read_metadata
 from rtstyle.cli import main
 from rtstyle.errors import InputError
-from rtstyle.stylize import StylizeConfig, stylize_video
 from rtstyle.eval_temporal import TemporalEvalConfig, evaluate_temporal
 from rtstyle.frames import to_gray
+from rtstyle.stylize import StylizeConfig, stylize_video
 from rtstyle.temporal import (
-    FlowEstimator, TemporalSmoother, WarpingErrorMeter, inside_mask, valid_mask, warp, warping_error,
+    FlowEstimator,
+    TemporalSmoother,
+    WarpingErrorMeter,
+    inside_mask,
+    valid_mask,
+    warp,
+    warping_error,
 )
-from tests.helpers_video import IdentityEngine, read_frames
 from rtstyle.trainers import StyleTrainConfig, train_style
 from rtstyle.trainers.stability import StabilityConfig, StabilityLoss, translate
+from tests.helpers_video import IdentityEngine, read_frames
 
 from .conftest import SAMPLES
 

@@ -7,9 +7,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from tests.helpers_video import audio_duration, frame_pattern, frame_times_ms, make_clip, read_frames
 from rtstyle.errors import InputError, OutputError
 from rtstyle.video import AudioSource, EncoderConfig, VideoReader, VideoWriter, probe
+from tests.helpers_video import audio_duration, frame_pattern, frame_times_ms, make_clip, read_frames
 
 
 def test_probe_describes_clip(tmp_path):

@@ -8,8 +8,13 @@ import threading
 from pathlib import Path
 
 from ..errors import Interrupted
-from .stylize import (add_encoder_arguments, add_engine_arguments, add_smoothing_argument, add_style_choice_arguments,
-                      style_choice)
+from .stylize import (
+    add_encoder_arguments,
+    add_engine_arguments,
+    add_smoothing_argument,
+    add_style_choice_arguments,
+    style_choice,
+)
 
 
 def register(subparsers) -> None:
