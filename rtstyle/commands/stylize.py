@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from ..choices import BACKEND_NAMES, DEVICES, PRECISIONS
+from .cluster_args import add_cluster_arguments, check_cluster_flags, run_on_cluster
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -74,6 +75,7 @@ def register(subparsers) -> None:
     p.add_argument("--stats", type=Path, metavar="JSON", help="write per-video statistics to this JSON file")
     add_smoothing_argument(p)
     add_style_choice_arguments(p)
+    add_cluster_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -89,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         decoder=args.decoder, overwrite=args.overwrite, preview=args.preview, progress=not args.no_progress,
         stats_path=args.stats, temporal_smoothing=args.temporal_smoothing, style=style_choice(args),
     )
+    check_cluster_flags(args)
+    if args.ray is not None:
+        return run_on_cluster(args, config)
     for src, _ in plan_outputs(config):  # bad inputs and outputs fail before a (possibly slow) engine build
         VideoReader(src, decoder=config.decoder)
     engine = open_chain(config)
