@@ -3,6 +3,7 @@ module (Ray starts slowly). Outputs are compared with a single-machine run frame
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -114,12 +115,16 @@ def test_local_cluster_listens_on_loopback_only(cluster):
     assert _loopback_only(_descendants(os.getpid()) | {os.getpid()})
 
 
-def test_folder_on_two_workers_matches_single_machine(clips, reference, capsys):
+def test_folder_on_two_workers_matches_single_machine(clips, reference, tmp_path, monkeypatch, capsys):
+    """The README's ``--ray local`` command on a folder: the same files, frames, timestamps and audio as
+    a single-machine run; the long clip goes as segments."""
     root, folder, model = clips
-    out, stats = root / "cluster", root / "stats.json"
-    code = main(["stylize", str(folder), "-o", str(out), "--model", str(model), "--device", "cpu", "--preset",
-                 "ultrafast", "--ray", "local", "--workers", "2", "--segment-seconds", "1", "--stats", str(stats),
-                 "--no-progress"])
+    (cmd,) = [c for c in _readme_commands() if "local" in c]
+    monkeypatch.chdir(tmp_path)  # the README's relative paths: workers get them made absolute
+    shutil.copytree(folder, tmp_path / "clips")
+    out, stats = tmp_path / "styled", tmp_path / "job.json"
+    args = [str(model) if a == "starry_night" else a for a in cmd[1:]]
+    code = main([*args, "--device", "cpu", "--preset", "ultrafast", "--segment-seconds", "1", "--no-progress"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "3 done, 0 skipped, 0 failed" in captured.out
@@ -202,53 +207,82 @@ def test_skip_existing_does_only_the_rest(clips, reference, tmp_path, capsys):
     assert before == {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.iterdir()}
 
 
-def test_bad_input_is_listed_and_the_rest_done(clips, tmp_path, capsys):
+def _stop_group(proc: subprocess.Popen, processes: set[int]) -> None:
+    """Stop the process group we started (``ray start --block`` and the raylet and workers it runs):
+    SIGTERM, then SIGKILL; ``processes`` (recorded before) are then checked by pid."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    for pid in processes:
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_readme_cluster_commands_second_node_and_ray_auto(clips, reference, cluster, tmp_path):
+    """The README's "Many machines" commands: a second node joins with ``ray start --address`` (its own
+    raylet, on 127.0.0.1 only) and ``rtstyle stylize --ray auto`` from another process spreads the job
+    over both nodes; a broken input is listed as failed while the rest is done. Last in this module:
+    the module's cluster loses that node at the end."""
     root, folder, model = clips
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    shutil.copy(folder / "a.mp4", inputs / "a.mp4")
+    inputs = tmp_path / "clips"
+    shutil.copytree(folder, inputs)
     (inputs / "broken.mp4").write_bytes(b"not a video at all")
-    stats = tmp_path / "stats.json"
-    code = main(["stylize", str(inputs), "-o", str(tmp_path / "out"), "--model", str(model), "--device", "cpu",
-                 "--ray", "local", "--no-progress", "--stats", str(stats)])
-    captured = capsys.readouterr()
-    assert code == 1
-    assert "1 done, 0 skipped, 1 failed" in captured.out
-    assert "broken.mp4" in captured.err and "not a readable video" in captured.err
-    videos = {Path(v["input"]).name: v for v in json.loads(stats.read_text())["videos"]}
-    assert videos["broken.mp4"]["status"] == "failed" and videos["a.mp4"]["status"] == "done"
-
-
-def test_second_node_on_loopback_joins_and_takes_work(clips, reference, tmp_path):
-    """Another Ray node (a second raylet) on 127.0.0.1 joins the cluster; the job spreads over both."""
-    root, folder, model = clips
     gcs = ray.get_runtime_context().gcs_address
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    node = subprocess.Popen([sys.executable, str(Path(__file__).with_name("ray_node_loopback.py")), "start",
-                             f"--address={gcs}", "--num-cpus=1", "--block", "--disable-usage-stats"],
-                            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "OMP_NUM_THREADS": "1"}
+    commands = _readme_commands()
+    node_cmd = next(c for c in commands if c[:3] == ["ray", "start", "--address"])
+    job_cmd = next(c for c in commands if c[:2] == ["rtstyle", "stylize"] and "auto" in c)
+    log = tmp_path / "ray-start.log"
+    args = [a.replace("HEAD_IP:6379", gcs) for a in node_cmd[1:]]
+    node = subprocess.Popen([sys.executable, str(Path(__file__).with_name("ray_node_loopback.py")), *args,
+                             "--num-cpus=1", "--block", "--disable-usage-stats"],
+                            env=env, start_new_session=True, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    processes: set[int] = set()
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline and sum(n["Alive"] for n in ray.nodes()) < 2 and node.poll() is None:
-            time.sleep(0.5)
+        deadline = time.time() + 90
+        while time.time() < deadline and node.poll() is None and sum(n["Alive"] for n in ray.nodes()) < 2:
+            time.sleep(0.3)
         if sum(n["Alive"] for n in ray.nodes()) < 2:
-            pytest.skip(f"a second Ray node could not start here: {node.stderr.read1(2000) if node.poll() else 'timeout'}")
-        assert _loopback_only(_descendants(node.pid) | {node.pid})
-        report = run_cluster(_config(folder, model, tmp_path / "out"), ClusterConfig(workers=3, segment_seconds=1))
-        assert not report.failed, report.summary_lines()
-        assert len({w["node_id"] for w in report.workers}) == 2
-        for f in report.files:
-            ok, why = same_video(reference / f.output.name, f.output)
-            assert ok, f"{f.output.name}: {why}"
+            pytest.skip(f"a second Ray node cannot start here: {log.read_text()[-500:]}")
+        job = [a.replace("/mnt/shared/clips", str(inputs)).replace("/mnt/shared/styled", str(tmp_path / "out"))
+               .replace("job.json", str(tmp_path / "job.json")) for a in job_cmd[2:]]
+        job = [str(model) if a == "starry_night" else a for a in job]
+        run = subprocess.run([sys.executable, "-m", "rtstyle", "stylize", *job, "--device", "cpu", "--preset",
+                              "ultrafast", "--workers", "3", "--segment-seconds", "1", "--no-progress"],
+                             env={**env, "RAY_ADDRESS": gcs}, capture_output=True, text=True, timeout=240)
+        processes = _descendants(node.pid) | {node.pid}
+        assert run.returncode == 1, run.stderr  # the broken input failed, the rest is done
+        assert "3 done, 0 skipped, 1 failed" in run.stdout and "2 nodes" in run.stdout, run.stdout + run.stderr
+        assert "broken.mp4" in run.stderr and "not a readable video" in run.stderr
+        for name in ("a_tiny.mp4", "b_tiny.mp4", "long_tiny.mp4"):
+            ok, why = same_video(reference / name, tmp_path / "out" / name)
+            assert ok, f"{name}: {why}"
+        report = json.loads((tmp_path / "job.json").read_text())
+        assert report["cluster"]["nodes"] == 2 and report["cluster"]["failed"] == 1
+        assert _loopback_only(processes)
     finally:
-        with_group = os.getpgid(node.pid) if node.poll() is None else None
-        if with_group is not None:
-            os.killpg(with_group, signal.SIGTERM)
-            try:
-                node.wait(45)  # it drains, then stops its raylet and workers
-            except subprocess.TimeoutExpired:
-                os.killpg(with_group, signal.SIGKILL)
-                node.wait(10)
-        deadline = time.time() + 30
-        while time.time() < deadline and sum(n["Alive"] for n in ray.nodes()) > 1:
-            time.sleep(0.5)
+        _stop_group(node, processes)
+    assert not [p for p in processes if _alive(p)]
+    assert ray.is_initialized()  # --ray auto from another process left the cluster it joined running
+
+
+def _readme_commands() -> list[list[str]]:
+    """Commands in the code blocks of the README's "Many machines" section."""
+    import shlex
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("## Many machines", 1)[1].split("\n## ", 1)[0]
+    commands = []
+    for block in section.split("```")[1::2]:
+        for line in block.splitlines()[1:]:
+            line = line.split("#", 1)[0].strip()
+            if line and not line.startswith("pip "):
+                commands.append(shlex.split(line))
+    return commands
+
+

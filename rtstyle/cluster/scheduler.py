@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -111,6 +112,7 @@ def run_cluster(config: StylizeConfig, cluster: ClusterConfig, engine_factory: E
     check_address(cluster.address)
     import_ray()  # without the extra: a one-line error before any work
     started = time.perf_counter()
+    config = absolute_paths(config)
     plan = plan_job(config, cluster)  # before connecting: bad arguments fail fast, without a cluster
     with connect(cluster.address) as ray:
         report = _Job(ray, config, cluster, plan, engine_factory).run()
@@ -118,6 +120,21 @@ def run_cluster(config: StylizeConfig, cluster: ClusterConfig, engine_factory: E
     if config.stats_path is not None:
         report.write(config.stats_path)
     return report
+
+
+def absolute_paths(config: StylizeConfig) -> StylizeConfig:
+    """Workers run in other folders (and on other machines): give them absolute paths. Model names
+    that are not files (bundled styles) stay names."""
+    def model(m):
+        return str(Path(m).resolve()) if m is not None and Path(m).is_file() else m
+
+    style = config.style
+    if style.style_image is not None:
+        style = dataclasses.replace(style, style_image=Path(style.style_image).resolve())
+    return dataclasses.replace(
+        config, inputs=tuple(Path(p).resolve() for p in config.inputs), model=model(config.model),
+        sr_model=model(config.sr_model), output=Path(config.output).resolve() if config.output is not None else None,
+        style=style)
 
 
 class _Job:
