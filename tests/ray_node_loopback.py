@@ -10,14 +10,13 @@ localhost as given (private Ray functions, patched in this process only). Real c
 
 import sys
 
-import ray._private.services as services
-from ray._private import ray_constants
+from ray._private import ray_constants, services
 
 ray_constants.ENABLE_RAY_CLUSTER = True
 services.resolve_ip_for_localhost = lambda host: host
 services.get_node_ip_address = lambda address=None: "127.0.0.1"
 
-from ray.scripts.scripts import main  # noqa: E402 - after the patches above
+from ray.scripts.scripts import main  # after the patches above
 
 if __name__ == "__main__":
     sys.argv = ["ray", *sys.argv[1:]]

@@ -17,7 +17,7 @@ import logging
 import os
 import re
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..errors import BackendUnavailableError, InputError
 

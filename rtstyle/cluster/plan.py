@@ -124,7 +124,7 @@ def output_complete(reader: VideoReader, dst: Path) -> bool:
         probe(dst)
     except InputError:
         return False
-    start, end = window(reader)
+    start, _ = window(reader)
     return count_frames(dst) == count_frames(reader.path, start, reader.end)
 
 

@@ -74,8 +74,9 @@ class ClusterReport:
 
     def summary_lines(self) -> list[str]:
         t = self.totals()
-        lines = [f"{t['done']} done, {t['skipped']} skipped, {t['failed']} failed; {t['frames']} frames in "
+        first = (f"{t['done']} done, {t['skipped']} skipped, {t['failed']} failed; {t['frames']} frames in "
                  f"{t['wall_s']:.1f} s ({t['fps']:.1f} fps, {t['files_per_s']:.3f} files/s) on {t['workers']} "
-                 f"workers, {t['nodes']} nodes; {t['retries']} retries"]
+                 f"workers, {t['nodes']} nodes; {t['retries']} retries")
+        lines = [first]
         lines += [f"failed: {f.input}: {f.error}" for f in self.failed]
         return lines

@@ -17,9 +17,9 @@ import contextlib
 import dataclasses
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..errors import InputError, RtstyleError
 from ..stylize import StylizeConfig
@@ -33,7 +33,7 @@ _POLL_S = 0.5  # how often the driver asks busy workers how far they are
 @dataclass
 class _Work:
     task: Task
-    file: "_FileState"
+    file: _FileState
     attempts: int = 0  # times a worker died while running it
     avoid: set = field(default_factory=set)  # workers it died on: retry elsewhere when possible
 
@@ -87,7 +87,7 @@ class _Pool:
         if slot.info is None:
             try:
                 slot.info = self.ray.get(slot.info_ref, timeout=120)
-            except Exception as exc:  # the actor could not start (engine failed to open, node lost)
+            except Exception as exc:  # noqa: BLE001 - the actor could not start (engine failed to open, node lost)
                 slot.info = {"error": reason(exc)}
         return slot.info
 
@@ -268,7 +268,7 @@ class _Job:
         except RayActorError as exc:  # the worker process or its node died: not the file's fault
             self._worker_lost(slot, work, exc)
             return
-        except Exception as exc:  # the task raised: a bad input, a full disk... a retry would fail the same way
+        except Exception as exc:  # noqa: BLE001 - the task raised: a bad input, a full disk... a retry would fail the same way
             self._fail(state, reason(exc))
             return
         if state.failed:
@@ -348,7 +348,7 @@ class _Job:
         if busy and self.bar is not None:
             try:
                 running = sum(self.ray.get([s.handle.progress.remote() for s in busy], timeout=5))
-            except Exception:  # a worker died meanwhile: its task's own result reports it
+            except Exception:  # noqa: BLE001 - a worker died meanwhile: its task's own result reports it
                 running = 0
         self.report.frames = self.frames_done
         if self.bar is None:

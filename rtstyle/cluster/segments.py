@@ -22,10 +22,12 @@ import numpy as np
 
 from ..engine import Engine
 from ..errors import InputError
+from ..frames import Frame, fit_size
 from ..pipeline import PipelineConfig, run_pipeline
-from ..stylize import StylizeConfig, model_input_size, resized_frames
-from ..temporal import TemporalSmoother, to_gray
-from ..video import AudioSource, DecodedFrame, VideoReader, VideoWriter
+from ..sinks import CallbackSink, build_sinks
+from ..sources import FileSource, Resized
+from ..stylize import StylizeConfig
+from ..video import AudioSource, VideoReader, VideoWriter
 from .plan import Segment
 
 _PART_CODEC = "ffv1"
@@ -98,31 +100,33 @@ def read_part(path: Path):
 
 
 def stylize_segment(config: StylizeConfig, engine: Engine, src: Path, segment: Segment, path: Path) -> SegmentResult:
-    """Stylize one segment of ``src`` into the lossless part file ``path``."""
-    reader = VideoReader(src, segment.start, segment.duration, decoder=config.decoder)
-    info = reader.info
-    size = model_input_size(info.width, info.height, config.resize, config.max_side)
-    smoother = TemporalSmoother(config.temporal_smoothing) if config.temporal_smoothing > 0 else None
+    """Stylize one segment of ``src`` into the lossless part file ``path``, through the same source,
+    pipeline and sink chain as a single-machine run (the writer replaced by the part file)."""
+    source = FileSource(src, segment.start, segment.duration, decoder=config.decoder)
+    info = source.info
+    size = fit_size(info.width, info.height, config.resize, config.max_side)
     writer = PartWriter(path)
     pts: list[int] = []
     durations: list[int | None] = []
 
-    def sink(image: np.ndarray, frame: DecodedFrame) -> None:
-        if smoother is not None:  # restarts here: the previous segment's last output is on another worker
-            image = smoother(image, to_gray(frame.image))
+    def record(image: np.ndarray, frame: Frame) -> None:
         writer.write(image)
         pts.append(frame.pts + segment.offset)
         durations.append(frame.duration)
 
+    # Smoothing (first in the chain) restarts here: the previous segment's last output is on another worker.
+    chain = build_sinks(config.temporal_smoothing, measure=[CallbackSink(record)])
     try:
-        stats = run_pipeline(resized_frames(iter(reader), size), engine, sink, PipelineConfig(batch_size=config.batch_size))
+        stats = run_pipeline(Resized(source, size), engine, chain, PipelineConfig(batch_size=config.batch_size))
     except BaseException:
+        chain.close("failed")
         writer.close(keep=False)
         raise
+    chain.close("done")
     writer.close(keep=True)
     if not pts:
         raise InputError(f"no frames decoded from {src} segment {segment.index} (from {segment.start or 0}s)")
-    return SegmentResult(path, pts, durations, stats.frames_in, stats.wall_s, reader.warnings)
+    return SegmentResult(path, pts, durations, stats.frames_in, stats.wall_s, source.warnings)
 
 
 def join_segments(config: StylizeConfig, src: Path, dst: Path, parts: list[SegmentResult]) -> tuple[int, list[str]]:
