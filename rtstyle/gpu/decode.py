@@ -96,7 +96,8 @@ class DeviceVideoReader(VideoReader):
 
         with self._open() as container:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            if not self.hardware:
+                stream.thread_type = "AUTO"  # NVDEC decodes on the GPU: frame threads would only add copies
             if self.start > 0:
                 try:
                     container.seek(int(self.start / stream.time_base), stream=stream, backward=True)
