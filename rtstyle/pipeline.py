@@ -16,8 +16,14 @@ Public API
     holds only the newest batch: older ones are dropped (``stats.frames_dropped``), so a slow
     engine shows the latest picture instead of falling further behind;
   - *engine* thread: ``engine(batch.to(device, non_blocking=True))`` then the result back to
-    the host;
+    the host; with ``config.output_ring`` the copy back is queued into a pinned slot of a
+    ``gpu.ring.OutputRing`` instead, so the engine goes on with the next batch while it runs
+    (the sink's images are then views of the slot, valid until the sink returns: a sink that
+    keeps a frame copies it; every sink in ``sinks.py`` except ``CallbackSink`` does);
   - *sink* (calling thread): ``sink(out_image, item)`` for every frame of the batch.
+
+  Frames may also be uint8 (H, W, 3) torch tensors already on the engine's device (a GPU
+  decoder: ``gpu.decode``): they are batched where they are.
 
   Queues hold at most ``config.queue_batches`` batches each, so memory stays flat however
   long the video. An end-of-stream marker flows through every queue. Setting ``stop`` (an
@@ -49,6 +55,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .gpu.ring import OutputRing
 from .sources import Source
 
 _END = object()  # end-of-stream marker
@@ -60,6 +67,7 @@ class PipelineConfig:
     batch_size: int = 1
     queue_batches: int = 3  # capacity of each queue, in batches
     drop_stale: bool | None = None  # keep only the newest batches for the engine; None: when the source is live
+    output_ring: bool = False  # engine output back through a pinned ring of async copies (not with drop_stale)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -135,9 +143,13 @@ class HostBatcher:
         items = [it for _, it in self._items]
         self._items = []
         n = len(images)
-        if isinstance(images[0], torch.Tensor):  # a device decoder's frames: batched where they already are
+        if isinstance(images[0], torch.Tensor):  # decoded on the device: batch it there
             buf = torch.stack(images)
-        elif self.pinned:
+            if buf.is_cuda:
+                # The engine thread may read it on another stream: finish the stack first.
+                torch.cuda.current_stream(buf.device).synchronize()
+            return _Batch(buf, items)
+        if self.pinned:
             buf = self._buffer(images[0].shape)[:n]
             for dst, src in zip(buf, images):
                 dst.copy_(torch.from_numpy(src))
@@ -276,7 +288,8 @@ def _decode_stage(st: _Stages, source: Source | Iterable, batcher: HostBatcher, 
             close()  # the source releases its file or device now, not at garbage collection
 
 
-def _engine_stage(st: _Stages, engine, in_q: queue.Queue, out_q: queue.Queue, newest_only: bool) -> None:
+def _engine_stage(st: _Stages, engine, in_q: queue.Queue, out_q: queue.Queue, newest_only: bool,
+                  ring: OutputRing | None = None) -> None:
     try:
         while True:
             batch = st.get(in_q)
@@ -284,6 +297,9 @@ def _engine_stage(st: _Stages, engine, in_q: queue.Queue, out_q: queue.Queue, ne
                 st.put(out_q, _END)
                 return
             t0 = time.perf_counter()
+            if ring is not None:
+                _engine_into_ring(st, engine, batch, ring, out_q)
+                continue
             out = run_engine(engine, batch.frames, non_blocking=not newest_only)
             st.stats.busy_s["engine"] += time.perf_counter() - t0
             st.stats.batches += 1
@@ -295,6 +311,26 @@ def _engine_stage(st: _Stages, engine, in_q: queue.Queue, out_q: queue.Queue, ne
         st.fail(exc)
 
 
+_IN_RING = object()  # marker on the results queue: the next batch waits in the output ring
+
+
+def _engine_into_ring(st: _Stages, engine, batch: _Batch, ring: OutputRing, out_q: queue.Queue) -> None:
+    """Queue ``batch`` through the engine and its copy back into ``ring``, without waiting."""
+    t0 = time.perf_counter()
+    frames = batch.frames
+    if frames.is_cuda:
+        # Decoded on the device by another thread: keep its memory until this stream is done.
+        frames.record_stream(torch.cuda.current_stream(frames.device))
+    out = frames if engine is None else engine(frames.to(engine.device, non_blocking=True))
+    if len(out) != len(batch.items):
+        raise RuntimeError(f"engine returned {len(out)} frames for a batch of {len(batch.items)}")
+    queued = ring.put(out, batch.items, st.abort)  # waits only while every slot is still being encoded
+    st.stats.busy_s["engine"] += time.perf_counter() - t0
+    st.stats.batches += 1
+    if queued:
+        st.put(out_q, _IN_RING)
+
+
 def run_pipeline(source: Source | Iterable, engine, sink: Callable[[np.ndarray, Any], None],
                  config: PipelineConfig | None = None, stop: threading.Event | StopFlag | None = None,
                  on_progress: Callable[[PipelineStats], None] | None = None) -> PipelineStats:
@@ -302,20 +338,24 @@ def run_pipeline(source: Source | Iterable, engine, sink: Callable[[np.ndarray, 
     config = config or PipelineConfig()
     st = _Stages(stop or threading.Event())
     device = engine.device if engine is not None else torch.device("cpu")
-    batcher = HostBatcher(config.batch_size, device, ring=2 * config.queue_batches + 3)
+    newest = config.drop_stale if config.drop_stale is not None else bool(getattr(source, "live", False))
+    # Enough slots that the sink never waits for the engine's put (queue + one in hand + one spare).
+    ring = OutputRing(config.queue_batches + 2, device) if config.output_ring and not newest else None
+    # Input buffers in use at once: the queue, one filling, one in the engine, and with a ring up
+    # to ring.slots batches still queued on the device: the batcher's ring outnumbers them all.
+    batcher = HostBatcher(config.batch_size, device, ring=2 * config.queue_batches + 3 + (ring.slots if ring else 0))
     decoded: queue.Queue = queue.Queue(config.queue_batches)
     results: queue.Queue = queue.Queue(config.queue_batches)
-    newest = config.drop_stale if config.drop_stale is not None else bool(getattr(source, "live", False))
     threads = [
         threading.Thread(target=_decode_stage, args=(st, source, batcher, decoded, newest), name="rtstyle-decode",
                          daemon=True),
-        threading.Thread(target=_engine_stage, args=(st, engine, decoded, results, newest), name="rtstyle-engine",
+        threading.Thread(target=_engine_stage, args=(st, engine, decoded, results, newest, ring), name="rtstyle-engine",
                          daemon=True),
     ]
     for t in threads:
         t.start()
     try:
-        _sink_stage(st, results, sink, on_progress)
+        _sink_stage(st, results, sink, on_progress, ring)
     finally:
         st.abort.set()  # release any stage still waiting (only matters after errors)
         for t in threads:
@@ -327,14 +367,20 @@ def run_pipeline(source: Source | Iterable, engine, sink: Callable[[np.ndarray, 
     return st.stats
 
 
-def _sink_stage(st: _Stages, results: queue.Queue, sink, on_progress) -> None:
+def _sink_stage(st: _Stages, results: queue.Queue, sink, on_progress, ring: OutputRing | None = None) -> None:
     while True:
+        slot = None
         try:
             got = st.get(results)
             if got is _END:
                 return
-            out, items = got
             t0 = time.perf_counter()
+            if got is _IN_RING:
+                slot = ring.get(st.abort)  # waits for this batch's copy only
+                if slot is None:
+                    return
+                got = (slot.frames, slot.items)
+            out, items = got
             for image, item in zip(out, items):
                 sink(image, item)
                 st.stats.frames_out += 1
@@ -350,3 +396,6 @@ def _sink_stage(st: _Stages, results: queue.Queue, sink, on_progress) -> None:
         except BaseException as exc:
             st.fail(exc)
             return
+        finally:
+            if slot is not None:
+                ring.release(slot)  # its frames are written: the buffer may be refilled

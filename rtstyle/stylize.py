@@ -33,6 +33,7 @@ from .engine import BaseEngine, Engine, EngineOptions, open_engine
 from .errors import CheckpointError, InputError, Interrupted, OutputError
 from .frames import fit_size
 from .fsutil import atomic_path
+from .gpu.decode import DeviceVideoReader, device_file_source
 from .pipeline import PipelineConfig, PipelineStats, run_pipeline
 from .sinks import Display, PreviewSink, WriterSink, build_sinks
 from .sources import FileSource, Resized
@@ -55,7 +56,7 @@ class StylizeConfig:
     start: float | None = None  # seconds
     duration: float | None = None  # seconds
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    decoder: str = "auto"  # auto | pyav | opencv
+    decoder: str = "auto"  # auto | pyav | opencv | pyav-cuda (frames decoded into the engine's GPU: gpu.decode)
     overwrite: bool = False
     preview: bool = False
     progress: bool = True
@@ -75,6 +76,9 @@ class StylizeConfig:
             raise InputError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.resize is not None and self.max_side is not None:
             raise InputError("give either --resize or --max-side, not both")
+        if self.decoder == "pyav-cuda" and self.temporal_smoothing > 0:
+            raise InputError("--decoder pyav-cuda keeps frames on the GPU, but --temporal-smoothing computes optical "
+                             "flow from them on the CPU; use --decoder auto with smoothing")
 
     def engine_options(self) -> EngineOptions:
         """Options of the style engine (the SR engine takes no style choice)."""
@@ -237,9 +241,14 @@ def stylize_files(config: StylizeConfig, engine: Engine | None = None,
 
 def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, stop: threading.Event,
                  display: Display | None) -> StylizeResult:
-    source = FileSource(src, config.start, config.duration, decoder=config.decoder)
+    if config.decoder == "pyav-cuda":
+        source = device_file_source(src, engine.device, config.start, config.duration)
+    else:
+        source = FileSource(src, config.start, config.duration, decoder=config.decoder)
     info, reader = source.info, source.reader
     size = fit_size(info.width, info.height, config.resize, config.max_side)
+    if isinstance(reader, DeviceVideoReader):
+        reader.size = size  # resized on the GPU; Resized below then has nothing to do
     writer = VideoWriter(
         dst, size[0] * engine.scale, size[1] * engine.scale, info.time_base, info.frame_rate, config.encoder,
         rotation=info.rotation, color=info.color, overwrite=config.overwrite,
@@ -255,8 +264,10 @@ def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, st
             bar.set_postfix(fps=f"{stats.fps:.1f}", refresh=False)
 
     try:
-        stats = run_pipeline(Resized(source, size), engine, chain, PipelineConfig(batch_size=config.batch_size),
-                             stop, progress)
+        # On CUDA the output comes back through pinned buffers without stalling the engine; the
+        # sinks here copy what they keep (smoother, writer, preview).
+        pipe = PipelineConfig(batch_size=config.batch_size, output_ring=engine.device.type == "cuda")
+        stats = run_pipeline(Resized(source, size), engine, chain, pipe, stop, progress)
     except KeyboardInterrupt:  # a second Ctrl-C: no flush of in-flight frames, but still a playable file
         chain.close("interrupted")
         raise Interrupted(_interrupted_message(writer.frames_written, chain.output)) from None

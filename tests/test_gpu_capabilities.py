@@ -30,10 +30,21 @@ def test_codec_resolution():
 
 def test_decoder_resolution():
     assert caps.resolve_decoder("auto", engine_on_cuda=False) == ("auto", None)
+    assert caps.resolve_decoder("auto", engine_on_cuda=True) == ("auto", None)  # opt-in until verified on hardware
     assert caps.resolve_decoder("opencv", engine_on_cuda=False) == ("opencv", None)
     decoder, line = caps.resolve_decoder("pyav-cuda", engine_on_cuda=False)
-    assert decoder == "auto" and "no CUDA GPU" in line
+    assert decoder == "auto" and "engine runs on the CPU" in line
+    decoder, line = caps.resolve_decoder("pyav-cuda", engine_on_cuda=True)
+    assert decoder == "auto" and "no CUDA GPU" in line and line.startswith("decoder: --decoder pyav-cuda unavailable")
+    assert "temporal-smoothing" in caps.resolve_decoder("pyav-cuda", engine_on_cuda=True, smoothing=True)[1]
     with pytest.raises(InputError, match="pyav-cuda"):
         caps.resolve_decoder("nvdec", engine_on_cuda=False)
     support = caps.decoder_support()
     assert support["pyav"].usable and not support["pyav-cuda"].usable
+
+
+def test_capabilities_command_lists_everything(capsys):
+    assert caps.main() == 0
+    out = capsys.readouterr().out
+    for name in ("pyav:", "pyav-cuda: no (", "opencv:", "libx264: yes", "h264_nvenc: no (", "hevc_nvenc:"):
+        assert name in out

@@ -13,6 +13,7 @@ from .stylize import (
     add_engine_arguments,
     add_smoothing_argument,
     add_style_choice_arguments,
+    codec_choice,
     style_choice,
 )
 
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite, virtual_cam=args.virtual_cam, max_frames=args.max_frames,
         duration=args.duration, reconnect=args.reconnect, every_frame=args.every_frame, show_fps=args.show_fps,
         temporal_smoothing=args.temporal_smoothing, style_dir=args.style_dir, style=style_choice(args),
-        encoder=EncoderConfig(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, audio="none"),
+        encoder=EncoderConfig(codec=codec_choice(args.codec), crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, audio="none"),
     )
     with interrupt_on_signals(threading.Event()) as stop:
         result = run_live(config, stop=stop)

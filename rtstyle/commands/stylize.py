@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import threading
 from pathlib import Path
 
 from ..choices import BACKEND_NAMES, DEVICES, PRECISIONS
+from ..gpu.capabilities import DECODERS
 from .cluster_args import add_cluster_arguments, check_cluster_flags, run_on_cluster
+
+
+def codec_choice(requested: str) -> str:
+    """``--codec``: ``auto`` and NVENC codecs that cannot run here resolved, the fallback said once."""
+    from ..gpu.capabilities import resolve_codec
+
+    codec, fallback = resolve_codec(requested)
+    if fallback:
+        print(fallback, file=sys.stderr)
+    return codec
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -27,7 +39,10 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_encoder_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--codec", default="libx264", help="video encoder, e.g. libx264, libx265, h264_nvenc (default: libx264)")
+    p.add_argument("--codec", default="libx264",
+                   help="video encoder, e.g. libx264, libx265, h264_nvenc, hevc_nvenc, or auto (h264_nvenc where the GPU "
+                        "has NVENC, else libx264); `python -m rtstyle.gpu.capabilities` says which work here "
+                        "(default: libx264)")
     p.add_argument("--crf", type=float, default=18.0, help="quality, lower is better (default: 18)")
     p.add_argument("--preset", default="medium", help="encoder speed preset (default: medium)")
     p.add_argument("--pix-fmt", help="output pixel format (default: yuv420p, yuv444p for odd sizes)")
@@ -68,7 +83,9 @@ def register(subparsers) -> None:
     p.add_argument("--duration", type=float, metavar="SECONDS", help="length to stylize")
     add_encoder_arguments(p)
     p.add_argument("--audio", default="copy", choices=("copy", "aac", "none"), help="audio handling (default: copy)")
-    p.add_argument("--decoder", default="auto", choices=("auto", "pyav", "opencv"), help="decoder (default: auto)")
+    p.add_argument("--decoder", default="auto", choices=DECODERS,
+                   help="auto (PyAV, OpenCV for what PyAV cannot read), pyav, opencv, or pyav-cuda (NVDEC: frames "
+                        "decoded into the engine's GPU; falls back with the reason where it cannot run) (default: auto)")
     p.add_argument("-y", "--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--preview", action="store_true", help="show frames while encoding (needs a display)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -76,19 +93,21 @@ def register(subparsers) -> None:
     add_smoothing_argument(p)
     add_style_choice_arguments(p)
     add_cluster_arguments(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, codec="auto")  # stylize: NVENC where the GPU has one (live keeps libx264)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..gpu.capabilities import resolve_decoder
     from ..stylize import StylizeConfig, interrupt_on_signals, open_chain, plan_outputs, stylize_files
     from ..video import EncoderConfig, VideoReader
 
+    args.codec = codec_choice(args.codec)
     config = StylizeConfig(
         inputs=tuple(args.inputs), model=args.model, output=args.output, sr_model=args.sr_model,
         backend=args.backend, device=args.device, precision=args.precision, batch_size=args.batch_size,
         resize=args.resize, max_side=args.max_side, start=args.start, duration=args.duration,
         encoder=EncoderConfig(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, audio=args.audio),
-        decoder=args.decoder, overwrite=args.overwrite, preview=args.preview, progress=not args.no_progress,
+        decoder="auto" if args.decoder == "pyav-cuda" else args.decoder, overwrite=args.overwrite, preview=args.preview, progress=not args.no_progress,
         stats_path=args.stats, temporal_smoothing=args.temporal_smoothing, style=style_choice(args),
     )
     check_cluster_flags(args)
@@ -98,6 +117,10 @@ def run(args: argparse.Namespace) -> int:
         VideoReader(src, decoder=config.decoder)
     engine = open_chain(config)
     print(f"engine: {engine.describe()} ({engine.reason})", file=sys.stderr)
+    decoder, fallback = resolve_decoder(args.decoder, engine.device.type == "cuda", args.temporal_smoothing > 0)
+    if fallback:
+        print(fallback, file=sys.stderr)
+    config = dataclasses.replace(config, decoder=decoder)
     with interrupt_on_signals(threading.Event()) as stop:
         results = stylize_files(config, engine, stop)
     for r in results:

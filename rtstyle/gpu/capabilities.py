@@ -135,22 +135,25 @@ def codec_support() -> dict[str, Capability]:
     return {c: encoder_support(c) for c in (CPU_CODEC, *NVENC_CODECS)}
 
 
-def resolve_decoder(requested: str, engine_on_cuda: bool) -> tuple[str, str | None]:
-    """(decoder to use, a fallback line to print or None). ``auto`` decodes on the GPU when the
-    engine runs there and hardware decoding works, else with PyAV on the CPU; an explicit
-    ``pyav-cuda`` that cannot run falls back to ``pyav`` with the reason."""
+def resolve_decoder(requested: str, engine_on_cuda: bool, smoothing: bool = False) -> tuple[str, str | None]:
+    """(decoder to use, a fallback line to print or None). ``pyav-cuda`` decodes into the
+    engine's GPU when hardware decoding starts here, the engine runs on CUDA and no temporal
+    smoothing needs the frames on the CPU; otherwise it falls back to ``auto`` (PyAV on the CPU)
+    with the reason. ``auto`` stays on the CPU until the GPU check has verified the NVDEC path
+    on hardware (README, GPU section)."""
     if requested not in DECODERS:
         raise InputError(f"unknown decoder {requested!r}; choose from {', '.join(DECODERS)}")
-    if requested in ("pyav", "opencv"):
+    if requested != "pyav-cuda":
         return requested, None
-    if requested == "auto" and not engine_on_cuda:
-        return "auto", None  # the CPU path; nothing fell back
-    hw = hw_decode_support()
-    if hw.usable and engine_on_cuda:
-        return "pyav-cuda", None
-    why = hw.reason if not hw.usable else "the engine runs on the CPU, so frames would only come back"
-    if requested == "auto":
-        return "auto", f"decoder: PyAV on the CPU, not pyav-cuda ({why})"
+    if smoothing:
+        why = "--temporal-smoothing computes optical flow from the frames on the CPU"
+    elif not engine_on_cuda:
+        why = "the engine runs on the CPU, so GPU frames would only be copied back"
+    else:
+        hw = hw_decode_support()
+        if hw.usable:
+            return "pyav-cuda", None
+        why = hw.reason
     return "auto", f"decoder: --decoder pyav-cuda unavailable ({why}); using PyAV on the CPU"
 
 
@@ -168,3 +171,14 @@ def resolve_codec(requested: str) -> tuple[str, str | None]:
         if not support.usable:
             return CPU_CODEC, f"encoder: --codec {requested} unavailable ({support.reason}); using {CPU_CODEC}"
     return requested, None
+
+
+def main() -> int:
+    """``python -m rtstyle.gpu.capabilities``: what this machine's video path can use, and why."""
+    for cap in (*decoder_support().values(), *codec_support().values()):
+        print(cap.line())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -11,8 +11,12 @@ torch tensor on ``device`` instead of a numpy array:
   4:2:0 frames are repacked to NV12/P010 (half the bytes of RGB to upload) and converted on the
   device the same way; other layouts (4:4:4, RGB, odd sizes) are converted by swscale.
 
-Which path each stream took, and why, is in ``reader.path_notes``. The CPU tests run the
-software path end to end (DLPack, conversion, windowing); only the NVDEC part needs a GPU.
+Which path each stream took, and why, is in ``reader.path_notes`` (fallbacks also in
+``reader.warnings``, which ``stylize`` prints). The CPU tests run the software path end to end
+(DLPack, conversion, windowing); only the NVDEC part needs a GPU.
+
+``device_file_source(path, device, ...)``: a pipeline ``Source`` (``sources.FileSource`` with this
+reader), as ``rtstyle stylize --decoder pyav-cuda`` uses it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from ..sources import FileSource
 from ..video import VideoReader
 from .colour import SEMI_PLANAR, spec_for, yuv_to_rgb
 
@@ -68,10 +73,14 @@ class DeviceVideoReader(VideoReader):
         self.frames_on_device = 0  # frames that never left the GPU (NVDEC surfaces converted in place)
         self._noted: set[str] = set()
 
-    def _note(self, text: str) -> None:
+    def _note(self, text: str, fallback: bool = False) -> None:
+        """Say once per reader how frames were handled; a ``fallback`` (frames leaving the GPU
+        path) is also a warning."""
         if text not in self._noted:
             self._noted.add(text)
             self.path_notes.append(text)
+            if fallback:
+                self.warnings.append(f"{self.path.name}: {text}")
 
     def _open(self):
         import av
@@ -121,7 +130,8 @@ class DeviceVideoReader(VideoReader):
         if frame.format.name == "cuda":
             return self._convert_cuda(frame, codec)
         if self.hardware:
-            self._note(f"NVDEC did not take this {codec} stream ({frame.format.name}); FFmpeg decoded it on the CPU")
+            self._note(f"NVDEC did not take this {codec} stream ({frame.format.name}); FFmpeg decoded it on the CPU",
+                       fallback=True)
         return self._convert_software(frame, codec)
 
     def _spec(self, frame, sw_format: str, codec: str):
@@ -134,7 +144,8 @@ class DeviceVideoReader(VideoReader):
         sw = frame.sw_format.name if frame.sw_format is not None else "?"
         if sw not in SEMI_PLANAR or frame.width % 2 or frame.height % 2:
             # DLPack export covers NV12/P010/P016 only: download this frame through FFmpeg.
-            self._note(f"GPU frames in {sw} at {frame.width}x{frame.height} are copied to the host for conversion")
+            self._note(f"GPU frames in {sw} at {frame.width}x{frame.height} are copied to the host for conversion",
+                       fallback=True)
             return self._convert_software(frame.reformat(format="rgb24"), codec)
         y, uv = _planes(frame)
         current = torch.cuda.current_stream(self.device)
@@ -162,3 +173,11 @@ class DeviceVideoReader(VideoReader):
         if self.device.type != "cpu":
             y, uv = y.to(self.device), uv.to(self.device)  # 1.5 bytes a pixel over the bus instead of 3
         return yuv_to_rgb(y, uv, spec)
+
+
+def device_file_source(path: str | Path, device: torch.device | str, start: float | None = None,
+                       duration: float | None = None, size: tuple[int, int] | None = None,
+                       hardware: bool = True) -> FileSource:
+    """A pipeline source whose frames are tensors on ``device`` (``FileSource`` with a
+    ``DeviceVideoReader``); ``size`` (width, height) resizes them there."""
+    return FileSource(reader=DeviceVideoReader(path, device, start, duration, hardware=hardware, size=size))
