@@ -55,8 +55,8 @@ PLAN = (
     Step("aoti", 75, steps.aoti, "AOTInductor package compiled for CUDA: parity and 1080p fps"),
     Step("onnxruntime-cuda", 30, steps.onnxruntime_cuda, "onnxruntime's CUDA provider: parity and fps"),
     Step("model-grid", 100, steps.model_grid, "640x360..1920x1080 x batch 1/4/8 x fp16/bf16, CUDA events"),
-    Step("pipeline", 65, steps.pipeline, "decode/engine/encode/end-to-end on a generated 1080p clip"),
-    Step("video-path", 25, steps.video_path, "NVDEC into torch, pinned output ring, NVENC"),
+    Step("pipeline", 55, steps.pipeline, "decode/engine/encode/end-to-end on a generated 1080p clip"),
+    Step("video-path", 35, steps.video_path, "NVDEC into torch, pinned output ring, NVENC, the GPU path end to end"),
 )
 assert sum(s.budget_s for s in PLAN) <= TOTAL_BUDGET_S  # the plan fits the 8 minutes
 

@@ -296,6 +296,34 @@ def video_path(ctx: CheckContext) -> dict:
     out["ring"] = _ring_vs_cpu(OutputRing(slots=4, device=ctx.device), batch, 6 if ctx.dry else 40)
     for codec in ("h264_nvenc", "hevc_nvenc"):
         out[codec] = dataclasses.asdict(encoder_support(codec))
+    out["end_to_end"] = _gpu_pipeline(ctx, clip, hw.usable)
+    return out
+
+
+def _gpu_pipeline(ctx: CheckContext, clip: Path, hardware: bool) -> dict:
+    """The whole GPU path as ``stylize --decoder pyav-cuda --codec auto`` runs it: device decoding,
+    the engine, the output ring, the encoder (NVENC where it opens); fps against the engine alone."""
+    from rtstyle.gpu.capabilities import resolve_codec
+    from rtstyle.gpu.decode import DeviceFileSource
+    from rtstyle.pipeline import PipelineConfig, run_pipeline
+    from rtstyle.video import EncoderConfig, VideoWriter
+
+    batch = 2 if ctx.dry else 8
+    engine = open_engine(GRID_MODEL, "torch", EngineOptions(device=str(ctx.device), batch_size=batch))
+    source = DeviceFileSource(clip, ctx.device, hardware=hardware)
+    info = source.info
+    codec, fallback = resolve_codec("auto")
+    writer = VideoWriter(ctx.workdir / "gpu-path.mp4", info.width, info.height, info.time_base, info.frame_rate,
+                         EncoderConfig(codec=codec, preset="medium"), overwrite=True)
+    with writer:
+        stats = run_pipeline(source, engine, lambda image, frame: writer.write(image, frame.pts),
+                             PipelineConfig(batch_size=batch, output_ring=True))
+    out = {"fps": round(stats.fps, 2), "frames": stats.frames_out, "encoder": codec, "encoder_note": fallback,
+           "decoder": "NVDEC" if hardware else "FFmpeg on the CPU, converted on the device",
+           "frames_on_device": source.reader.frames_on_device, "ms_per_frame": stats.to_dict()["ms_per_frame"]}
+    engine_fps = ctx.shared.get("bench", {}).get("pipeline", {}).get("stages", {}).get("engine", {}).get("fps")
+    if engine_fps:
+        out["efficiency_vs_engine_only"] = round(stats.fps / engine_fps, 3)
     return out
 
 

@@ -37,6 +37,7 @@ def test_dry_run_walks_the_plan_and_writes_the_report(tmp_path, capsys):
     assert parity_models == set(bundled_models()) - {"starry_night_texture"}
     assert result["bench"]["model_only"] and result["bench"]["pipeline"]["efficiency"] > 0
     assert result["video-path"]["device_decode"]["frames"] == 8
+    assert result["video-path"]["end_to_end"]["frames"] == 8 and result["video-path"]["end_to_end"]["efficiency_vs_engine_only"] > 0
     assert {p.name for p in tmp_path.iterdir()} == {f"{stem.name}{s}" for s in (".json", ".md", ".png", "-stages.png")}
     md = stem.with_suffix(".md").read_text()
     assert "dry run on a CPU" in md and "## Parity" in md and "| aoti | skipped |" in md
