@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rtstyle.export.deploy import first_line
 
 from rtstyle.errors import OutputError
-from rtstyle.gpu.capabilities import _first_line
 
 from . import bench, report
 from . import gpu_check_steps as steps
@@ -115,7 +115,7 @@ def _run_step(step: Step, result: dict, device: torch.device, dry: bool, workdir
         except steps.Skip as exc:
             entry.update(status="skipped", reason=str(exc))
         except Exception as exc:  # noqa: BLE001 - one broken step must not hide what the others find
-            entry.update(status="failed", reason=f"{exc.__class__.__name__}: {_first_line(exc)}")
+            entry.update(status="failed", reason=f"{exc.__class__.__name__}: {first_line(exc)}")
         entry["seconds"] = round(time.perf_counter() - t0, 1)
         if not dry and entry["seconds"] > step.budget_s:
             entry["over_budget"] = True

@@ -39,7 +39,7 @@ def _has_av() -> bool:
 
 
 @contextlib.contextmanager
-def _ffmpeg_errors_in_exceptions():
+def ffmpeg_errors_in_exceptions():
     """FFmpeg says why (``Cannot load libcuda.so.1``, ``No capable devices found``) only in its
     log; with logging on, PyAV appends the last error line to the exception."""
     import av.logging
@@ -80,7 +80,7 @@ def encoder_support(codec: str) -> Capability:
     if codec not in av.codecs_available:
         return Capability(codec, False, f"not in this FFmpeg build (libavcodec {av.library_versions['libavcodec']})")
     try:
-        with _ffmpeg_errors_in_exceptions():
+        with ffmpeg_errors_in_exceptions():
             ctx = av.CodecContext.create(codec, "w")
             ctx.width, ctx.height, ctx.pix_fmt = 256, 256, "yuv420p"
             ctx.time_base = Fraction(1, 25)
@@ -113,7 +113,7 @@ def hw_decode_support() -> Capability:
     if "cuda" not in hwdevices_available():
         return Capability(name, False, f"this FFmpeg has no CUDA hwaccel (has: {', '.join(hwdevices_available()) or 'none'})")
     try:
-        with _ffmpeg_errors_in_exceptions():
+        with ffmpeg_errors_in_exceptions():
             HWAccel("cuda", device=str(torch.cuda.current_device()), allow_software_fallback=False,
                     is_hw_owned=True).create(av.Codec("h264", "r"))
     except Exception as exc:  # noqa: BLE001

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 from ..sources import FileSource
 from ..video import VideoReader
+from .capabilities import ffmpeg_errors_in_exceptions
 from .colour import SEMI_PLANAR, spec_for, yuv_to_rgb
 
 # Software pixel formats repacked to a semi-planar one for the device conversion.
@@ -91,11 +92,9 @@ class DeviceVideoReader(VideoReader):
 
         # is_hw_owned: frames stay in GPU memory (PyAV then retains the primary CUDA context,
         # the one torch uses, so the DLPack pointers are valid in torch).
-        from .capabilities import _ffmpeg_errors_in_exceptions
-
         hw = HWAccel("cuda", device=str(self.device.index), allow_software_fallback=True, is_hw_owned=True)
         try:
-            with _ffmpeg_errors_in_exceptions():
+            with ffmpeg_errors_in_exceptions():
                 return av.open(str(self.path), "r", hwaccel=hw)
         except av.FFmpegError as exc:
             raise InputError(f"cannot open {self.path} with CUDA decoding ({exc}); use --decoder pyav") from None
