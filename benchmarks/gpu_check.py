@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rtstyle.export.deploy import first_line
 
 from rtstyle.errors import OutputError
+from rtstyle.export.deploy import first_line
 
 from . import bench, report
 from . import gpu_check_steps as steps

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from rtstyle.export.deploy import parity_tolerance
 
 from rtstyle.engine import EngineOptions, open_engine
 from rtstyle.errors import RtstyleError
+from rtstyle.export.deploy import parity_tolerance
 from rtstyle.gpu.capabilities import codec_support, decoder_support, encoder_support, hw_decode_support, resolve_codec
-from rtstyle.gpu.decode import DeviceFileSource, DeviceVideoReader
+from rtstyle.gpu.decode import DeviceVideoReader, device_file_source
 from rtstyle.gpu.ring import OutputRing
 from rtstyle.models import bundled_models, resolve_model
 from rtstyle.pipeline import PipelineConfig, run_pipeline
@@ -306,7 +306,7 @@ def _gpu_pipeline(ctx: CheckContext, clip: Path, hardware: bool) -> dict:
     the engine, the output ring, the encoder (NVENC where it opens); fps against the engine alone."""
     batch = 2 if ctx.dry else 8
     engine = open_engine(GRID_MODEL, "torch", EngineOptions(device=str(ctx.device), batch_size=batch))
-    source = DeviceFileSource(clip, ctx.device, hardware=hardware)
+    source = device_file_source(clip, ctx.device, hardware=hardware)
     info = source.info
     codec, fallback = resolve_codec("auto")
     writer = VideoWriter(ctx.workdir / "gpu-path.mp4", info.width, info.height, info.time_base, info.frame_rate,

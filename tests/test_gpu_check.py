@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from rtstyle.benchmarks import gpu_check
 
+from rtstyle.benchmarks import gpu_check
 from rtstyle.models import bundled_models
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="the dry run is the CPU machine's check")

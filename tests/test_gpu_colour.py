@@ -15,7 +15,7 @@ from rtstyle.errors import InputError
 from rtstyle.gpu.colour import YuvSpec, spec_for, yuv_to_rgb
 
 av = pytest.importorskip("av")
-from av.video.reformatter import Interpolation
+Interpolation = pytest.importorskip("av.video.reformatter").Interpolation
 
 SWS_NAME = {"bt601": "itu601", "bt709": "itu709", "bt2020": "bt2020"}
 # swscale with full-resolution chroma and accurate rounding: the reference arithmetic.

@@ -12,7 +12,7 @@ from rtstyle.gpu.decode import DeviceVideoReader, resize_on_device
 from rtstyle.video import VideoReader
 
 av = pytest.importorskip("av")  # before the helpers, which need it (the GPU check may run without PyAV)
-from .helpers_video import make_clip  # noqa: I001
+from .helpers_video import make_clip  # noqa: E402, I001
 Interpolation = pytest.importorskip("av.video.reformatter").Interpolation
 ACCURATE = Interpolation.BILINEAR | Interpolation.FULL_CHR_H_INT | Interpolation.ACCURATE_RND
 

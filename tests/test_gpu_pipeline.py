@@ -77,7 +77,7 @@ def test_ring_stop_and_errors():
 # ------------------------------------------------------------------ stylize with the device decoder
 
 def test_stylize_with_the_device_decoder_on_cpu(tmp_path):
-    """``decoder="pyav-cuda"`` end to end with the engine on the CPU: DeviceFileSource (software
+    """``decoder="pyav-cuda"`` end to end with the engine on the CPU: device_file_source (software
     half), tensors batched in the pipeline, frames resized on the device, timestamps kept. Output
     of an identity engine matches the input within codec error, like the CPU decoder's."""
     from rtstyle.stylize import StylizeConfig, stylize_files
