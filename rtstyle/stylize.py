@@ -1,5 +1,10 @@
 """Stylize video files: the library behind ``rtstyle stylize``.
 
+Each file runs through the one frame path: ``sources.FileSource`` (resized to the model input by
+``sources.Resized``) -> ``pipeline.run_pipeline`` -> ``sinks.build_sinks`` (smoothing, writer,
+preview). ``rtstyle live --every-frame`` on the same file builds the same path and gives the same
+frames.
+
 * ``stylize_files(config) -> list[StylizeResult]``: every input (files or folders) into its output,
   one engine opened once. ``stylize_video(config)`` is the single-input form.
 * ``plan_outputs(config)``: the (input, output) pairs, checked before any work starts (missing
@@ -61,7 +66,7 @@ class StylizeConfig:
     preview: bool = False
     progress: bool = True
     stats_path: Path | None = None
-    temporal_smoothing: float = 0.0  # flow-guided blend with the previous output (temporal.py); 0 = off
+    temporal_smoothing: float = 0.0  # flow-guided blend with the previous output (sinks.SmoothingSink); 0 = off
     style: StyleChoice = field(default_factory=StyleChoice)  # multi-style models: AdaIN image/alpha, StyleBank index
 
     def __post_init__(self) -> None:

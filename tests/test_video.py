@@ -1,4 +1,4 @@
-"""Decoding, probing and encoding (rtstyle/video.py) on tiny synthetic clips."""
+"""Decoding, probing and encoding (rtstyle/video/) on tiny synthetic clips."""
 
 from __future__ import annotations
 

@@ -65,7 +65,7 @@ class LiveConfig:
     show_fps: bool = True
     pace: bool | None = None  # read at the source's frame rate; None: only for files
     every_frame: bool = False  # a file: every frame, in order, no pacing (the same frames as stylize)
-    temporal_smoothing: float = 0.0  # flow-guided blend with the previous output (temporal.py); 0 = off
+    temporal_smoothing: float = 0.0  # flow-guided blend with the previous output (sinks.SmoothingSink); 0 = off
     style_dir: Path | None = None  # AdaIN models: style images to cycle with the s/a keys
     style: StyleChoice = field(default_factory=StyleChoice)  # AdaIN alpha / first image, StyleBank index
 
