@@ -36,6 +36,7 @@ import torch
 
 from rtstyle import __version__
 from rtstyle.checkpoint import load_checkpoint, save_checkpoint
+from rtstyle.dtypes import TORCH_DTYPES
 from rtstyle.engine import BACKENDS, EngineOptions, check_backend, open_engine, resolve_device
 from rtstyle.errors import BackendUnavailableError, InputError, RtstyleError
 from rtstyle.models import resolve_model
@@ -55,7 +56,6 @@ ARCHS = {
     "sr4": SRNetConfig(scale=4),
     "sr8": SRNetConfig(scale=8),
 }
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 # The grid, used on GPUs. A CPU would need hours for it at 1080p, so CPUs get a reduced
 # grid by default (the run says so in its notes).
@@ -123,8 +123,8 @@ class BenchConfig:
             if name not in BACKENDS:
                 raise InputError(f"unknown backend {name!r}; choose from {sorted(BACKENDS)}")
         for p in self.precisions or ():
-            if p not in _DTYPES:
-                raise InputError(f"unknown precision {p!r}; choose from {sorted(_DTYPES)}")
+            if p not in TORCH_DTYPES:
+                raise InputError(f"unknown precision {p!r}; choose from {sorted(TORCH_DTYPES)}")
         if any(b < 1 for b in self.batch_sizes or ()):
             raise InputError(f"batch sizes must be >= 1, got {self.batch_sizes}")
         if any(w < 16 or h < 16 for w, h in self.resolutions or ()):
@@ -398,7 +398,7 @@ def _work_section(model: _Model, cfg: BenchConfig, precisions: list[str]) -> dic
     out: dict[str, dict[str, Any]] = {}
     for res in cfg.resolutions:
         w, h = _input_size(res, model.scale)
-        out[_res_name(res)] = {p: count_engine_work(model.net, 1, h, w, _DTYPES[p]).to_dict() for p in precisions}
+        out[_res_name(res)] = {p: count_engine_work(model.net, 1, h, w, TORCH_DTYPES[p]).to_dict() for p in precisions}
     return out
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from rtstyle.engine import EngineOptions, open_engine
+from rtstyle.engine import EngineOptions, TorchOptions, open_engine
 from rtstyle.errors import RtstyleError
 from rtstyle.export.deploy import parity_tolerance
 from rtstyle.gpu.capabilities import codec_support, decoder_support, encoder_support, hw_decode_support, resolve_codec
@@ -137,7 +137,7 @@ def parity(ctx: CheckContext) -> dict:
         row: dict[str, Any] = {"model": name}
         try:
             ref_engine = open_engine(name, "torch", EngineOptions(device=dev, precision="fp32", batch_size=2,
-                                                                   extra={"cuda_graphs": False}))
+                                                                   backend_options=TorchOptions(cuda_graphs=False)))
         except RtstyleError as exc:
             row["skipped"] = str(exc).splitlines()[0]  # e.g. a texture generator takes no frames
             rows.append(row)
@@ -148,7 +148,7 @@ def parity(ctx: CheckContext) -> dict:
             ref = ref_engine(frames)
             for p in low:
                 eager = open_engine(name, "torch", EngineOptions(device=dev, precision=p, batch_size=2,
-                                                                 extra={"cuda_graphs": False}))(frames)
+                                                                 backend_options=TorchOptions(cuda_graphs=False)))(frames)
                 d = _diff(eager, ref)
                 d["tolerance"] = round(255 * parity_tolerance(p, "uint8"), 2)
                 d["ok"] = d["max"] <= d["tolerance"]
@@ -205,7 +205,7 @@ def onnxruntime_cuda(ctx: CheckContext) -> dict:
     engine = open_engine(path, "onnxruntime", opts)
     frames = _photos(4, 1280, 720).to(ctx.device)
     ref = open_engine("starry_night", "torch", EngineOptions(device=str(ctx.device), precision="fp32",
-                                                             extra={"cuda_graphs": False}))(frames)
+                                                             backend_options=TorchOptions(cuda_graphs=False)))(frames)
     d = _diff(engine(frames), ref)
     seconds = summarize(time_calls(engine, [frames], ctx.device, 3, 10, max_seconds=10))
     out = {"engine": engine.describe(), "vs_torch_fp32": d, "fps_720p_b4": rate(4, seconds)}

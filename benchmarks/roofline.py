@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from rtstyle.dtypes import TORCH_DTYPES
+
 from .flops import WorkCount
 from .timing import time_calls
 
@@ -21,7 +23,6 @@ from .timing import time_calls
 # well under a second per call.
 _MATMUL_SIDE = {"cpu": 2048, "cuda": 8192}
 _COPY_BYTES = {"cpu": 256 << 20, "cuda": 2 << 30}
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def measure_ceilings(device: torch.device, precisions: list[str], quick: bool = 
     side = _MATMUL_SIDE[device.type] // (2 if quick else 1)
     nbytes = _COPY_BYTES[device.type] // (4 if quick else 1)
     repeats = 3 if quick else 10
-    matmul = {p: measure_matmul(device, _DTYPES[p], side, repeats) for p in precisions}
+    matmul = {p: measure_matmul(device, TORCH_DTYPES[p], side, repeats) for p in precisions}
     return Ceilings(str(device), matmul, measure_copy(device, nbytes, repeats), side, nbytes)
 
 

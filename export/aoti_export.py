@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from rtstyle.backends.graph_io import IO_KINDS, META_DEVICE
 from rtstyle.checkpoint import load_checkpoint
 from rtstyle.engine import DEVICES, resolve_device
 from rtstyle.errors import ExportError, InputError
 from rtstyle.fsutil import atomic_path
+from rtstyle.graph_format import IO_KINDS, META_DEVICE
 from rtstyle.models import resolve_model
 
 from .deploy import (

@@ -23,7 +23,11 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from rtstyle.backends.graph_io import (
+from rtstyle.checkpoint import Checkpoint
+from rtstyle.dtypes import TORCH_DTYPES
+from rtstyle.errors import ExportError, InputError, OutputError
+from rtstyle.frames import to_float, to_uint8
+from rtstyle.graph_format import (
     IO_KINDS,
     LAYOUTS,
     META_CHECKPOINT,
@@ -33,12 +37,9 @@ from rtstyle.backends.graph_io import (
     META_SCALE,
     META_TASK,
 )
-from rtstyle.checkpoint import Checkpoint
-from rtstyle.errors import ExportError, InputError, OutputError
-from rtstyle.frames import to_float, to_uint8
 from rtstyle.nets import MIN_SIDE, output_scale
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPES = TORCH_DTYPES  # rtstyle/dtypes.py
 # Max abs error against fp32 PyTorch on the [0, 1] scale.
 TOLERANCES = {"fp32": 1e-3, "fp16": 1e-2, "bf16": 3e-2}
 # A uint8 output is rounded: it may sit half a step from the float reference.

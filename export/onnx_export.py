@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from rtstyle.backends.graph_io import IO_KINDS
 from rtstyle.checkpoint import Checkpoint, load_checkpoint
 from rtstyle.conditioning import AdaINStyled, StyleChoice, bind_style
 from rtstyle.errors import BackendUnavailableError, ExportError, InputError
 from rtstyle.fsutil import atomic_path
+from rtstyle.graph_format import IO_KINDS, load_onnx
 from rtstyle.models import resolve_model
 from rtstyle.nets import AdaINNet, TextureSynthNet
 
@@ -132,7 +132,7 @@ def export_model(ckpt: Checkpoint, style: StyleChoice, label: str) -> torch.nn.M
     """The module to export: the net with ``style`` bound, except an AdaIN net given no style
     image, which keeps its style inputs, and a texture generator, which takes noise."""
     if isinstance(ckpt.model, TextureSynthNet):
-        if style.to_extra():
+        if style.given:
             raise InputError(f"{label} is a texture generator: it takes no --style-image/--alpha/--style-index")
         return ckpt.model
     if isinstance(ckpt.model, AdaINNet) and style.style_image is None:
@@ -204,16 +204,6 @@ def set_metadata(proto, metadata: dict[str, str]) -> None:
     for key, value in metadata.items():
         prop = existing.get(key) or proto.metadata_props.add()
         prop.key, prop.value = key, value
-
-
-def load_onnx(path: str | Path):
-    """An ONNX file's ``ModelProto`` without its external weights, or a one-line InputError."""
-    import onnx
-
-    try:
-        return onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - protobuf decode errors have several types
-        raise InputError(f"{path} is not a readable ONNX model ({exc.__class__.__name__})") from None
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

@@ -109,8 +109,7 @@ class Stylizer:
         self.precision = precision
         self.batch_size = batch_size
         self.style = style or StyleChoice()
-        options = EngineOptions(device=device, precision=precision, batch_size=batch_size,
-                                extra=self.style.to_extra())
+        options = EngineOptions(device=device, precision=precision, batch_size=batch_size, style=self.style)
         self.engine = engine if engine is not None else open_engine(model, backend, options)
 
     def __repr__(self) -> str:

@@ -7,16 +7,14 @@ image -> image module.
 * StyleBank (``nets.StyleBankNet``) holds several styles: ``StyleBankSelected`` runs one bank.
 * Every other arch has its style trained in and takes no choice.
 
-``bind_style(checkpoint, choice)`` applies a ``StyleChoice`` (from ``EngineOptions.extra``:
-``style_image``, ``alpha``, ``style_index``, ``style_size``) and raises a one-line InputError for
-a choice the model cannot take or a choice it needs and lacks.
+``bind_style(checkpoint, choice)`` applies a ``StyleChoice`` (``EngineOptions.style``) and raises a
+one-line InputError, naming the choice, for a choice the model cannot take or one it needs and lacks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -45,19 +43,15 @@ class StyleChoice:
         if self.style_size < 16:
             raise InputError(f"--style-size must be >= 16 pixels, got {self.style_size}")
 
-    @classmethod
-    def from_extra(cls, extra: Mapping[str, Any]) -> "StyleChoice":
-        image = extra.get("style_image")
-        return cls(style_image=Path(image) if image is not None else None, alpha=extra.get("alpha"),
-                   style_index=extra.get("style_index"), style_size=int(extra.get("style_size", DEFAULT_STYLE_SIZE)))
+    @property
+    def given(self) -> bool:
+        """True when any choice was made (``style_size`` alone is a setting, not a choice)."""
+        return any(v is not None for v in (self.style_image, self.alpha, self.style_index))
 
-    def to_extra(self) -> dict[str, Any]:
-        """The ``EngineOptions.extra`` entries of the choices that were given."""
-        extra: dict[str, Any] = {k: v for k, v in (("style_image", self.style_image), ("alpha", self.alpha),
-                                                    ("style_index", self.style_index)) if v is not None}
-        if extra and self.style_size != DEFAULT_STYLE_SIZE:
-            extra["style_size"] = self.style_size
-        return extra
+    def describe(self) -> str:
+        """The choices given, as the command-line flags that give them."""
+        flags = (("--style-image", self.style_image), ("--alpha", self.alpha), ("--style-index", self.style_index))
+        return " ".join(f"{flag} {value}" for flag, value in flags if value is not None) or "no style choice"
 
 
 def check_alpha(alpha: float | None) -> None:
@@ -126,10 +120,12 @@ def bind_style(ckpt: Checkpoint, choice: StyleChoice, label: str | None = None) 
         raise InputError(f"{label} is a texture generator (noise in, no image or video in): "
                          "sample textures from it with `rtstyle synth`")
     if arch != "adain" and (choice.style_image is not None or choice.alpha is not None):
-        raise InputError(f"--style-image/--alpha work only with AdaIN models; {label} is a {arch!r} model "
+        raise InputError(f"{choice.describe()}: --style-image/--alpha work only with AdaIN models; "
+                         f"{label} is a {arch!r} model "
                          "with its style trained in (train one with `rtstyle train adain`)")
     if arch != "stylebank" and choice.style_index is not None:
-        raise InputError(f"--style-index works only with StyleBank models; {label} is a {arch!r} model")
+        raise InputError(f"--style-index {choice.style_index}: --style-index works only with StyleBank models; "
+                         f"{label} is a {arch!r} model")
     if arch == "adain":
         if choice.style_image is None:
             raise InputError(f"{label} is an AdaIN (any-style) model: pass --style-image PAINTING.jpg [--alpha 0..1]")

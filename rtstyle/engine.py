@@ -1,60 +1,75 @@
-"""One ``Engine`` interface that every inference backend implements.
+"""One ``Engine`` contract that every inference backend implements.
 
 An engine takes a batch of **uint8 RGB NHWC frames on its device** and returns the stylized
 (or upscaled) batch in the same layout on the same device; pre- and post-processing
-(uint8 <-> float, layout) happen inside, on the device, through ``frames.py``.
+(uint8 <-> float, layout) happen inside, on the device, through ``frames.py``. Every engine
+knows at construction its ``backend`` name, ``device``, ``precision`` (fp32 | fp16 | bf16),
+``scale`` (output side / input side) and the ``reason`` it was chosen; nothing is patched on later.
 
-Backends import their heavy dependency only when opened. ``open_engine(..., backend="auto")``
-picks the fastest available backend and records why in ``engine.reason``.
+Options are typed: ``EngineOptions`` holds what every backend understands (device, precision,
+batch size, the style choice of multi-style models) and, in ``backend_options``, at most one
+backend's own settings (``TorchOptions``, ``TensorRTOptions``, ``OrtOptions``). A backend that
+cannot honour a setting or a style choice refuses with a one-line ``InputError`` naming the
+value; nothing is silently ignored.
+
+A new backend is one ``BACKENDS`` entry (its module exposes ``open(path, options, reason)``),
+plus, if it has settings of its own, a ``BackendOptions`` subclass; the conformance test
+(tests/test_engine_conformance.py) then runs it through the whole contract.
 """
 
 from __future__ import annotations
 
+import abc
 import importlib
 import importlib.metadata
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Callable, ClassVar, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .choices import BACKEND_NAMES, DEVICES, PRECISIONS  # noqa: F401 - re-exported
+from .choices import BACKEND_NAMES, DEVICES, IO_KINDS, PRECISIONS  # noqa: F401 - re-exported
+from .conditioning import StyleChoice
+from .dtypes import ENGINE_PRECISIONS
 from .errors import BackendUnavailableError, InputError
 from .nets import MIN_SIDE
 
+Shape = tuple[int, int, int, int]
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile
 
 
-@runtime_checkable
-class Engine(Protocol):
-    """What the runtime and the benchmarks call. See the module docstring for the contract."""
+# ------------------------------------------------------------------------------------ the engine
 
-    backend: str  # registry name, e.g. "torch"
-    device: torch.device  # where input and output frames live
-    scale: int  # output side / input side (1 for style nets, 4 or 8 for SR)
-    reason: str  # why this backend/precision was chosen (for the CLI to print)
+class Engine(abc.ABC):
+    """What the runtime and the benchmarks call. See the module docstring for the contract.
 
-    def __call__(self, frames: torch.Tensor) -> torch.Tensor: ...
+    Subclasses set ``backend`` and implement ``_run`` for frames at least ``MIN_SIDE`` pixels
+    on a side; the checks, the empty batch and tiny frames are handled here, once."""
 
-    def describe(self) -> str: ...
+    backend: ClassVar[str]  # registry name, e.g. "torch"
 
-
-class BaseEngine:
-    """Shared frame checks and tiny-frame handling; subclasses implement ``_run``."""
-
-    backend = "base"
-    device = torch.device("cpu")
-    scale = 1
-    reason = ""
-    precision = "fp32"
+    def __init__(self, *, device: torch.device, precision: str, scale: int, reason: str):
+        if precision not in ENGINE_PRECISIONS:
+            raise ValueError(f"{self.backend} engine: precision {precision!r} is not one of {list(ENGINE_PRECISIONS)}")
+        if not isinstance(device, torch.device):
+            raise TypeError(f"{self.backend} engine: device must be a torch.device, got {device!r}")
+        if int(scale) < 1:
+            raise ValueError(f"{self.backend} engine: scale must be >= 1, got {scale}")
+        self.device = device  # where input and output frames live
+        self.precision = precision  # what it computes in
+        self.scale = int(scale)  # output side / input side (1 for style nets, 4 or 8 for SR)
+        self.reason = reason  # why this backend was chosen (for the CLI to print)
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         if frames.dtype != torch.uint8 or frames.dim() != 4 or frames.shape[-1] != 3:
-            raise InputError(f"{self.backend} engine: expected uint8 (N, H, W, 3) frames, got {frames.dtype} {tuple(frames.shape)}")
+            raise InputError(f"{self.backend} engine: expected uint8 (N, H, W, 3) frames, "
+                             f"got {frames.dtype} {tuple(frames.shape)}")
         n, h, w, _ = frames.shape
-        if n == 0:
-            return frames.new_empty((0, h * self.scale, w * self.scale, 3))
+        if n == 0 or h == 0 or w == 0:
+            return torch.empty((n, h * self.scale, w * self.scale, 3), dtype=torch.uint8, device=self.device)
         if min(h, w) >= MIN_SIDE:
             return self._run(frames)
         # Networks need MIN_SIDE pixels: upsample tiny frames (nearest), run, shrink back.
@@ -64,40 +79,144 @@ class BaseEngine:
         small = F.interpolate(out.permute(0, 3, 1, 2).float(), size=(h * self.scale, w * self.scale), mode="area")
         return small.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
+    @abc.abstractmethod
     def _run(self, frames: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """uint8 (N, H, W, 3) frames, N >= 1 and both sides >= MIN_SIDE -> the output frames."""
 
     def describe(self) -> str:
         return f"{self.backend} on {self.device} ({self.precision})"
 
 
+@runtime_checkable
+class StyleSwitchable(Protocol):
+    """An engine whose style image can change between batches (AdaIN models): only engines
+    that can do it have the method, so ``isinstance(engine, StyleSwitchable)`` is the test."""
+
+    def set_style(self, image: np.ndarray | torch.Tensor, alpha: float | None = None) -> None: ...
+
+
+def style_switcher(engine: Engine) -> StyleSwitchable:
+    """``engine`` as a ``StyleSwitchable``, or a one-line InputError saying why it is not one."""
+    if not isinstance(engine, StyleSwitchable):
+        raise InputError(f"{engine.describe()} cannot switch style images: only AdaIN models on --backend torch can "
+                         "(other models have their style trained in or fixed at export)")
+    return engine
+
+
+# ------------------------------------------------------------------------------------ options
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Settings only one backend understands; subclasses name it in ``backend``."""
+
+    backend: ClassVar[str] = ""
+
+
+@dataclass(frozen=True)
+class TorchOptions(BackendOptions):
+    """torch backend. ``None`` means "the default for the device"."""
+
+    backend: ClassVar[str] = "torch"
+    cuda_graphs: bool | None = None  # None: one CUDA graph per input shape on CUDA, none on the CPU
+    graph_cache: int | None = None  # input shapes kept captured (default 4); needs CUDA graphs
+    compile: bool | str = False  # torch.compile before capture: True or one of COMPILE_MODES
+
+    def __post_init__(self) -> None:
+        if self.graph_cache is not None and self.graph_cache < 1:
+            raise InputError(f"graph_cache must be >= 1, got {self.graph_cache}")
+        if not isinstance(self.compile, bool) and self.compile not in COMPILE_MODES:
+            raise InputError(f"unknown compile mode {self.compile!r}; choose True, False or one of {list(COMPILE_MODES)}")
+
+
+@dataclass(frozen=True)
+class TensorRTOptions(BackendOptions):
+    """tensorrt backend, when it builds an engine from an ONNX model or checkpoint. Shapes are in
+    the model's input layout (NCHW for float io, NHWC for uint8 io); unset ones get defaults
+    from ``EngineOptions.batch_size`` (see ``backends/trt_build.py``)."""
+
+    backend: ClassVar[str] = "tensorrt"
+    min_shape: Shape | None = None
+    opt_shape: Shape | None = None
+    max_shape: Shape | None = None
+    io: str | None = None  # a checkpoint's graph io: "float" (default) | "uint8"; an ONNX model has its own
+    cache_dir: Path | None = None  # engine cache folder; default fsutil.cache_dir()/engines
+
+    def __post_init__(self) -> None:
+        if self.io is not None and self.io not in IO_KINDS:
+            raise InputError(f"unknown io {self.io!r}; choose from {list(IO_KINDS)}")
+        for name in ("min_shape", "opt_shape", "max_shape"):
+            shape = getattr(self, name)
+            if shape is not None and (len(shape) != 4 or not all(isinstance(s, int) and s >= 1 for s in shape)):
+                raise InputError(f"{name} {shape!r} is not four positive integers like (1, 3, 360, 640)")
+
+    def build_settings(self) -> dict[str, object]:
+        """The settings given, by name: a prebuilt engine must refuse every one of them."""
+        return {name: value for name, value in (("min_shape", self.min_shape), ("opt_shape", self.opt_shape),
+                ("max_shape", self.max_shape), ("io", self.io), ("cache_dir", self.cache_dir)) if value is not None}
+
+
+@dataclass(frozen=True)
+class OrtOptions(BackendOptions):
+    """onnxruntime backend."""
+
+    backend: ClassVar[str] = "onnxruntime"
+    providers: tuple[str, ...] | None = None  # None: TensorRT, CUDA, CPU on a GPU; CPU on the CPU
+
+    def __post_init__(self) -> None:
+        if self.providers is not None:
+            object.__setattr__(self, "providers", tuple(self.providers))
+            if not self.providers:
+                raise InputError("providers must name at least one onnxruntime execution provider")
+
+
 @dataclass(frozen=True)
 class EngineOptions:
-    """Settings shared by every backend. Backend-specific ones go in ``extra``."""
+    """Settings every backend understands, plus at most one backend's own (``backend_options``)."""
 
     device: str = "auto"
     precision: str = "auto"
-    batch_size: int = 4  # largest batch the engine will see (sizes TensorRT profiles, CUDA graphs)
-    extra: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 4  # largest batch the engine will see (sizes TensorRT profiles)
+    style: StyleChoice = field(default_factory=StyleChoice)  # multi-style models: AdaIN image/alpha, StyleBank index
+    backend_options: BackendOptions | None = None
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
-            raise InputError(f"unknown device {self.device!r}; choose from {DEVICES} or cuda:N")
+            raise InputError(f"unknown device {self.device!r}; choose from {list(DEVICES)} or cuda:N")
         if self.precision not in PRECISIONS:
-            raise InputError(f"unknown precision {self.precision!r}; choose from {PRECISIONS}")
+            raise InputError(f"unknown precision {self.precision!r}; choose from {list(PRECISIONS)}")
         if self.batch_size < 1:
             raise InputError(f"batch size must be >= 1, got {self.batch_size}")
+        if not isinstance(self.style, StyleChoice):
+            raise InputError(f"style must be a StyleChoice, got {type(self.style).__name__}")
+        if self.backend_options is not None and not isinstance(self.backend_options, BackendOptions):
+            raise InputError(f"backend_options must be one of {[c.__name__ for c in _option_types()]}, "
+                             f"got {type(self.backend_options).__name__}")
 
+    def backend_settings(self, options_type: type[BackendOptions]) -> BackendOptions:
+        """This backend's options (defaults when none were given)."""
+        given = self.backend_options
+        return given if isinstance(given, options_type) else options_type()
+
+
+def refuse_style(choice: StyleChoice, backend: str, label: str) -> None:
+    """For backends that run a graph whose style was fixed at export: a given choice is an error."""
+    if choice.given:
+        raise InputError(f"{label}: {choice.describe()} cannot apply on --backend {backend}: its style was fixed at export; "
+                         "export with `rtstyle export onnx --style-image/--style-index`, or use --backend torch")
+
+
+# ------------------------------------------------------------------------------------ registry
 
 @dataclass(frozen=True)
 class BackendInfo:
     """A registry entry: how to check availability cheaply and where the opener lives."""
 
     name: str
-    module: str  # imported only when the backend is opened
+    module: str  # imported only when opened; exposes open(path, EngineOptions, reason) -> Engine
     available: Callable[[EngineOptions], str | None]  # None if usable, else what is missing
     install_hint: str
     needs_cuda: bool = False
+    options_type: type[BackendOptions] | None = None  # its BackendOptions subclass, if it has settings
 
 
 def resolve_device(device: str) -> torch.device:
@@ -109,6 +228,8 @@ def resolve_device(device: str) -> torch.device:
             f"device {device!r} requested but no CUDA GPU is available (torch {torch.__version__}, "
             f"CUDA build: {torch.version.cuda or 'no'}); use --device cpu"
         )
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InputError(f"device {device!r} does not exist; this machine has cuda:0..cuda:{torch.cuda.device_count() - 1}")
     return dev
 
 
@@ -139,18 +260,23 @@ def _aoti_available(opts: EngineOptions) -> str | None:
 
 
 BACKENDS: dict[str, BackendInfo] = {
-    "torch": BackendInfo("torch", "rtstyle.backends.torch_backend", _torch_available, "pip install torch"),
+    "torch": BackendInfo("torch", "rtstyle.backends.torch_backend", _torch_available, "pip install torch",
+                         options_type=TorchOptions),
     "onnxruntime": BackendInfo(
         "onnxruntime", "rtstyle.backends.ort_backend", _ort_available,
-        "pip install onnxruntime (CPU) or onnxruntime-gpu (CUDA; never both)",
+        "pip install onnxruntime (CPU) or onnxruntime-gpu (CUDA; never both)", options_type=OrtOptions,
     ),
     "tensorrt": BackendInfo(
         "tensorrt", "rtstyle.backends.trt_backend", _trt_available,
-        "pip install 'rtstyle[trt]' on a machine with an NVIDIA GPU (tensorrt>=10 from NVIDIA's index)",
-        needs_cuda=True,
+        "pip install 'rtstyle[trt]' on a machine with an NVIDIA GPU (tensorrt-cu12 10.x; see README)",
+        needs_cuda=True, options_type=TensorRTOptions,
     ),
     "aoti": BackendInfo("aoti", "rtstyle.backends.aoti_backend", _aoti_available, "pip install torch>=2.6"),
 }
+
+
+def _option_types() -> list[type[BackendOptions]]:
+    return [info.options_type for info in BACKENDS.values() if info.options_type is not None]
 
 
 def backend_names() -> list[str]:
@@ -167,6 +293,18 @@ def check_backend(name: str, opts: EngineOptions) -> None:
         missing = _cuda_missing()
     if missing is not None:
         raise BackendUnavailableError(f"backend {name!r} needs {missing}; install with: {info.install_hint}")
+
+
+def check_options(name: str, opts: EngineOptions) -> None:
+    """Another backend's options are refused, never ignored."""
+    given = opts.backend_options
+    if given is None:
+        return
+    expected = BACKENDS[name].options_type
+    if type(given) is not expected:
+        takes = f"takes {expected.__name__}" if expected is not None else "takes no backend options"
+        raise InputError(f"{type(given).__name__} are settings of --backend {given.backend}, but this model opens with "
+                         f"--backend {name}, which {takes}")
 
 
 def _ort_gpu_installed() -> bool:
@@ -205,12 +343,13 @@ def open_engine(model: str | Path, backend: str = "auto", options: EngineOptions
     from .models import resolve_model
 
     opts = options or EngineOptions()
+    if backend != "auto":  # a misspelt or missing backend first: no model is read for nothing
+        check_backend(backend, opts)
     path = resolve_model(model)
     reason = f"--backend {backend}"
     if backend == "auto":
         backend, reason = choose_backend(path, opts)
-    check_backend(backend, opts)
+        check_backend(backend, opts)
+    check_options(backend, opts)
     module = importlib.import_module(BACKENDS[backend].module)
-    engine = module.open(path, opts)
-    engine.reason = reason
-    return engine
+    return module.open(path, opts, reason)

@@ -34,7 +34,7 @@ from typing import Iterator
 import torch
 
 from .conditioning import StyleChoice
-from .engine import BaseEngine, Engine, EngineOptions, open_engine
+from .engine import Engine, EngineOptions, open_engine
 from .errors import CheckpointError, InputError, Interrupted, OutputError
 from .frames import fit_size
 from .fsutil import atomic_path
@@ -87,8 +87,7 @@ class StylizeConfig:
 
     def engine_options(self) -> EngineOptions:
         """Options of the style engine (the SR engine takes no style choice)."""
-        return EngineOptions(device=self.device, precision=self.precision, batch_size=self.batch_size,
-                             extra=self.style.to_extra())
+        return EngineOptions(device=self.device, precision=self.precision, batch_size=self.batch_size, style=self.style)
 
 
 @dataclass
@@ -109,18 +108,16 @@ class StylizeResult:
 
 # ------------------------------------------------------------------------------------ engines
 
-class ChainEngine(BaseEngine):
+class ChainEngine(Engine):
     """``second(first(frames))``: e.g. a style net then an SR net. Frames move between devices
     only if the two engines live on different ones."""
 
     backend = "chain"
 
     def __init__(self, first: Engine, second: Engine):
+        super().__init__(device=first.device, precision=first.precision, scale=first.scale * second.scale,
+                         reason=first.reason)
         self.first, self.second = first, second
-        self.device = first.device
-        self.scale = first.scale * second.scale
-        self.precision = getattr(first, "precision", "?")
-        self.reason = first.reason
 
     def _run(self, frames: torch.Tensor) -> torch.Tensor:
         mid = self.first(frames)
@@ -137,7 +134,7 @@ def open_chain(config: StylizeConfig) -> Engine:
     opts = config.engine_options()
     engine = open_engine(config.model, config.backend, opts)
     if config.sr_model is not None:
-        sr = open_engine(config.sr_model, config.backend, dataclasses.replace(opts, extra={}))
+        sr = open_engine(config.sr_model, config.backend, dataclasses.replace(opts, style=StyleChoice()))
         if sr.scale == 1:
             raise CheckpointError(f"--sr {config.sr_model} is a style model (it does not upscale); --sr needs a "
                                   f"super-resolution model, e.g. one from `rtstyle train sr` (style models go in --model)")

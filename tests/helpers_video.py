@@ -10,7 +10,7 @@ import av
 import numpy as np
 import torch
 
-from rtstyle.engine import BaseEngine
+from rtstyle.engine import Engine
 
 VFR_STEPS_MS = (33, 50, 20, 67, 40)  # irregular frame intervals
 
@@ -97,13 +97,13 @@ def audio_duration(path: Path) -> float:
     return end
 
 
-class IdentityEngine(BaseEngine):
+class IdentityEngine(Engine):
     """Returns its input: the output must match the input within codec error."""
 
     backend = "identity"
 
-    def __init__(self, scale: int = 1):
-        self.scale = scale
+    def __init__(self, scale: int = 1, device: torch.device = torch.device("cpu")):
+        super().__init__(device=device, precision="fp32", scale=scale, reason="test engine")
         self.batches: list[int] = []
 
     def _run(self, frames: torch.Tensor) -> torch.Tensor:

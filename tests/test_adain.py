@@ -13,7 +13,7 @@ import torch
 from rtstyle.checkpoint import load_checkpoint, save_checkpoint
 from rtstyle.cli import main
 from rtstyle.conditioning import AdaINStyled, StyleChoice
-from rtstyle.engine import EngineOptions, open_engine
+from rtstyle.engine import EngineOptions, StyleSwitchable, open_engine, style_switcher
 from rtstyle.errors import InputError
 from rtstyle.frames import load_image, numpy_to_float
 from rtstyle.losses import mean_std_loss
@@ -107,8 +107,9 @@ def test_checkpoint_holds_the_decoder_only_and_reloads_strictly(adain_ckpt):
 
 
 def test_engine_applies_a_style_image_and_switches_live(adain_ckpt):
-    opts = EngineOptions(device="cpu", extra=StyleChoice(style_image=STYLE, alpha=1.0, style_size=64).to_extra())
+    opts = EngineOptions(device="cpu", style=StyleChoice(style_image=STYLE, alpha=1.0, style_size=64))
     engine = open_engine(adain_ckpt, "torch", opts)
+    assert isinstance(engine, StyleSwitchable) and style_switcher(engine) is engine
     batch = frames(2, 21, 35, seed=3)
     first = engine(batch)
     assert first.shape == batch.shape and first.dtype == torch.uint8
@@ -131,7 +132,7 @@ def test_engine_style_choice_errors_are_one_line(adain_ckpt, tiny_style_ckpt, tm
     }[case]
     with pytest.raises(InputError, match=message) as info:
         choice = choice if choice is not None else StyleChoice(style_image=STYLE, alpha=1.5)
-        open_engine(model, "torch", EngineOptions(device="cpu", extra=choice.to_extra()))
+        open_engine(model, "torch", EngineOptions(device="cpu", style=choice))
     assert "\n" not in str(info.value)
 
 
@@ -165,7 +166,7 @@ def test_onnx_export_with_a_baked_style_runs_on_onnxruntime(adain_ckpt, tmp_path
     choice = StyleChoice(style_image=STYLE, alpha=0.5, style_size=64)
     export_onnx(adain_ckpt, out, OnnxExportConfig(io="uint8", check_count=1, style=choice))
     batch = frames(1, 24, 40, seed=5)
-    torch_engine = open_engine(adain_ckpt, "torch", EngineOptions(device="cpu", precision="fp32", extra=choice.to_extra()))
+    torch_engine = open_engine(adain_ckpt, "torch", EngineOptions(device="cpu", precision="fp32", style=choice))
     ort_engine = open_engine(out, "onnxruntime", EngineOptions(device="cpu"))
     diff = (torch_engine(batch).int() - ort_engine(batch).int()).abs().max().item()
     assert diff <= 1

@@ -12,7 +12,7 @@ import torch
 from rtstyle import engine as engine_module
 from rtstyle.backends import torch_backend
 from rtstyle.checkpoint import load_checkpoint
-from rtstyle.engine import EngineOptions, check_backend, choose_backend, open_engine
+from rtstyle.engine import EngineOptions, TorchOptions, check_backend, choose_backend, open_engine
 from rtstyle.errors import BackendUnavailableError, InputError
 from rtstyle.frames import to_float, to_uint8
 from tests.helpers_export import exported, frames
@@ -109,7 +109,7 @@ def test_graph_cache_keeps_the_most_recent_shapes(monkeypatch):
 @needs_gpu
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_torch_cuda_engine_with_graphs_matches_fp32(tiny_style_ckpt, precision):
-    eng = open_engine(tiny_style_ckpt, "torch", EngineOptions(device="cuda", precision=precision, extra={"graph_cache": 2}))
+    eng = open_engine(tiny_style_ckpt, "torch", EngineOptions(device="cuda", precision=precision, backend_options=TorchOptions(graph_cache=2)))
     assert "CUDA graphs" in eng.describe() and eng.model.body[0][1].weight.is_contiguous(memory_format=torch.channels_last)
     for shape in [(2, 21, 35), (1, 33, 47), (2, 21, 35), (3, 16, 16)]:
         batch = frames(*shape).cuda()
@@ -122,7 +122,7 @@ def test_torch_cuda_engine_with_graphs_matches_fp32(tiny_style_ckpt, precision):
 @pytest.mark.gpu
 @needs_gpu
 def test_torch_cuda_engine_with_compile(tiny_sr_ckpt):
-    eng = open_engine(tiny_sr_ckpt, "torch", EngineOptions(device="cuda", extra={"compile": True}))
+    eng = open_engine(tiny_sr_ckpt, "torch", EngineOptions(device="cuda", backend_options=TorchOptions(compile=True)))
     batch = frames(2, 24, 40).cuda()
     assert max_diff(eng(batch), reference(tiny_sr_ckpt, batch.cpu())) <= 3
 

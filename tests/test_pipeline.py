@@ -132,7 +132,8 @@ def test_host_batcher_flushes_on_size_change():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_pinned_batches_on_cuda():
     class CudaIdentity(IdentityEngine):
-        device = torch.device("cuda")
+        def __init__(self):
+            super().__init__(device=torch.device("cuda"))
 
     b = HostBatcher(batch_size=2, device="cuda", ring=3)
     batch = b.add(np.ones((8, 8, 3), np.uint8), 0) or b.add(np.ones((8, 8, 3), np.uint8), 1)

@@ -41,7 +41,7 @@ import torch
 
 from rtstyle import stylize as stylize_module
 from rtstyle.cli import main
-from rtstyle.engine import BaseEngine
+from rtstyle.engine import Engine
 from rtstyle.live import LiveConfig, run_live
 from rtstyle.stylize import StylizeConfig, stylize_video
 from rtstyle.video import EncoderConfig, VideoReader, VideoWriter, probe
@@ -511,7 +511,7 @@ def _long_clip(path: Path, frames: int, size: tuple[int, int]) -> Path:
     return path
 
 
-class MemorySampledEngine(BaseEngine):
+class MemorySampledEngine(Engine):
     """A real torch engine (a 1x1 conv through ``TorchEngine``'s uint8 -> float -> uint8 path) that
     records the process's resident memory every ``RSS_EVERY`` frames."""
 
@@ -524,7 +524,8 @@ class MemorySampledEngine(BaseEngine):
         with torch.no_grad():
             conv.weight.copy_(torch.eye(3)[:, :, None, None] * 0.9)
             conv.bias.fill_(0.05)
-        self.inner = TorchEngine(conv, torch.device("cpu"), "fp32", 1)
+        self.inner = TorchEngine(conv, torch.device("cpu"), "fp32", 1, "a 1x1 conv")
+        super().__init__(device=self.inner.device, precision="fp32", scale=1, reason="memory sampling")
         self.frames = 0
         self.samples: list[tuple[int, float]] = []
 

@@ -57,17 +57,17 @@ def test_identity_bank_reproduces_the_autoencoder_reconstruction():
 
 def test_engine_selects_a_style_and_explains_a_missing_index(bank_ckpt):
     batch = frames(1, 20, 28, seed=2)
-    out = [open_engine(bank_ckpt, "torch", EngineOptions(device="cpu", extra={"style_index": i}))(batch) for i in (0, 1)]
+    out = [open_engine(bank_ckpt, "torch", EngineOptions(device="cpu", style=StyleChoice(style_index=i)))(batch) for i in (0, 1)]
     assert out[0].shape == batch.shape and not torch.equal(out[0], out[1])
     with pytest.raises(InputError, match=r"2 styles; no --style-index given, choose 0..1 \(0: a.jpg, 1: b.jpg\)"):
         open_engine(bank_ckpt, "torch", EngineOptions(device="cpu"))
     with pytest.raises(InputError, match="--style-index 5 given"):
-        open_engine(bank_ckpt, "torch", EngineOptions(device="cpu", extra={"style_index": 5}))
+        open_engine(bank_ckpt, "torch", EngineOptions(device="cpu", style=StyleChoice(style_index=5)))
 
 
 def test_style_index_on_a_single_style_model_is_an_error(tiny_style_ckpt):
     with pytest.raises(InputError, match="only with StyleBank models"):
-        open_engine(tiny_style_ckpt, "torch", EngineOptions(device="cpu", extra={"style_index": 0}))
+        open_engine(tiny_style_ckpt, "torch", EngineOptions(device="cpu", style=StyleChoice(style_index=0)))
 
 
 def test_onnx_export_of_one_bank_matches_torch(bank_ckpt, tmp_path):
@@ -77,7 +77,7 @@ def test_onnx_export_of_one_bank_matches_torch(bank_ckpt, tmp_path):
     result = export_onnx(bank_ckpt, out, OnnxExportConfig(check_count=2, style=StyleChoice(style_index=1)))
     assert all(p.max_abs_error <= result.tolerance for p in result.parity)
     batch = frames(2, 21, 35, seed=3)
-    expected = open_engine(bank_ckpt, "torch", EngineOptions(device="cpu", precision="fp32", extra={"style_index": 1}))(batch)
+    expected = open_engine(bank_ckpt, "torch", EngineOptions(device="cpu", precision="fp32", style=StyleChoice(style_index=1)))(batch)
     got = open_engine(out, "onnxruntime", EngineOptions(device="cpu"))(batch)
     assert (expected.int() - got.int()).abs().max().item() <= 1
 

@@ -9,9 +9,10 @@ import types
 
 import pytest
 import torch
+from rtstyle.export.tensorrt_build import build_tensorrt_engine
 
-from rtstyle.export import tensorrt_build as tb
-from rtstyle.export.tensorrt_build import BuildSettings, OnnxInfo, TensorRTBuildConfig, compute_profile, parse_shape
+from rtstyle.backends import trt_build as tb
+from rtstyle.backends.trt_build import BuildSettings, OnnxInfo, TensorRTBuildConfig, compute_profile, parse_shape
 from rtstyle.cli import main
 from rtstyle.errors import BackendUnavailableError, InputError
 from tests.helpers_export import exported, frames
@@ -136,7 +137,7 @@ def test_cli_wrong_output_suffix(tmp_path_factory, tmp_path, capsys):
 def test_build_without_tensorrt_says_what_is_missing(tmp_path_factory, tmp_path, capsys):
     _, result = exported(tmp_path_factory, "style", True, "float")
     with pytest.raises(BackendUnavailableError, match="TensorRT|CUDA"):
-        tb.build_tensorrt_engine(result.path, tmp_path / "m.engine")
+        build_tensorrt_engine(result.path, tmp_path / "m.engine")
     assert main(["export", "tensorrt", str(result.path), "-o", str(tmp_path / "m.engine")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and ("pip install" in err or "CUDA" in err)
@@ -158,11 +159,11 @@ def test_engine_builds_caches_and_matches_torch(tmp_path_factory, tmp_path, io):
         max_shape=parse_shape("2x3x128x128" if layout == "NCHW" else "2x128x128x3", layout),
         workspace_mb=512,
     )
-    first = tb.build_tensorrt_engine(result.path, tmp_path / "m.engine", config)
+    first = build_tensorrt_engine(result.path, tmp_path / "m.engine", config)
     assert not first.cached and first.settings.strongly_typed and first.path.is_file()
-    again = tb.build_tensorrt_engine(result.path, tmp_path / "m2.engine", config)
+    again = build_tensorrt_engine(result.path, tmp_path / "m2.engine", config)
     assert again.cached and again.key == first.key
-    other = tb.build_tensorrt_engine(result.path, None, dataclasses.replace(config, workspace_mb=256))
+    other = build_tensorrt_engine(result.path, None, dataclasses.replace(config, workspace_mb=256))
     assert other.key != first.key and not other.cached
 
     eng = open_engine(first.path, options=EngineOptions(device="cuda"))

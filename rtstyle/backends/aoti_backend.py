@@ -7,22 +7,19 @@ from pathlib import Path
 
 import torch
 
-from ..engine import BaseEngine, EngineOptions
+from ..dtypes import TORCH_DTYPES
+from ..engine import Engine, EngineOptions, refuse_style
 from ..errors import BackendUnavailableError, CheckpointError, InputError
-from .graph_io import IO_KINDS, META_DEVICE, META_IO, META_PRECISION, META_SCALE, GraphIO
-
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+from ..graph_format import IO_KINDS, META_DEVICE, META_IO, META_PRECISION, META_SCALE, GraphIO
 
 
-class AotiEngine(BaseEngine):
+class AotiEngine(Engine):
     backend = "aoti"
 
-    def __init__(self, package, device: torch.device, io: GraphIO, precision: str, scale: int):
+    def __init__(self, package, device: torch.device, io: GraphIO, precision: str, scale: int, reason: str):
+        super().__init__(device=device, precision=precision, scale=scale, reason=reason)
         self.package = package
-        self.device = device
         self.io = io
-        self.precision = precision
-        self.scale = scale
 
     @torch.inference_mode()
     def _run(self, frames: torch.Tensor) -> torch.Tensor:
@@ -33,7 +30,8 @@ class AotiEngine(BaseEngine):
         return f"aoti on {self.device} ({self.precision}, {self.io.kind} io)"
 
 
-def open(path: Path, options: EngineOptions) -> AotiEngine:
+def open(path: Path, options: EngineOptions, reason: str) -> AotiEngine:
+    refuse_style(options.style, "aoti", path.name)
     try:
         from torch._inductor import aoti_load_package
     except ImportError:
@@ -46,12 +44,12 @@ def open(path: Path, options: EngineOptions) -> AotiEngine:
         raise CheckpointError(f"cannot load AOTInductor package {path}: {first_line}") from None
     meta = package.get_metadata()
     io_kind, precision = meta.get(META_IO), meta.get(META_PRECISION)
-    if io_kind not in IO_KINDS or precision not in _DTYPES or META_SCALE not in meta:
+    if io_kind not in IO_KINDS or precision not in TORCH_DTYPES or META_SCALE not in meta:
         raise CheckpointError(f"{path} is an AOTInductor package but not one from `rtstyle export aoti` (no rtstyle metadata)")
     if options.precision not in ("auto", precision):
         raise InputError(f"{path.name} was compiled for {precision}; pass --precision auto or re-export with --precision {options.precision}")
-    io = GraphIO(io_kind, _DTYPES[precision])
-    return AotiEngine(package, device, io, precision, int(meta[META_SCALE]))
+    io = GraphIO(io_kind, TORCH_DTYPES[precision])
+    return AotiEngine(package, device, io, precision, int(meta[META_SCALE]), reason)
 
 
 def _device(path: Path, requested: str) -> torch.device:

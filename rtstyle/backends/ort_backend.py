@@ -3,44 +3,47 @@ uint8 I/O, read from the session), on the CPU, or on the GPU through the TensorR
 execution providers when onnxruntime-gpu is installed.
 
 On the GPU, tensors are bound by device pointer (I/O binding), so frames never visit the host.
+The TensorRT provider gets an optimisation profile (``trt_profile_*_shapes``) covering the
+engine's batch size up to 1080p output, so it builds its engine once rather than on every larger
+input, and fp16 for fp16 models. ``tensorrt`` is imported first when installed: its pip wheels
+put the TensorRT libraries on the loader path only then. A requested provider that onnxruntime
+did not load is never dropped silently: the engine's ``reason`` says which one ran instead.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..engine import BaseEngine, EngineOptions, resolve_device
+from ..dtypes import PRECISION_OF
+from ..engine import Engine, EngineOptions, OrtOptions, refuse_style, resolve_device
 from ..errors import BackendUnavailableError, CheckpointError, InputError
 from ..fsutil import cache_dir
+from ..graph_format import LAYOUTS, META_PRECISION, META_SCALE, META_TASK, GraphIO
 from ..nets import MIN_SIDE
-from .graph_io import META_PRECISION, META_SCALE, META_TASK, GraphIO
+from .trt_build import default_profile
 
-GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+TRT_PROVIDER, CUDA_PROVIDER, CPU_PROVIDER = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
+GPU_PROVIDERS = (TRT_PROVIDER, CUDA_PROVIDER)
 _ORT_TYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16, "tensor(uint8)": torch.uint8}
-_PRECISION_OF = {torch.float32: "fp32", torch.float16: "fp16"}
 _NUMPY = {torch.float32: np.float32, torch.float16: np.float16, torch.uint8: np.uint8}
 
 
-class OrtEngine(BaseEngine):
+class OrtEngine(Engine):
     backend = "onnxruntime"
 
-    def __init__(self, session, device: torch.device, providers: list[str], precision: str):
+    def __init__(self, session, device: torch.device, providers: list[str], facts: ModelFacts, precision: str,
+                 reason: str):
+        super().__init__(device=device, precision=precision, scale=facts.scale, reason=reason)
         self.session = session
-        self.device = device
         self.providers = providers
-        if len(session.get_inputs()) > 1:
-            names = [i.name for i in session.get_inputs()]
-            raise CheckpointError(f"this ONNX model takes {names}: an AdaIN graph with the style as inputs, for your "
-                                  "own code; for the runtime, export with --style-image (the style baked in)")
         inp, out = session.get_inputs()[0], session.get_outputs()[0]
         self.input_name, self.output_name = inp.name, out.name
         self.io = _graph_io(inp)
         self.output_dtype = _ORT_TYPES[out.type] if out.type in _ORT_TYPES else torch.float32
-        self.precision = precision
-        self.scale = _scale(session, self.io)
 
     def _run(self, frames: torch.Tensor) -> torch.Tensor:
         x = self.io.prepare(frames.to(self.device, non_blocking=True))
@@ -52,7 +55,7 @@ class OrtEngine(BaseEngine):
 
     def _run_bound(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.empty(self.io.output_shape(tuple(x.shape), self.scale), dtype=self.output_dtype, device=self.device)
-        index = self.device.index or 0
+        index = self.device.index
         binding = self.session.io_binding()
         binding.bind_input(self.input_name, "cuda", index, _NUMPY[x.dtype], tuple(x.shape), x.data_ptr())
         binding.bind_output(self.output_name, "cuda", index, _NUMPY[out.dtype], tuple(out.shape), out.data_ptr())
@@ -66,78 +69,175 @@ class OrtEngine(BaseEngine):
         return f"onnxruntime on {self.device} ({self.precision}, {self.io.kind} io, {self.providers[0]})"
 
 
-STYLE_KEYS = ("style_image", "alpha", "style_index")
-
-
-def open(path: Path, options: EngineOptions) -> OrtEngine:
+def open(path: Path, options: EngineOptions, reason: str) -> OrtEngine:
+    refuse_style(options.style, "onnxruntime", path.name)
+    import_tensorrt_libraries()
     import onnxruntime as ort
-
-    if any(key in options.extra for key in STYLE_KEYS):
-        raise InputError(f"{path.name}: onnxruntime runs an exported graph whose style is fixed at export; "
-                         "export with `rtstyle export onnx --style-image/--style-index`, or use --backend torch")
 
     available = ort.get_available_providers()
     device = _device(options.device, available)
+    names = _provider_names(device, available, options.backend_settings(OrtOptions))
+    if device.type == "cpu":
+        session = _session(ort, path, names)
+        facts = _model_facts(session, path)
+    else:  # the GPU providers' settings depend on the model: read it from a cheap CPU session first
+        probe_options = ort.SessionOptions()
+        probe_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        facts = _model_facts(_session(ort, path, [CPU_PROVIDER], probe_options), path)
     precision = options.precision
-    session = _session(ort, path, _providers(device, available, precision))
+    fp16_by_trt = False
+    if precision not in ("auto", facts.precision):
+        fp16_by_trt = (precision == "fp16" and facts.precision == "fp32" and device.type == "cuda"
+                       and _trt_weak_fp16(names))
+        if not fp16_by_trt:
+            raise InputError(
+                f"{path.name} is an {facts.precision} model; onnxruntime runs it as exported: pass --precision auto "
+                f"or export another one (rtstyle export onnx {'--fp16' if precision == 'fp16' else 'without --fp16'})"
+            )
+    if device.type == "cuda":
+        fp16 = facts.precision == "fp16" or fp16_by_trt
+        session = _session(ort, path, _providers(names, device, fp16, facts, options.batch_size))
+    used = session.get_providers()
+    reason = _check_fallback(names, used, device, reason)
+    if fp16_by_trt and used[0] != TRT_PROVIDER:
+        raise BackendUnavailableError(f"--precision fp16 of the fp32 model {path.name} needs onnxruntime's TensorRT "
+                                      f"provider, and it did not load ({', '.join(used)} ran); export with --fp16")
+    return OrtEngine(session, device, used, facts, "fp16" if fp16_by_trt else facts.precision, reason)
+
+
+def import_tensorrt_libraries() -> str | None:
+    """Import ``tensorrt`` if installed, so its pip wheels' libraries are on the loader path before
+    onnxruntime's TensorRT provider looks for them; returns its version (None: not importable)."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is None:
+        return None
+    try:
+        import tensorrt
+    except (ImportError, OSError):  # the libraries it loads may be missing or for another CUDA
+        return None
+    return str(tensorrt.__version__)
+
+
+def _trt_weak_fp16(providers: list[str]) -> bool:
+    """Whether onnxruntime's TensorRT provider can run an fp32 graph in fp16 (``trt_fp16_enable``).
+
+    TensorRT 11 builds strongly typed networks only (no kFP16 builder flag): an fp32 graph runs
+    in fp32 there, so calling it fp16 would be a false label. A TensorRT we cannot see (system
+    libraries, no Python package) is taken as 10, the version onnxruntime's provider is built for."""
+    if TRT_PROVIDER not in providers:
+        return False
+    version = import_tensorrt_libraries()
+    return version is None or int(version.split(".")[0]) < 11
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What choosing providers needs to know about an ONNX model, read before its real session."""
+
+    input_name: str
+    io: str
+    precision: str
+    scale: int
+
+
+def _model_facts(session, path: Path) -> ModelFacts:
+    """The model's input, precision and scale; a model the runtime cannot feed frames is refused."""
     metadata = session.get_modelmeta().custom_metadata_map
     if metadata.get(META_TASK) == "texture":
         raise InputError(f"{path.name} is a texture generator (noise in, no video in); feed its 'noise' input "
                          "directly, or sample from the checkpoint with `rtstyle synth`")
-    model_precision = metadata.get(META_PRECISION) or _PRECISION_OF.get(
-        _ORT_TYPES.get(session.get_inputs()[0].type), "fp32"
-    )
-    used = session.get_providers()
-    fp16_by_trt = precision == "fp16" and model_precision == "fp32" and used[0] == "TensorrtExecutionProvider"
-    if precision not in ("auto", model_precision) and not fp16_by_trt:
-        raise InputError(
-            f"{path.name} is an {model_precision} model; onnxruntime runs it as exported: pass --precision auto "
-            f"or export another one (rtstyle export onnx {'--fp16' if precision == 'fp16' else 'without --fp16'})"
-        )
-    return OrtEngine(session, device, used, "fp16" if fp16_by_trt else model_precision)
+    if len(session.get_inputs()) > 1:
+        names = [i.name for i in session.get_inputs()]
+        raise CheckpointError(f"this ONNX model takes {names}: an AdaIN graph with the style as inputs, for your "
+                              "own code; for the runtime, export with --style-image (the style baked in)")
+    inp = session.get_inputs()[0]
+    io = _graph_io(inp)
+    precision = metadata.get(META_PRECISION) or PRECISION_OF.get(_ORT_TYPES.get(inp.type), "fp32")
+    return ModelFacts(inp.name, io.kind, precision, _scale(session, io))
 
 
 def _device(requested: str, available: list[str]) -> torch.device:
     has_gpu_provider = any(p in available for p in GPU_PROVIDERS)
     if requested == "auto":
         # Stay on the CPU unless ORT itself can use the GPU: frames must live where it computes.
-        return torch.device("cuda" if has_gpu_provider and torch.cuda.is_available() else "cpu")
+        requested = "cuda" if has_gpu_provider and torch.cuda.is_available() else "cpu"
     device = resolve_device(requested)
     if device.type == "cuda" and not has_gpu_provider:
         raise BackendUnavailableError(
             f"this onnxruntime has no GPU provider (only {', '.join(available)}); "
             "pip uninstall onnxruntime && pip install onnxruntime-gpu, or use --device cpu"
         )
+    if device.type == "cuda" and device.index is None:  # "cuda" is the current device, named for the providers
+        device = torch.device("cuda", torch.cuda.current_device())
     return device
 
 
-def _providers(device: torch.device, available: list[str], precision: str) -> list:
-    if device.type != "cuda":
-        return ["CPUExecutionProvider"]
-    index = device.index or 0
+def _provider_names(device: torch.device, available: list[str], settings: OrtOptions) -> list[str]:
+    """The providers to ask for, best first: the given ones (checked), else the device's default."""
+    if settings.providers is None:
+        if device.type != "cuda":
+            return [CPU_PROVIDER]
+        return [*(p for p in GPU_PROVIDERS if p in available), CPU_PROVIDER]
+    for name in settings.providers:
+        if name not in available:
+            raise InputError(f"onnxruntime provider {name!r} is not available here; choose from {available}")
+    on_gpu = any(p in GPU_PROVIDERS for p in settings.providers)
+    if on_gpu != (device.type == "cuda"):
+        raise InputError(f"providers {list(settings.providers)} compute on {'the GPU' if on_gpu else 'the CPU'}, "
+                         f"but the engine's frames live on {device}; pass --device {'cuda' if on_gpu else 'cpu'}")
+    return list(settings.providers)
+
+
+def trt_profile_shapes(input_name: str, io: str, batch: int, scale: int) -> dict[str, str]:
+    """``trt_profile_{min,opt,max}_shapes`` for the TensorRT provider: one profile from batch 1 at
+    the networks' minimum side to ``batch`` frames of 1080p output, tuned at 720p. Without it the
+    provider rebuilds its engine every time an input is larger than any seen before."""
+    low, opt, high = default_profile(LAYOUTS[io], batch, scale)
+    return {f"trt_profile_{name}_shapes": f"{input_name}:{'x'.join(map(str, shape))}"
+            for name, shape in (("min", low), ("opt", opt), ("max", high))}
+
+
+def _providers(names: list[str], device: torch.device, fp16: bool, facts: ModelFacts, batch: int) -> list:
+    index = device.index
     providers: list = []
-    if "TensorrtExecutionProvider" in available:
-        engines = cache_dir() / "ort-tensorrt"
-        engines.mkdir(parents=True, exist_ok=True)
-        providers.append((
-            "TensorrtExecutionProvider",
-            {
+    for name in names:
+        if name == TRT_PROVIDER:
+            engines = cache_dir() / "ort-tensorrt"
+            engines.mkdir(parents=True, exist_ok=True)
+            providers.append((name, {
                 "device_id": index,
-                "trt_fp16_enable": precision == "fp16",
+                "trt_fp16_enable": fp16,
                 "trt_engine_cache_enable": True,
                 "trt_engine_cache_path": str(engines),
                 "trt_timing_cache_enable": True,
                 "trt_timing_cache_path": str(engines),
-            },
-        ))
-    if "CUDAExecutionProvider" in available:
-        providers.append(("CUDAExecutionProvider", {"device_id": index}))
-    return [*providers, "CPUExecutionProvider"]
+                **trt_profile_shapes(facts.input_name, facts.io, batch, facts.scale),
+            }))
+        elif name == CUDA_PROVIDER:
+            providers.append((name, {"device_id": index}))
+        else:
+            providers.append(name)
+    return providers
 
 
-def _session(ort, path: Path, providers: list):
+def _check_fallback(asked: list[str], used: list[str], device: torch.device, reason: str) -> str:
+    """Say which asked-for provider onnxruntime did not load (it drops them without an error)."""
+    if device.type == "cuda" and not any(p in GPU_PROVIDERS for p in used):
+        raise BackendUnavailableError(
+            f"onnxruntime loaded none of {[p for p in asked if p in GPU_PROVIDERS]} (CUDA or cuDNN libraries missing "
+            "or for another CUDA version); see onnxruntime's log above, or use --device cpu"
+        )
+    missing = [p for p in asked if p not in used]
+    if not missing:
+        return reason
+    hint = " (pip install tensorrt-cu12 to put its libraries on the loader path)" if TRT_PROVIDER in missing else ""
+    return f"{reason}; {', '.join(missing)} did not load{hint}, running on {used[0]}"
+
+
+def _session(ort, path: Path, providers: list, session_options=None):
     try:
-        return ort.InferenceSession(str(path), providers=providers)
+        return ort.InferenceSession(str(path), sess_options=session_options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind exception types
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise CheckpointError(f"onnxruntime cannot load {path}: {first_line}") from None

@@ -5,31 +5,31 @@
   (uint8 frames in -> uint8 frames out, conversions included), kept in a small LRU. Optional
   ``torch.compile`` before capture.
 
-``EngineOptions.extra`` keys: ``cuda_graphs`` (bool, default True), ``graph_cache`` (shapes
-kept captured, default 4), ``compile`` (False, True or a torch.compile mode), and the style
-choice of multi-style models (``style_image``, ``alpha``, ``style_index``, ``style_size``; see
-``rtstyle.conditioning``). AdaIN engines switch style images live with ``set_style``.
+Settings: ``engine.TorchOptions`` (CUDA graphs, graph cache, torch.compile); the style choice of
+multi-style models comes in ``EngineOptions.style`` (see ``rtstyle.conditioning``). AdaIN models
+open as ``AdaINTorchEngine``, the one engine that is ``StyleSwitchable``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections import OrderedDict
 from builtins import open as open_text  # this module's open() opens engines
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from ..checkpoint import load_checkpoint
+from ..conditioning import AdaINStyled, bind_style
 from ..cpu_memory import keep_freed_memory
-from ..conditioning import StyleChoice, bind_style
-from ..engine import BaseEngine, EngineOptions, resolve_device
+from ..dtypes import TORCH_DTYPES
+from ..engine import Engine, EngineOptions, TorchOptions, resolve_device
 from ..errors import InputError
 from ..frames import to_float, to_uint8
 from ..nets import output_scale
 
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DEFAULT_GRAPH_CACHE = 4
 _CPU_PRECISIONS = ("fp32", "bf16")
 
 
@@ -78,7 +78,7 @@ class GraphCache:
         return graph(frames)
 
 
-class TorchEngine(BaseEngine):
+class TorchEngine(Engine):
     backend = "torch"
 
     def __init__(
@@ -87,17 +87,16 @@ class TorchEngine(BaseEngine):
         device: torch.device,
         precision: str,
         scale: int,
+        reason: str = "torch module",
         *,
         cuda_graphs: bool = True,
-        graph_cache: int = 4,
+        graph_cache: int = DEFAULT_GRAPH_CACHE,
         compile: bool | str = False,
     ):
-        self.device = device
-        self.precision = precision
-        self.scale = scale
+        super().__init__(device=device, precision=precision, scale=scale, reason=reason)
         on_gpu = device.type == "cuda"
         # On the CPU, bf16 runs as autocast over fp32 weights; on the GPU the weights convert.
-        self.dtype = _DTYPES[precision] if on_gpu else torch.float32
+        self.dtype = TORCH_DTYPES[precision] if on_gpu else torch.float32
         self.memory_format = torch.channels_last if on_gpu else torch.contiguous_format
         self.model = model.to(device=device, dtype=self.dtype, memory_format=self.memory_format).eval()
         self._bound = self.model  # before torch.compile: the module that owns the style buffers
@@ -124,16 +123,18 @@ class TorchEngine(BaseEngine):
             return self.graphs(frames)
         return self._forward(frames)
 
-    def set_style(self, image, alpha: float | None = None) -> None:
-        """AdaIN models: apply another style image (uint8 RGB HWC) and strength from the next batch on."""
-        setter = getattr(self._bound, "set_style", None)
-        if setter is None:
-            raise InputError("this model has its style trained in; only AdaIN models take another style image")
-        setter(image, alpha)
-
     def describe(self) -> str:
         extras = [name for name, on in (("CUDA graphs", self.graphs), ("torch.compile", self.compiled)) if on]
         return f"torch on {self.device} ({self.precision}{''.join(', ' + e for e in extras)})"
+
+
+class AdaINTorchEngine(TorchEngine):
+    """An AdaIN model: ``set_style`` swaps the bound style in place (``engine.StyleSwitchable``),
+    so captured CUDA graphs and compiled models pick it up without a rebuild."""
+
+    def set_style(self, image, alpha: float | None = None) -> None:
+        """Apply another style image (uint8 RGB HWC) and strength from the next batch on."""
+        self._bound.set_style(image, alpha)
 
 
 def cpu_has_native_bf16() -> bool:
@@ -146,7 +147,7 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def open(path: Path, options: EngineOptions) -> TorchEngine:
+def open(path: Path, options: EngineOptions, reason: str) -> TorchEngine:
     device = resolve_device(options.device)
     precision = options.precision
     if precision == "auto":
@@ -156,16 +157,27 @@ def open(path: Path, options: EngineOptions) -> TorchEngine:
         precision = "fp16" if device.type == "cuda" else "bf16" if cpu_has_native_bf16() else "fp32"
     if device.type == "cpu" and precision not in _CPU_PRECISIONS:
         raise InputError(f"precision {precision!r} is not supported by torch on the CPU; choose from {list(_CPU_PRECISIONS)}")
+    settings = options.backend_settings(TorchOptions)
+    cuda_graphs = _cuda_graphs(settings, device)
     if device.type == "cpu":
         keep_freed_memory()  # no page faults per batch (cpu_memory.py)
-    extra = options.extra
     ckpt = load_checkpoint(path)
-    return TorchEngine(
-        bind_style(ckpt, StyleChoice.from_extra(extra), path.name),
-        device,
-        precision,
-        output_scale(ckpt.config),
-        cuda_graphs=bool(extra.get("cuda_graphs", True)),
-        graph_cache=int(extra.get("graph_cache", 4)),
-        compile=extra.get("compile", False),
+    model = bind_style(ckpt, options.style, path.name)
+    engine_type = AdaINTorchEngine if isinstance(model, AdaINStyled) else TorchEngine
+    return engine_type(
+        model, device, precision, output_scale(ckpt.config), reason,
+        cuda_graphs=cuda_graphs,
+        graph_cache=settings.graph_cache or DEFAULT_GRAPH_CACHE,
+        compile=settings.compile,
     )
+
+
+def _cuda_graphs(settings: TorchOptions, device: torch.device) -> bool:
+    """Whether to capture CUDA graphs; settings that cannot apply on ``device`` are refused."""
+    if settings.cuda_graphs and device.type != "cuda":
+        raise InputError(f"cuda_graphs=True needs a CUDA device; this engine runs on {device} (choose None or False)")
+    graphs = device.type == "cuda" if settings.cuda_graphs is None else settings.cuda_graphs
+    if settings.graph_cache is not None and not graphs:
+        raise InputError(f"graph_cache={settings.graph_cache} sizes the CUDA graph cache, and this engine on {device} "
+                         "captures no CUDA graphs (leave graph_cache None)")
+    return graphs

@@ -1,10 +1,10 @@
 """TensorRT backend (TensorRT >= 10): deserialises an engine and runs it with
-``execute_async_v3`` on torch's current CUDA stream, binding torch tensors by name, so frames
-never leave the GPU.
+``execute_async_v3``, binding torch tensors by name, so frames never leave the GPU.
 
 Given an ONNX model or a checkpoint instead of an engine, it builds one through the engine
-cache (``export.tensorrt_build``), sized by ``EngineOptions.batch_size``; ``extra`` may carry
-``min_shape``/``opt_shape``/``max_shape`` (tuples or ``"1x3x360x640"`` strings).
+cache (``trt_build``), sized by ``EngineOptions.batch_size`` and ``engine.TensorRTOptions``
+(profile shapes, io, cache folder); a built engine refuses those settings, since its profile
+and io are fixed.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from pathlib import Path
 
 import torch
 
-from ..engine import BaseEngine, EngineOptions, resolve_device
+from ..dtypes import PRECISION_OF
+from ..engine import Engine, EngineOptions, TensorRTOptions, refuse_style, resolve_device
 from ..errors import BackendUnavailableError, CheckpointError, InputError
-from .graph_io import GraphIO
+from ..graph_format import GraphIO
+from .trt_build import ENGINE_SUFFIXES, TensorRTBuildConfig, build_cached_engine, import_tensorrt, onnx_info
 
 
 def _torch_dtypes(trt) -> dict:
@@ -25,11 +27,11 @@ def _torch_dtypes(trt) -> dict:
     return {getattr(trt.DataType, name): dtype for name, dtype in names.items() if hasattr(trt.DataType, name)}
 
 
-class TensorRTEngine(BaseEngine):
+class TensorRTEngine(Engine):
     backend = "tensorrt"
 
-    def __init__(self, trt, serialized: bytes, device: torch.device, label: str, precision: str = "unknown"):
-        self.device = device
+    def __init__(self, trt, serialized: bytes, device: torch.device, label: str, precision: str | None, reason: str):
+        """``precision``: from the build's sidecar; None reads it from a float input's dtype."""
         with torch.cuda.device(device):
             self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
             self.engine = self.runtime.deserialize_cuda_engine(serialized)
@@ -47,9 +49,13 @@ class TensorRTEngine(BaseEngine):
         self.input_name, self.output_name = inputs[0], outputs[0]
         self.io = GraphIO.for_input_dtype(dtypes[self.engine.get_tensor_dtype(self.input_name)])
         self.output_dtype = dtypes[self.engine.get_tensor_dtype(self.output_name)]
-        self.precision = precision
+        if precision is None:
+            if self.io.kind == "uint8":
+                raise CheckpointError(f"{label} takes uint8 frames and has no build sidecar (.json) saying its "
+                                      "precision; build it with `rtstyle export tensorrt`")
+            precision = PRECISION_OF[self.io.dtype]
         self.min_shape, _, self.max_shape = (tuple(s) for s in self.engine.get_tensor_profile_shape(self.input_name, 0))
-        self.scale = self._measure_scale()
+        super().__init__(device=device, precision=precision, scale=self._measure_scale(), reason=reason)
 
     def _measure_scale(self) -> int:
         """Output side / input side, read from the engine's shape inference at the min shape."""
@@ -86,40 +92,62 @@ class TensorRTEngine(BaseEngine):
         return f"tensorrt on {self.device} ({self.precision}, {self.io.kind} io, max {'x'.join(map(str, self.max_shape))})"
 
 
-def open(path: Path, options: EngineOptions) -> TensorRTEngine:
-    from rtstyle.export.tensorrt_build import ENGINE_SUFFIXES, import_tensorrt
-
+def open(path: Path, options: EngineOptions, reason: str) -> TensorRTEngine:
+    refuse_style(options.style, "tensorrt", path.name)
     trt = import_tensorrt()
     device = resolve_device("cuda" if options.device == "auto" else options.device)
     if device.type != "cuda":
         raise BackendUnavailableError(f"the tensorrt backend runs on CUDA GPUs only, not on {device}; use --device cuda")
-    engine_path = path if path.suffix.lower() in ENGINE_SUFFIXES else _cached_engine(path, options).path
-    return TensorRTEngine(trt, engine_path.read_bytes(), device, path.name, _built_precision(engine_path))
+    if device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    settings = options.backend_settings(TensorRTOptions)
+    if path.suffix.lower() in ENGINE_SUFFIXES:
+        if given := settings.build_settings():
+            raise InputError(f"{path.name} is a built TensorRT engine: its profile and io are fixed, so "
+                             f"{', '.join(f'{k}={v}' for k, v in given.items())} cannot apply; build another with "
+                             "`rtstyle export tensorrt`, or open the ONNX model")
+        engine_path = path
+    else:
+        engine_path = _cached_engine(path, options, settings, device)
+    engine = TensorRTEngine(trt, engine_path.read_bytes(), device, path.name, _built_precision(engine_path), reason)
+    if options.precision not in ("auto", engine.precision):
+        raise InputError(f"{path.name} is an {engine.precision} engine; pass --precision auto or {engine.precision}")
+    return engine
 
 
-def _built_precision(engine_path: Path) -> str:
-    """The precision recorded in the build's sidecar JSON (engines do not say it themselves)."""
+def _built_precision(engine_path: Path) -> str | None:
+    """The precision recorded in the build's sidecar JSON (engines do not say it themselves);
+    None when there is none (an engine built elsewhere)."""
     sidecar = engine_path.with_suffix(".json")
     try:
-        return json.loads(sidecar.read_text())["precision"]
+        precision = json.loads(sidecar.read_text())["precision"]
     except (OSError, ValueError, KeyError):
-        return "unknown"
+        return None
+    if precision not in ("fp16", "fp32"):
+        raise CheckpointError(f"{sidecar} names precision {precision!r}; rtstyle builds fp16 or fp32 engines")
+    return precision
 
 
-def _cached_engine(path: Path, options: EngineOptions):
+def _cached_engine(path: Path, options: EngineOptions, settings: TensorRTOptions, device: torch.device) -> Path:
     """Build (or reuse) an engine for an ONNX model or checkpoint through the engine cache."""
-    from rtstyle.export.tensorrt_build import TensorRTBuildConfig, build_tensorrt_engine, onnx_info, parse_shape
-    from .graph_io import LAYOUTS
-
-    extra = options.extra
-    layout = LAYOUTS[onnx_info(path).io if path.suffix.lower() == ".onnx" else extra.get("io", "float")]
-    shapes = {
-        name: parse_shape(value, layout) if isinstance(value, str) else tuple(value)
-        for name in ("min_shape", "opt_shape", "max_shape")
-        if (value := extra.get(name)) is not None
-    }
     if options.precision == "bf16":
         raise InputError("the tensorrt backend builds fp16 or fp32 engines; choose --precision fp16 or fp32")
     precision = "fp32" if options.precision == "fp32" else "fp16"
-    config = TensorRTBuildConfig(max_batch=options.batch_size, precision=precision, io=extra.get("io", "float"), **shapes)
-    return build_tensorrt_engine(path, None, config)
+    if path.suffix.lower() == ".onnx":
+        io = onnx_info(path).io
+        if settings.io not in (None, io):
+            raise InputError(f"{path.name} is an ONNX model with {io} io, so io={settings.io!r} cannot apply "
+                             f"(export another with `rtstyle export onnx --io {settings.io}`)")
+    else:
+        io = settings.io or "float"
+    config = TensorRTBuildConfig(max_batch=options.batch_size, precision=precision, io=io, min_shape=settings.min_shape,
+                                 opt_shape=settings.opt_shape, max_shape=settings.max_shape)
+    # A checkpoint goes through ONNX first: the exporter's job (see rtstyle.export.tensorrt_build).
+    onnx_path = path if path.suffix.lower() == ".onnx" else _onnx_from_checkpoint(path, config)
+    return build_cached_engine(onnx_path, config, device=device.index, cache=settings.cache_dir, source=path).path
+
+
+def _onnx_from_checkpoint(path: Path, config: TensorRTBuildConfig) -> Path:
+    from rtstyle.export.tensorrt_build import onnx_from_checkpoint
+
+    return onnx_from_checkpoint(path, config)

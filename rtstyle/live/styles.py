@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 
 from ..conditioning import StyleChoice, load_style_image
-from ..engine import Engine, EngineOptions, open_engine
+from ..engine import Engine, EngineOptions, open_engine, style_switcher
 from ..errors import InputError
 from ..frames import IMAGE_EXTENSIONS
 
@@ -62,14 +62,12 @@ class Styles:
         index, image = selection if selection is not None else self.selection
         if self._engines[index] is None:
             opts = EngineOptions(device=self._device, precision=self._precision, batch_size=1,
-                                 extra=self._style_choice(image).to_extra())
+                                 style=self._style_choice(image))
             self._engines[index] = open_engine(self._models[index], self._backend, opts)
             self._applied[index] = image
         engine = self._engines[index]
         if self.images and self._applied.get(index, image) != image:
-            if not hasattr(engine, "set_style"):
-                raise InputError(f"--style-dir switches style images in the torch backend; {engine.describe()} cannot")
-            engine.set_style(load_style_image(self.images[image], self._style.style_size))
+            style_switcher(engine).set_style(load_style_image(self.images[image], self._style.style_size))
             self._applied[index] = image
         return engine
 

@@ -79,7 +79,7 @@ class Catalog:
         return StyleChoice()
 
     def open(self, name: str, style: StyleChoice, batch_size: int = 1) -> Engine:
-        opts = EngineOptions(device=self.device, precision=self.precision, batch_size=batch_size, extra=style.to_extra())
+        opts = EngineOptions(device=self.device, precision=self.precision, batch_size=batch_size, style=style)
         return open_engine(self.get(name).path, self.backend, opts)
 
     def to_list(self) -> list[dict]:

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..conditioning import load_style_image
+from ..engine import style_switcher
 from ..errors import InputError
 from ..frames import Frame
 from ..pipeline import PipelineConfig, run_pipeline
@@ -271,7 +272,8 @@ class SessionEngine:
             engine = self._engines[key] = self.catalog.open(s.model, choice)
         elif self.catalog.get(s.model).arch == "adain" and self._applied.get(key) != style:
             choice = self.catalog.default_choice(s.model, s.alpha, s.style_index, s.style_image)
-            engine.set_style(load_style_image(choice.style_image, choice.style_size), 1.0 if s.alpha is None else s.alpha)
+            image = load_style_image(choice.style_image, choice.style_size)
+            style_switcher(engine).set_style(image, 1.0 if s.alpha is None else s.alpha)
         self._applied[key] = style
         return engine
 

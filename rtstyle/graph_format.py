@@ -13,11 +13,13 @@ output back, through ``frames.py``; backends never convert by hand.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from ..choices import IO_KINDS, LAYOUTS  # noqa: F401 - re-exported
-from ..frames import to_float, to_uint8
+from .choices import IO_KINDS, LAYOUTS  # noqa: F401 - re-exported
+from .errors import InputError
+from .frames import to_float, to_uint8
 
 # Keys of the string->string metadata that export writes (ONNX metadata_props, AOTInductor
 # package metadata) so a backend knows the model without its checkpoint.
@@ -66,3 +68,13 @@ class GraphIO:
     def spatial(self, shape: tuple[int, ...]) -> tuple[int, int]:
         """(H, W) of a tensor in this graph's layout."""
         return (shape[1], shape[2]) if self.kind == "uint8" else (shape[2], shape[3])
+
+
+def load_onnx(path: str | Path):
+    """An ONNX file's ``ModelProto`` without its external weights, or a one-line InputError."""
+    import onnx
+
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf decode errors have several types
+        raise InputError(f"{path} is not a readable ONNX model ({exc.__class__.__name__})") from None
