@@ -87,9 +87,9 @@ def test_graph_cache_keeps_the_most_recent_shapes(monkeypatch):
     captured = []
 
     class FakeCapture:
-        def __init__(self, fn, example):
+        def __init__(self, fn, example, pool=None):
             captured.append(tuple(example.shape))
-            self.fn = fn
+            self.fn, self.pool = fn, pool
 
         def __call__(self, x):
             return self.fn(x)

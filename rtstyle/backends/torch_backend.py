@@ -34,42 +34,54 @@ _CPU_PRECISIONS = ("fp32", "bf16")
 
 
 class CapturedShape:
-    """One CUDA graph of ``fn`` for one input shape, with static input and output buffers."""
+    """One CUDA graph of ``fn`` for one input shape, with static input and output buffers.
 
-    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor):
-        self.input = example.clone()
-        side = torch.cuda.Stream(device=example.device)
-        side.wait_stream(torch.cuda.current_stream(example.device))
-        with torch.cuda.stream(side):
-            for _ in range(2):  # lazy initialisation and cuDNN autotuning must not be captured
-                fn(self.input)
-        torch.cuda.current_stream(example.device).wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.output = fn(self.input)
+    Captured and replayed under a guard for the input's device (the current device may be
+    another GPU), with ``capture_error_mode="thread_local"``: the default "global" mode makes
+    any other thread's unsafe CUDA call (the decode thread pinning memory) fail the capture.
+    ``pool`` shares one memory pool across the shapes of a cache: graphs replay one at a time
+    on one stream and each keeps its own output alive, so their intermediates can share memory."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor, pool=None):
+        device = example.device
+        with torch.cuda.device(device):
+            self.input = example.clone()
+            side = torch.cuda.Stream(device=device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):
+                for _ in range(2):  # lazy initialisation and cuDNN autotuning must not be captured
+                    fn(self.input)
+            torch.cuda.current_stream(device).wait_stream(side)
+            self.pool = torch.cuda.graph_pool_handle() if pool is None else pool
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph, pool=self.pool, capture_error_mode="thread_local"):
+                self.output = fn(self.input)
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        self.input.copy_(frames)
-        self.graph.replay()
-        # The next replay overwrites the static output; the caller may still hold this batch.
-        return self.output.clone()
+        with torch.cuda.device(self.input.device):
+            self.input.copy_(frames)
+            self.graph.replay()
+            # The next replay overwrites the static output; the caller may still hold this batch.
+            return self.output.clone()
 
 
 class GraphCache:
-    """CUDA graphs by input shape, least recently used evicted first (each holds its own pool)."""
+    """CUDA graphs by input shape, least recently used evicted first, sharing one memory pool."""
 
     def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], capacity: int):
         if capacity < 1:
             raise InputError(f"graph_cache must be >= 1, got {capacity}")
         self.fn = fn
         self.capacity = capacity
+        self.pool = None  # made by the first capture, on the engine's device
         self.graphs: OrderedDict[tuple[int, ...], CapturedShape] = OrderedDict()
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         key = tuple(frames.shape)
         graph = self.graphs.get(key)
         if graph is None:
-            graph = CapturedShape(self.fn, frames)
+            graph = CapturedShape(self.fn, frames, self.pool)
+            self.pool = graph.pool
             self.graphs[key] = graph
             while len(self.graphs) > self.capacity:
                 self.graphs.popitem(last=False)

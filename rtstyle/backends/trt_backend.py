@@ -1,5 +1,6 @@
 """TensorRT backend (TensorRT >= 10): deserialises an engine and runs it with
-``execute_async_v3``, binding torch tensors by name, so frames never leave the GPU.
+``execute_async_v3`` on a stream of its own, binding torch tensors by name (at 256-byte aligned
+addresses, copying a misaligned chunk), so frames never leave the GPU.
 
 Given an ONNX model or a checkpoint instead of an engine, it builds one through the engine
 cache (``trt_build``), sized by ``EngineOptions.batch_size`` and ``engine.TensorRTOptions``
@@ -27,6 +28,23 @@ def _torch_dtypes(trt) -> dict:
     return {getattr(trt.DataType, name): dtype for name, dtype in names.items() if hasattr(trt.DataType, name)}
 
 
+TRT_ALIGNMENT = 256  # bytes: IExecutionContext::setTensorAddress requires it of every I/O address
+
+
+def aligned_for_tensorrt(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` if its address suits TensorRT, else a contiguous copy (the caching allocator
+    aligns blocks to 512 bytes). Chunks of a split batch start N*H*W*C*itemsize bytes in, e.g. at
+    4410 bytes for 2 frames of 21x35 uint8: TensorRT would refuse or misread them."""
+    if tensor.data_ptr() % TRT_ALIGNMENT == 0 and tensor.is_contiguous():
+        return tensor
+    return tensor.clone(memory_format=torch.contiguous_format)
+
+
+def record_stream(tensor: torch.Tensor, stream) -> None:
+    """Mark ``tensor`` as used on ``stream`` (a separate function so tests can stand in for CUDA)."""
+    tensor.record_stream(stream)
+
+
 class TensorRTEngine(Engine):
     backend = "tensorrt"
 
@@ -40,6 +58,7 @@ class TensorRTEngine(Engine):
                     f"TensorRT {trt.__version__} cannot load {label}: built by another TensorRT version or for another GPU; rebuild it"
                 )
             self.context = self.engine.create_execution_context()
+            self.stream = torch.cuda.Stream(device)
         dtypes = _torch_dtypes(trt)
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
@@ -59,17 +78,30 @@ class TensorRTEngine(Engine):
 
     def _measure_scale(self) -> int:
         """Output side / input side, read from the engine's shape inference at the min shape."""
-        self.context.set_input_shape(self.input_name, self.min_shape)
+        self._set_shape(self.min_shape)
         out_shape = tuple(self.context.get_tensor_shape(self.output_name))
         return self.io.spatial(out_shape)[0] // self.io.spatial(self.min_shape)[0]
 
     def _run(self, frames: torch.Tensor) -> torch.Tensor:
         x = self.io.prepare(frames.to(self.device, non_blocking=True))
-        # Batches larger than the profile allows run in chunks rather than failing.
-        chunks = [self._infer(chunk) for chunk in x.split(self.max_shape[0])]
-        return self.io.finish(chunks[0] if len(chunks) == 1 else torch.cat(chunks))
+        # The engine's own stream, ordered against the caller's both ways: in the pipeline's
+        # engine thread the caller's is the legacy default stream, on which TensorRT would add
+        # device synchronisations. record_stream tells the caching allocator which stream uses
+        # a tensor allocated on the other, so neither is reused before that stream is done.
+        caller = torch.cuda.current_stream(self.device)
+        with torch.cuda.device(self.device):
+            self.stream.wait_stream(caller)
+            record_stream(x, self.stream)
+            with torch.cuda.stream(self.stream):
+                # Batches larger than the profile allows run in chunks rather than failing.
+                outs = [self._infer(aligned_for_tensorrt(chunk)) for chunk in x.split(self.max_shape[0])]
+            caller.wait_stream(self.stream)
+        for out in outs:
+            record_stream(out, caller)
+        return self.io.finish(outs[0] if len(outs) == 1 else torch.cat(outs))
 
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
+        """One chunk within the profile, on ``self.stream`` (the current stream here)."""
         shape = tuple(x.shape)
         if not all(lo <= s <= hi for lo, s, hi in zip(self.min_shape, shape, self.max_shape)):
             raise InputError(
@@ -77,16 +109,25 @@ class TensorRTEngine(Engine):
                 f"{'x'.join(map(str, self.min_shape))} .. {'x'.join(map(str, self.max_shape))}; "
                 "rebuild it with a larger --max-shape"
             )
-        self.context.set_input_shape(self.input_name, shape)
-        out = torch.empty(tuple(self.context.get_tensor_shape(self.output_name)), dtype=self.output_dtype, device=self.device)
-        self.context.set_tensor_address(self.input_name, x.data_ptr())
-        self.context.set_tensor_address(self.output_name, out.data_ptr())
-        # Same stream as the torch ops before and after: ordering without host syncs, and the
-        # caching allocator cannot hand `x` to anyone else before TensorRT has read it.
-        stream = torch.cuda.current_stream(self.device)
-        if not self.context.execute_async_v3(stream.cuda_stream):
-            raise RuntimeError(f"TensorRT execution failed for input {shape}")
+        self._set_shape(shape)
+        out_shape = tuple(self.context.get_tensor_shape(self.output_name))
+        out = torch.empty(out_shape, dtype=self.output_dtype, device=self.device)
+        self._bind(self.input_name, x)
+        self._bind(self.output_name, out)
+        if not self.context.execute_async_v3(self.stream.cuda_stream):
+            raise RuntimeError(f"TensorRT execution failed for input {shape}; see TensorRT's log above")
         return out
+
+    def _set_shape(self, shape: tuple[int, ...]) -> None:
+        # set_input_shape returns False (and logs) for a shape outside the profile or of the wrong rank.
+        if not self.context.set_input_shape(self.input_name, shape):
+            raise RuntimeError(f"TensorRT refused input shape {'x'.join(map(str, shape))} for {self.input_name!r}")
+
+    def _bind(self, name: str, tensor: torch.Tensor) -> None:
+        # set_tensor_address returns False for a misaligned address or an unknown name.
+        if not self.context.set_tensor_address(name, tensor.data_ptr()):
+            raise RuntimeError(f"TensorRT refused the address {tensor.data_ptr():#x} of {name!r} "
+                               f"(it needs {TRT_ALIGNMENT}-byte aligned device memory)")
 
     def describe(self) -> str:
         return f"tensorrt on {self.device} ({self.precision}, {self.io.kind} io, max {'x'.join(map(str, self.max_shape))})"
