@@ -38,12 +38,13 @@ from .deploy import check_output_path
 
 
 def build_tensorrt_engine(
-    model: str | Path, out: str | Path | None = None, config: TensorRTBuildConfig = TensorRTBuildConfig(),
+    model: str | Path, out: str | Path | None = None, config: TensorRTBuildConfig | None = None,
     *, device: int | None = None,
 ) -> TensorRTBuildResult:
     """Build (or fetch from the engine cache) a TensorRT engine for ``model`` (an .onnx file,
     a checkpoint or a bundled model name) on CUDA device ``device``, and copy it to ``out`` when given."""
     start = time.perf_counter()
+    config = config or TensorRTBuildConfig()
     source = resolve_model(model)
     if out is not None:
         out = Path(out)

@@ -102,8 +102,8 @@ class IdentityEngine(Engine):
 
     backend = "identity"
 
-    def __init__(self, scale: int = 1, device: torch.device = torch.device("cpu")):
-        super().__init__(device=device, precision="fp32", scale=scale, reason="test engine")
+    def __init__(self, scale: int = 1, device: torch.device | None = None):
+        super().__init__(device=device or torch.device("cpu"), precision="fp32", scale=scale, reason="test engine")
         self.batches: list[int] = []
 
     def _run(self, frames: torch.Tensor) -> torch.Tensor:

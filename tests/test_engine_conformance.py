@@ -184,7 +184,7 @@ def test_uint8_nhwc_in_and_out_on_the_device(case, opened, tmp_path_factory):
     assert out.dtype == torch.uint8 and out.shape == (3, 21, 35, 3) and out.device.type == engine.device.type
     assert max_diff(out, reference(_checkpoint(tmp_path_factory), batch)) <= case.tolerance
     for bad in (batch.float(), batch[..., :2], batch[0]):  # float, 2 channels, no batch dimension
-        message = _one_line_error(InputError, lambda: engine(bad.to(engine.device)))
+        message = _one_line_error(InputError, lambda bad=bad: engine(bad.to(engine.device)))
         assert "uint8 (N, H, W, 3)" in message
 
 
@@ -243,7 +243,7 @@ def test_options_are_honoured_or_refused(case, tmp_path_factory):
 
 def test_errors_name_the_allowed_values():
     for kwargs, allowed in [({"device": "tpu"}, "cuda"), ({"precision": "int8"}, "bf16"), ({"batch_size": 0}, ">= 1")]:
-        assert allowed in _one_line_error(InputError, lambda: EngineOptions(**kwargs))
+        assert allowed in _one_line_error(InputError, lambda kwargs=kwargs: EngineOptions(**kwargs))
     assert "max-autotune" in _one_line_error(InputError, lambda: TorchOptions(compile="fastest"))
     assert "uint8" in _one_line_error(InputError, lambda: TensorRTOptions(io="rgb"))
     assert "four positive" in _one_line_error(InputError, lambda: TensorRTOptions(max_shape=(1, 3, 64)))

@@ -14,7 +14,7 @@ import torch
 
 from rtstyle.backends import ort_backend, torch_backend, trt_backend, trt_build
 from rtstyle.backends.trt_backend import TRT_ALIGNMENT, TensorRTEngine, aligned_for_tensorrt
-from rtstyle.errors import ExportError, InputError
+from rtstyle.errors import BackendUnavailableError, CheckpointError, ExportError, InputError
 from rtstyle.graph_format import GraphIO
 
 # --- TensorRT: alignment, checked results, its own stream -----------------------------------------
@@ -257,7 +257,7 @@ def test_ort_provider_fallback_is_said_or_refused():
     reason = ort_backend._check_fallback(asked, asked[1:], cuda, "why")
     assert "TensorrtExecutionProvider did not load" in reason and "running on CUDAExecutionProvider" in reason
     assert "\n" not in reason
-    with pytest.raises(Exception, match="loaded none of"):
+    with pytest.raises(BackendUnavailableError, match="loaded none of"):
         ort_backend._check_fallback(asked, ["CPUExecutionProvider"], cuda, "why")
 
 
@@ -274,6 +274,6 @@ def test_ort_imports_tensorrt_before_onnxruntime(monkeypatch, tmp_path):
     monkeypatch.setattr("builtins.__import__", spy)
     from rtstyle.engine import EngineOptions
 
-    with pytest.raises(Exception):  # the model does not exist; only the import order matters here
+    with pytest.raises(CheckpointError):  # the model does not exist; only the import order matters here
         ort_backend.open(Path(tmp_path / "missing.onnx"), EngineOptions(device="cpu"), "test")
     assert order[:2] == ["tensorrt", "onnxruntime"]

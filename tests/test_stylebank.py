@@ -106,8 +106,8 @@ def test_t_plus_1_training_then_a_new_style_trains_only_its_bank(tmp_path):
 def test_training_steps_reduce_the_loss_on_a_fixed_batch():
     from rtstyle.frames import load_image, numpy_to_float
     from rtstyle.losses import LossConfig, PerceptualLoss
-    from rtstyle.vgg import load_vgg16
     from rtstyle.trainers.stylebank import StyleBankObjective
+    from rtstyle.vgg import load_vgg16
 
     torch.manual_seed(0)
     net = StyleBankNet(StyleBankConfig(num_styles=1, width=4))

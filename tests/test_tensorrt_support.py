@@ -9,12 +9,12 @@ import types
 
 import pytest
 import torch
-from rtstyle.export.tensorrt_build import build_tensorrt_engine
 
 from rtstyle.backends import trt_build as tb
 from rtstyle.backends.trt_build import BuildSettings, OnnxInfo, TensorRTBuildConfig, compute_profile, parse_shape
 from rtstyle.cli import main
 from rtstyle.errors import BackendUnavailableError, InputError
+from rtstyle.export.tensorrt_build import build_tensorrt_engine
 from tests.helpers_export import exported, frames
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None

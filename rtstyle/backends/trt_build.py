@@ -206,7 +206,7 @@ def onnx_info(path: Path) -> OnnxInfo:
 
 
 def build_cached_engine(
-    onnx_path: Path, config: TensorRTBuildConfig = TensorRTBuildConfig(), *, device: int | None = None,
+    onnx_path: Path, config: TensorRTBuildConfig | None = None, *, device: int | None = None,
     cache: Path | None = None, source: Path | None = None,
 ) -> TensorRTBuildResult:
     """Build (or fetch from the engine cache ``cache``, default ``engine_cache_dir()``) a TensorRT
@@ -214,6 +214,7 @@ def build_cached_engine(
     import torch
 
     start = time.perf_counter()
+    config = config or TensorRTBuildConfig()
     trt = import_tensorrt()
     device = torch.cuda.current_device() if device is None else device
     info = onnx_info(onnx_path)
