@@ -1,15 +1,17 @@
 """Everything about the package is in pyproject.toml; this file only keeps the study scripts out of
 the wheel. They are programs run from a checkout (``python -m rtstyle.benchmarks.temporal ...``, with
-the editable install of ``make setup``) to produce the committed results in benchmarks/results
-(gpu_check also runs the repository's tests), not library code: nothing in the package imports
-them, and each ends in ``if __name__ == "__main__"``.
+the editable install of ``make setup``) to produce the committed results in benchmarks/results,
+not library code: nothing in the package imports them, and each ends in ``if __name__ == "__main__"``.
+``gpu_check`` is the exception that ships (issue 19: ``python -m rtstyle.benchmarks.gpu_check`` on a
+machine given only a wheel; it runs the checkout's tests when it finds them in the working directory).
 tests/test_packaging.py checks the built wheel against this list."""
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
+SHIPPED_COMMANDS = {"rtstyle.benchmarks": {"gpu_check"}}  # programs that ship (``python -m``), not studies
 STUDY_SCRIPTS = {
-    "rtstyle.benchmarks": {"adain_eval", "cpu_memory", "gpu_check", "gpu_check_steps", "serve_latency", "temporal"},
+    "rtstyle.benchmarks": {"adain_eval", "cpu_memory", "serve_latency", "temporal"},
 }
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+import rtstyle
 from rtstyle.engine import EngineOptions, TorchOptions, open_engine
 from rtstyle.errors import RtstyleError
 from rtstyle.export.deploy import parity_tolerance
@@ -31,8 +32,16 @@ from rtstyle.video import EncoderConfig, VideoWriter
 from . import bench
 from .timing import rate, summarize, time_calls
 
-TESTS_DIR = Path(__file__).resolve().parents[1] / "tests"  # the source checkout's tests (absent from a wheel)
-PHOTOS = Path(__file__).resolve().parents[1] / "rtstyle" / "assets" / "samples" / "photos"
+PHOTOS = Path(rtstyle.__file__).resolve().parent / "assets" / "samples" / "photos"
+
+
+def _tests_dir() -> Path | None:
+    """The source checkout's tests/: beside an editable install, or in the working directory when
+    the package was installed from a wheel (the lent GPU machine: see README, GPU section)."""
+    for root in (Path(__file__).resolve().parents[1], Path.cwd()):
+        if (root / "tests" / "conftest.py").is_file():
+            return root / "tests"
+    return None
 
 
 @dataclass
@@ -72,22 +81,21 @@ def environment(ctx: CheckContext) -> dict:
 
 # ------------------------------------------------------------------------------------ tests
 
-def _gpu_test_files() -> list[Path]:
-    return sorted(p for p in TESTS_DIR.glob("test_*.py") if "mark.gpu" in p.read_text())
-
-
 def gpu_tests(ctx: CheckContext) -> dict:
-    if not TESTS_DIR.is_dir():
-        raise Skip(f"no tests/ beside the package ({TESTS_DIR}): run the check from a source checkout")
-    files = _gpu_test_files()
+    tests = _tests_dir()
+    if tests is None:
+        raise Skip("no tests/ beside the package or in the working directory: run the check from a source checkout")
+    files = sorted(p for p in tests.glob("test_*.py") if "mark.gpu" in p.read_text())
     junit = ctx.workdir / "gpu-tests.xml"
     # Without PyAV some test files cannot even be imported: run what can be, count the rest as errors.
-    cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
-           "--continue-on-collection-errors", *map(str, files)]
+    # -P and --import-mode=append: the installed rtstyle (a wheel on the lent machine) wins over the
+    # checkout's bare rtstyle/ folder, which lacks rtstyle.benchmarks, .export and .trainers.
+    cmd = [sys.executable, "-P", "-m", "pytest", "--import-mode=append", "-m", "gpu", "-q", "-p", "no:cacheprovider",
+           f"--junitxml={junit}", "--continue-on-collection-errors", *map(str, files)]
     if ctx.dry:
-        cmd.insert(3, "--collect-only")  # a CPU skips them all anyway: list what the GPU run will run
+        cmd.insert(4, "--collect-only")  # a CPU skips them all anyway: list what the GPU run will run
     try:
-        proc = subprocess.run(cmd, cwd=TESTS_DIR.parent, capture_output=True, text=True, check=False,
+        proc = subprocess.run(cmd, cwd=tests.parent, capture_output=True, text=True, check=False,
                               timeout=max(5.0, ctx.left()))
     except subprocess.TimeoutExpired:
         return {"status": "failed", "reason": "pytest ran past the step's budget", "files": [f.name for f in files]}

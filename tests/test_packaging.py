@@ -20,11 +20,15 @@ BARE = ("trainers", "export", "benchmarks")
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "LICENSE", "rtstyle", "trainers", "export", "benchmarks")
 
 
-def _study_scripts() -> dict[str, set[str]]:
-    # setup.py calls setup() when imported; read its STUDY_SCRIPTS literal instead of running it.
+def _setup_literal(name: str) -> dict[str, set[str]]:
+    # setup.py calls setup() when imported; read its literal instead of running it.
     tree = ast.parse((REPO / "setup.py").read_text())
-    node = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "STUDY_SCRIPTS")
+    node = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == name)
     return ast.literal_eval(node.value)
+
+
+def _study_scripts() -> dict[str, set[str]]:
+    return _setup_literal("STUDY_SCRIPTS")
 
 
 def _bare_imports(path: Path) -> list[str]:
@@ -100,7 +104,9 @@ def test_wheel_leaves_out_results_and_study_scripts(wheel_names):
     # code with none, so a new study script cannot slip into the wheel unnoticed.
     shipped = [n for n in wheel_names if n.startswith("rtstyle/benchmarks/") and n.endswith(".py")]
     assert shipped
-    for name in shipped:
+    commands = {f"rtstyle/benchmarks/{n}.py" for n in _setup_literal("SHIPPED_COMMANDS")["rtstyle.benchmarks"]}
+    assert commands <= set(shipped)  # shipped commands really ship
+    for name in set(shipped) - commands:
         text = (REPO / "benchmarks" / Path(name).name).read_text()
         assert '__name__ == "__main__"' not in text, f"{name} is a script: add it to setup.py's STUDY_SCRIPTS"
 
