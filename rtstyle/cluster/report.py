@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,8 @@ class ClusterReport:
     resources: dict = field(default_factory=dict)
     frames: int = 0
     wall_s: float = 0.0
+    startup_s: float = 0.0  # from planning done to every worker up with its engine open
+    created: float = field(default_factory=time.perf_counter)
 
     def by_status(self, status: str) -> list[FileReport]:
         return [f for f in self.files if f.status == status]
@@ -59,6 +62,7 @@ class ClusterReport:
         return {"address": self.address, "files": len(self.files), "done": len(done),
                 "skipped": len(self.by_status("skipped")), "failed": len(self.failed), "frames": frames,
                 "retries": sum(f.retries for f in self.files), "wall_s": round(self.wall_s, 3),
+                "startup_s": round(self.startup_s, 3),
                 "fps": round(frames / wall, 3), "files_per_s": round(len(done) / wall, 4),
                 "workers": len(self.workers), "nodes": len({w.get("node_id") for w in self.workers}),
                 "resources": self.resources, "worker_errors": self.worker_errors}

@@ -196,6 +196,7 @@ class _Job:
         make, workers = self._actor_class()
         self.pool = _Pool(self.ray, make, workers, spares=workers * (self.cluster.max_retries + 1))
         self._check_workers_start()
+        self.report.startup_s = time.perf_counter() - self.report.created
         self.bar = self._progress_bar()
         self.started = time.perf_counter()
         try:

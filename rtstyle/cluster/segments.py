@@ -137,9 +137,8 @@ def join_segments(config: StylizeConfig, src: Path, dst: Path, parts: list[Segme
     last = None
     try:
         for part in parts:
-            images = read_part(part.path)
-            n = -1
-            for n, (image, pts, duration) in enumerate(zip(images, part.pts, part.durations)):
+            frames = 0
+            for image, pts, duration in zip(read_part(part.path), part.pts, part.durations):
                 if writer is None:
                     writer = VideoWriter(dst, image.shape[1], image.shape[0], info.time_base, info.frame_rate,
                                          config.encoder, rotation=info.rotation, color=info.color,
@@ -150,8 +149,9 @@ def join_segments(config: StylizeConfig, src: Path, dst: Path, parts: list[Segme
                                      f"keyframes cannot be cut exactly, run it with --segment-seconds 0")
                 writer.write(image, pts, duration)
                 last = pts
-            if n + 1 != len(part.pts):
-                raise InputError(f"{part.path}: {n + 1} frames, {len(part.pts)} expected; damaged segment file")
+                frames += 1
+            if frames != len(part.pts):
+                raise InputError(f"{part.path}: {frames} frames, {len(part.pts)} expected; damaged segment file")
     except BaseException:
         if writer is not None:
             writer.close(keep=False)
