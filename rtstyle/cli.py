@@ -6,8 +6,10 @@ command calls. Only this layer prints errors and chooses exit codes.
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import os
+import re
 import sys
 
 from . import __version__
@@ -17,12 +19,83 @@ from .errors import Interrupted, RtstyleError
 COMMANDS = ("stylize", "live", "serve", "train", "synth", "optimize", "export", "bench", "models", "eval", "demo", "doctor")
 
 
+_RST_ROLE = re.compile(r":\w+:`([^`]*)`")  # :func:`name` -> name
+
+
+def plain_text(text: str | None) -> str | None:
+    """A docstring as help text: no reStructuredText markup (``x`` and :role:`x` -> x)."""
+    if not text:
+        return text
+    return _RST_ROLE.sub(r"\1", text).replace("``", "")
+
+
+def show_default(action: argparse.Action) -> str | None:
+    """The default an option's help should name, as plain text; None where there is nothing to
+    say (no default, a flag, a suppressed option)."""
+    default = action.default
+    if default is None or default is False or default is argparse.SUPPRESS or action.nargs == 0:
+        return None
+    if action.help is argparse.SUPPRESS:
+        return None
+    if isinstance(default, (list, tuple)):
+        return " ".join(map(show_value, default)) if default else None
+    return show_value(default)
+
+
+def show_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's default in its help (argparse's ArgumentDefaultsHelpFormatter writes
+    ``%(default)s`` even for None and repeats defaults the text already names)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = show_default(action)
+        if default is not None and "default" not in text.lower():
+            text = f"{text} (default: {default.replace('%', '%%')})" if text.strip() else f"default: {default}"
+        return text
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not action.help and show_default(action) is not None:  # argparse shows no help line for these
+            action = copy.copy(action)
+            action.help = f"default: {show_default(action).replace('%', '%%')}"
+        return super()._format_action(action)
+
+
 class _Parser(argparse.ArgumentParser):
-    """Usage mistakes are one line too (argparse would print the whole usage first); subcommand
-    parsers inherit this class."""
+    """Usage mistakes are one line too (argparse would print the whole usage first) and point at
+    the help of the command that was used; descriptions are shown without docstring markup and
+    every default is in the help. Subcommand parsers inherit this class."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        if kwargs.get("description"):
+            kwargs["description"] = plain_text(kwargs["description"])
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def subparsers_of(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The sub-command parsers directly below ``parser`` (name -> parser)."""
+    found: dict[str, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found.update(action.choices)
+    return found
+
+
+def all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """``parser`` and every sub-command parser below it, depth first."""
+    out = [parser]
+    for sub in dict.fromkeys(subparsers_of(parser).values()):  # aliases share a parser
+        out += all_parsers(sub)
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,12 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         # Command modules are light: heavy imports happen inside their handlers.
         importlib.import_module(f"rtstyle.commands.{name}").register(sub)
+    for p in all_parsers(parser):
+        # The innermost parser that took part in parsing overwrites this: usage mistakes argparse
+        # finds only at the end (unknown options) then point at that command's help.
+        p.set_defaults(_cli_parser=p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        getattr(args, "_cli_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args) or 0)
     except Interrupted as exc:

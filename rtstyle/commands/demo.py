@@ -16,7 +16,7 @@ DEFAULT_STYLE = DEFAULT_STYLE_MODEL
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="stylize the bundled sample clip with a bundled style")
     p.add_argument("--model", default=DEFAULT_STYLE, help=f"bundled style or checkpoint (default: {DEFAULT_STYLE})")
-    p.add_argument("-o", "--output-dir", type=Path, default=Path("rtstyle-demo"), help="where to write (default: ./rtstyle-demo)")
+    p.add_argument("-o", "--output-dir", type=Path, default=Path("rtstyle-demo"), help="where to write (default: rtstyle-demo, in the current folder)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run)
 

@@ -30,7 +30,7 @@ def _register_onnx(formats) -> None:
     p = formats.add_parser("onnx", help="ONNX with dynamic batch/height/width, parity-checked with ONNX Runtime")
     _common(p, "checkpoint (.safetensors) or bundled model name", ".onnx")
     p.add_argument("--fp16", action="store_true", help="half precision (InstanceNorm stays fp32)")
-    p.add_argument("--io", choices=IO_KINDS, default="float", help="float NCHW [0,1] (default) or uint8 NHWC frames in/out")
+    p.add_argument("--io", choices=IO_KINDS, default="float", help="float NCHW [0,1] or uint8 NHWC frames in/out (default: float)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18, at least 17)")
     p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime vs PyTorch parity check")
     p.add_argument("--style-index", type=int, metavar="N", help="StyleBank models: the style (bank) to export")
@@ -61,7 +61,7 @@ def _register_aoti(formats) -> None:
     _common(p, "checkpoint (.safetensors) or bundled model name", ".pt2")
     p.add_argument("--device", default="auto", help="device the package is compiled for: auto, cpu, cuda (default auto)")
     p.add_argument("--precision", default="auto", help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16")
-    p.add_argument("--io", choices=IO_KINDS, default="uint8", help="uint8 NHWC frames (default) or float NCHW [0,1]")
+    p.add_argument("--io", choices=IO_KINDS, default="uint8", help="uint8 NHWC frames or float NCHW [0,1] (default: uint8)")
     p.add_argument("--no-check", action="store_true", help="skip the parity check against PyTorch")
     p.set_defaults(func=_run_aoti)
 

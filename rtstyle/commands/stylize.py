@@ -42,16 +42,16 @@ def add_encoder_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--codec", default="libx264",
                    help="video encoder, e.g. libx264, libx265, h264_nvenc, hevc_nvenc, or auto (h264_nvenc where the GPU "
                         "has NVENC, else libx264); `python -m rtstyle.gpu.capabilities` says which work here "
-                        "(default: libx264)")
+                        "(default: %(default)s)")
     p.add_argument("--crf", type=float, default=18.0, help="quality, lower is better (default: 18)")
-    p.add_argument("--preset", default="medium", help="encoder speed preset (default: medium)")
+    p.add_argument("--preset", default="medium", help="encoder speed preset (default: %(default)s)")
     p.add_argument("--pix-fmt", help="output pixel format (default: yuv420p, yuv444p for odd sizes)")
 
 
 def add_smoothing_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temporal-smoothing", type=float, default=0.0, metavar="ALPHA",
                    help="blend each frame with the previous output warped by optical flow, weight ALPHA in [0, 1) "
-                        "(less flicker; 0 = off, default)")
+                        "(less flicker; 0 = off) (default: 0)")
 
 
 def add_style_choice_arguments(p: argparse.ArgumentParser) -> None:
