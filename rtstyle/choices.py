@@ -20,6 +20,15 @@ BENCH_ARCHS = ("style", "style-fast", "sr4", "sr8")  # benchmarks.bench.ARCHS
 OPTIMIZERS = ("lbfgs", "adam")  # rtstyle optimize
 PROGRESS_MODES = ("auto", "bar", "plain", "json", "none")  # rtstyle.progress: --progress
 INITS = ("content", "noise", "mix")
+# rtstyle live's keys: its --help and the on-screen key help (h) both list these.
+LIVE_KEYS = (
+    ("q, Esc", "quit"),
+    ("n, space", "next style (repeat --model for several)"),
+    ("p", "previous style"),
+    ("1-9", "style number N"),
+    ("s / a", "next / previous style image (AdaIN --style-dir)"),
+    ("h", "show or hide this key help"),
+)
 
 # torchvision's vgg16().features: index of each ReLU we expose.
 LAYER_INDEX: dict[str, int] = {

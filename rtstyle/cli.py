@@ -59,6 +59,18 @@ class _HelpFormatter(argparse.HelpFormatter):
             text = f"{text} (default: {default.replace('%', '%%')})" if text.strip() else f"default: {default}"
         return text
 
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        """Paragraphs are re-wrapped, except those with indented lines (tables, lists): they keep
+        their lines, so ``live --help`` can list its keys one per line."""
+        out = []
+        for para in text.strip().split("\n\n"):
+            lines = para.splitlines()
+            if any(line[:1].isspace() for line in lines[1:]):
+                out.append("\n".join(indent + line for line in lines))
+            else:
+                out.append(super()._fill_text(para, width, indent))
+        return "\n\n".join(out)
+
     def _format_action(self, action: argparse.Action) -> str:
         if not action.help and show_default(action) is not None:  # argparse shows no help line for these
             action = copy.copy(action)

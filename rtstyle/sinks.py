@@ -26,6 +26,7 @@ from typing import Callable
 
 import numpy as np
 
+from .choices import LIVE_KEYS
 from .errors import BackendUnavailableError, InputError
 from .frames import Frame, resize, rgb_to_bgr, to_gray
 from .temporal import TemporalSmoother
@@ -182,6 +183,17 @@ class Display:
                              "(pip install opencv-python instead of opencv-python-headless); "
                              "run headless (live: --no-window; stylize: without --preview)")
         self.window = window
+        self.show_help = False  # the key help (LIVE_KEYS) on screen; live's h key toggles it
+
+    def toggle_help(self) -> None:
+        self.show_help = not self.show_help
+
+    def compose(self, rgb: np.ndarray, overlay: str | None = None) -> np.ndarray:
+        """The frame as shown: the overlay line and, when on, the key help, each on a dark box."""
+        lines = [overlay] if overlay else []
+        if self.show_help:
+            lines += [f"{keys}: {action}" for keys, action in LIVE_KEYS]
+        return draw_text_box(rgb, lines) if lines else rgb
 
     def show(self, rgb: np.ndarray, overlay: str | None = None) -> int:
         """Show one frame; returns the key pressed (-1 for none; always -1 headless)."""
@@ -189,11 +201,7 @@ class Display:
             return -1
         import cv2
 
-        bgr = rgb_to_bgr(rgb)
-        if overlay:
-            cv2.putText(bgr, overlay, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
-            cv2.putText(bgr, overlay, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
-        cv2.imshow(self.title, bgr)
+        cv2.imshow(self.title, rgb_to_bgr(self.compose(rgb, overlay)))
         return cv2.waitKey(1) & 0xFF
 
     def close(self) -> None:
@@ -202,6 +210,28 @@ class Display:
 
             with contextlib.suppress(cv2.error):  # the user may have closed it already
                 cv2.destroyWindow(self.title)
+
+
+def draw_text_box(rgb: np.ndarray, lines: list[str], origin: tuple[int, int] = (6, 6), scale: float = 0.5,
+                  alpha: float = 0.65) -> np.ndarray:
+    """A copy of ``rgb`` with ``lines`` in white on a dark box blended under them: readable on
+    light and dark styles alike (a text shadow alone vanishes on bright pictures)."""
+    import cv2
+
+    font, thickness, pad = cv2.FONT_HERSHEY_SIMPLEX, 1, 4
+    sizes = [cv2.getTextSize(line, font, scale, thickness) for line in lines]
+    line_h = max(h + base for (_, h), base in sizes) + pad
+    x0, y0 = origin
+    height, width = rgb.shape[:2]
+    x1 = min(width, x0 + max(w for (w, _), _ in sizes) + 2 * pad)
+    y1 = min(height, y0 + line_h * len(lines) + pad)
+    out = np.ascontiguousarray(rgb).copy()
+    box = out[y0:y1, x0:x1]
+    box[:] = (box.astype(np.float32) * (1 - alpha)).astype(np.uint8)  # darken: black at alpha
+    for i, (line, ((_, h), _)) in enumerate(zip(lines, sizes)):
+        baseline_y = y0 + pad + i * line_h + h
+        cv2.putText(out, line, (x0 + pad, baseline_y), font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return out
 
 
 class PreviewSink(Sink):

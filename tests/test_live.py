@@ -110,7 +110,8 @@ def test_recording_keeps_every_shown_frame(tmp_path):
 
 def test_video_file_as_camera_via_cli(tmp_path, tiny_style_ckpt, capsys):
     clip = make_clip(tmp_path / "cam.mp4", frames=6, fps=30, audio=False)
-    code = main(["live", "--camera", str(clip), "--model", str(tiny_style_ckpt), "--no-window", "--device", "cpu"])
+    code = main(["live", "--camera", str(clip), "--model", str(tiny_style_ckpt), "--no-window", "--device", "cpu",
+                 "--output", str(tmp_path / "rec.mp4")])
     out = capsys.readouterr().out
     assert code == 0 and "source_ended" in out and "frames shown" in out
 

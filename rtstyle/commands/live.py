@@ -7,7 +7,8 @@ import sys
 import threading
 from pathlib import Path
 
-from ..errors import Interrupted
+from ..choices import DEFAULT_STYLE_MODEL, LIVE_KEYS
+from ..errors import InputError, Interrupted
 from .stylize import (
     add_encoder_arguments,
     add_engine_arguments,
@@ -18,10 +19,15 @@ from .stylize import (
 )
 
 
+def key_help() -> str:
+    return "keys in the window:\n" + "\n".join(f"  {keys:<10} {action}" for keys, action in LIVE_KEYS)
+
+
 def register(subparsers) -> None:
-    p = subparsers.add_parser("live", help="stylize a camera feed live", description=__doc__)
+    p = subparsers.add_parser("live", help="stylize a camera feed live", description=__doc__, epilog=key_help())
     p.add_argument("--camera", default="0", metavar="N|URL|FILE", help="camera index, stream URL or video file (default: 0)")
-    p.add_argument("--model", action="append", required=True, help="style model; repeat to switch with n/p/1-9 keys")
+    p.add_argument("--model", "-m", action="append",
+                   help=f"style model; repeat to switch with the n/p/1-9 keys (default: {DEFAULT_STYLE_MODEL})")
     add_engine_arguments(p)
     win = p.add_mutually_exclusive_group()
     win.add_argument("--window", dest="window", action="store_true", default=None, help="require a window")
@@ -31,7 +37,8 @@ def register(subparsers) -> None:
     add_encoder_arguments(p)
     p.set_defaults(preset="veryfast")
     p.add_argument("--virtual-cam", action="store_true", help="send frames to a virtual camera (pyvirtualcam)")
-    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N shown frames")
+    p.add_argument("--max-frames", type=int, metavar="N",
+                   help="stop after N frames shown (with --every-frame: N frames processed, none skipped)")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
     p.add_argument("--reconnect", action="store_true", help="reopen the camera after a disconnect")
     p.add_argument("--every-frame", action="store_true",
@@ -45,13 +52,25 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def check_has_a_consumer(args: argparse.Namespace, gui: bool) -> None:
+    """Headless with nowhere to send frames would stylize the feed and throw every frame away:
+    refused before the model and camera are opened."""
+    headless = args.window is False or (args.window is None and not gui)
+    if headless and args.output is None and not args.virtual_cam:
+        why = "--no-window" if args.window is False else "no display or GUI-enabled OpenCV here"
+        raise InputError(f"nothing would be shown or kept ({why}); add --output FILE, --virtual-cam, or run with a "
+                         f"window")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..live import LiveConfig, run_live
+    from ..sinks import gui_available
     from ..stylize import interrupt_on_signals
     from ..video import EncoderConfig
 
+    check_has_a_consumer(args, gui_available() if args.window is None else bool(args.window))
     config = LiveConfig(
-        source=args.camera, models=tuple(args.model), backend=args.backend, device=args.device,
+        source=args.camera, models=tuple(args.model or (DEFAULT_STYLE_MODEL,)), backend=args.backend, device=args.device,
         precision=args.precision, max_side=args.max_side, window=args.window, output=args.output,
         overwrite=args.overwrite, virtual_cam=args.virtual_cam, max_frames=args.max_frames,
         duration=args.duration, reconnect=args.reconnect, every_frame=args.every_frame, show_fps=args.show_fps,

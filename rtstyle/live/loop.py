@@ -221,7 +221,9 @@ def _live_sinks(config: LiveConfig, styles: Styles, display: Display, stats: Sta
         return f"{stats.fps:5.1f} fps  {styles.label}" if config.show_fps else None
 
     def on_key(key: int) -> None:
-        if styles.handle_key(key):
+        if key == ord("h"):
+            display.toggle_help()
+        elif styles.handle_key(key):
             ending("quit")
 
     writer = WriterSink(open_writer=open_writer, capture_clock=not config.every_frame) if config.output else None
