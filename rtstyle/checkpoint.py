@@ -6,7 +6,9 @@ The metadata carries everything needed to rebuild and to trust a model:
 * ``task``: ``"style"``, ``"sr"`` (``scale`` is in the model config) or ``"texture"`` (a
   noise -> texture generator, run by ``rtstyle synth`` rather than on video);
 * ``loss``: the ``LossConfig`` it was trained with; ``vgg_source``: where VGG16 came from;
-* ``style_image``: ``{"name", "sha256"}`` for style nets;
+* ``style_image``: ``{"name", "sha256", "size"}`` for style nets, and the image itself at the
+  resolution the loss saw (uint8 HWC under the ``style_target.image`` key), so evaluation needs
+  no copy of the painting;
 * ``train``: iterations, batch size, image size, seed, device, data folder name, dates.
 
 A *training* checkpoint additionally holds the optimiser state under ``optimizer.*`` keys
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -32,6 +35,8 @@ FORMAT = "rtstyle-checkpoint"
 VERSION = 1
 TASKS = ("style", "sr", "texture")
 _OPT_PREFIX = "optimizer."
+STYLE_TARGET_KEY = "style_target.image"  # uint8 (H, W, 3): the style image as the trainer's loss saw it
+_NOT_WEIGHTS = (_OPT_PREFIX, "style_target.")
 
 
 @dataclass
@@ -59,8 +64,10 @@ def save_checkpoint(
     meta: dict[str, Any],
     optimizer: torch.optim.Optimizer | None = None,
     dtype: torch.dtype | None = None,
+    style_target: np.ndarray | torch.Tensor | None = None,
 ) -> Path:
-    """Write model (+ optimiser) atomically. ``dtype`` (e.g. fp16) converts float weights."""
+    """Write model (+ optimiser, + the style image the loss used) atomically. ``dtype`` (e.g. fp16)
+    converts float weights; ``style_target`` is a uint8 (H, W, 3) image."""
     from safetensors.torch import save_file
 
     config: ModelConfig = model.config  # type: ignore[assignment]
@@ -74,6 +81,12 @@ def save_checkpoint(
             value = value.to(dtype)
         tensors[key] = value.contiguous()
     meta = {**meta, "model": config_to_dict(config)}
+    if style_target is not None:
+        target = torch.as_tensor(np.asarray(style_target) if not isinstance(style_target, torch.Tensor) else style_target)
+        if target.dtype != torch.uint8 or target.dim() != 3 or target.shape[-1] != 3:
+            raise ValueError(f"save_checkpoint: style_target must be uint8 (H, W, 3), got {target.dtype} "
+                             f"{tuple(target.shape)}")
+        tensors[STYLE_TARGET_KEY] = target.detach().cpu().contiguous()
     if optimizer is not None:
         opt_tensors, opt_meta = _flatten_optimizer(optimizer)
         tensors.update(opt_tensors)
@@ -109,6 +122,18 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return meta
 
 
+def read_style_target(path: str | Path) -> np.ndarray | None:
+    """The style image stored in a checkpoint (uint8 HWC, as the loss saw it), or None (older
+    checkpoints, SR models). Reads that one tensor only."""
+    from safetensors import safe_open
+
+    read_metadata(path)  # a clear error for files that are not rtstyle checkpoints
+    with safe_open(str(path), framework="pt") as f:
+        if STYLE_TARGET_KEY not in f.keys():
+            return None
+        return f.get_tensor(STYLE_TARGET_KEY).numpy()
+
+
 def load_checkpoint(
     path: str | Path, task: str | None = None, device: str | torch.device = "cpu"
 ) -> Checkpoint:
@@ -126,7 +151,7 @@ def load_checkpoint(
     model = build_model(config)
     with safe_open(str(path), framework="pt") as f:
         keys = list(f.keys())
-        weights = {k: f.get_tensor(k) for k in keys if not k.startswith(_OPT_PREFIX)}
+        weights = {k: f.get_tensor(k) for k in keys if not k.startswith(_NOT_WEIGHTS)}
         opt = {k: f.get_tensor(k) for k in keys if k.startswith(_OPT_PREFIX)}
     expected = model.state_dict()
     missing = sorted(set(expected) - set(weights))

@@ -23,14 +23,14 @@ import torch.nn.functional as F
 from .checkpoint import read_metadata
 from .engine import EngineOptions, open_engine, resolve_device
 from .errors import InputError
-from .frames import fit_size, load_image, numpy_to_float
+from .frames import fit_size, numpy_to_float
 from .fsutil import atomic_path
 from .losses import LossConfig, PerceptualLoss
 from .models import resolve_model
 from .pipeline import PipelineConfig, run_pipeline
 from .sinks import CallbackSink, SmoothingSink, build_sinks
 from .sources import FileSource, Resized
-from .style_lookup import find_style_image
+from .style_lookup import style_target
 from .temporal import FLOW_METHODS, FlowEstimator, WarpingErrorMeter, check_smoothing
 from .vgg import LAYER_INDEX, load_vgg16
 
@@ -86,9 +86,9 @@ class _LossMeter:
 
     def __init__(self, config: TemporalEvalConfig, meta: dict[str, Any]):
         dirs = [Path(config.style_dir)] if config.style_dir is not None else None
-        self.style_path = find_style_image(meta, config.style, dirs)
-        size = (meta.get("style_image") or {}).get("size")
-        style = numpy_to_float(load_image(self.style_path, max_side=max(size) if size else 512))
+        target = style_target(meta, resolve_model(config.model), config.style, dirs)
+        self.style_path, self.warning = target.source, target.warning
+        style = numpy_to_float(target.image)
         base = LossConfig.from_dict(meta["loss"]) if "loss" in meta else LossConfig()
         self.loss_config = dataclasses.replace(base, content_weight=1.0, style_weight=1.0, tv_weight=0.0,
                                                pixel_weight=0.0)
@@ -170,7 +170,7 @@ def evaluate_temporal(config: TemporalEvalConfig, engine=None) -> dict[str, Any]
         "stability_training": meta.get("stability"),
         "per_pair": [{"time": t, "warping_error": e, "input_warping_error": i, "valid_fraction": v}
                      for t, e, i, v in zip(times, meter.errors, meter.input_errors, meter.valid_fractions)],
-        "warnings": source.warnings,
+        "warnings": [*source.warnings, *([losses.warning] if losses and losses.warning else [])],
     }
     if config.json_path is not None:
         write_json(config.json_path, report)

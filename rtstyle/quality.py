@@ -29,7 +29,7 @@ from .losses import LossConfig, PerceptualLoss
 from .models import resolve_model
 from .optimize import OptimizerSettings, build_loss, optimize_pixels
 from .sources import list_images
-from .style_lookup import default_style_dirs, find_style_image
+from .style_lookup import default_style_dirs, style_target
 
 DEFAULT_MILESTONES = (50, 100, 300, 500)
 TERMS = ("total", "style", "content", "tv")
@@ -83,12 +83,6 @@ def loss_config_of(ckpt: Checkpoint) -> LossConfig:
         return LossConfig.from_dict(raw)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{ckpt.path} has an invalid 'loss' metadata entry ({exc})") from None
-
-
-def style_max_side(meta: dict[str, Any]) -> int | None:
-    """The style image's longer side during training (its Grams depend on it)."""
-    size = (meta.get("style_image") or {}).get("size")
-    return max(int(s) for s in size) if size else 512
 
 
 def device_name(device: torch.device) -> str:
@@ -171,17 +165,18 @@ def evaluate_quality(config: QualityConfig) -> dict[str, Any]:
     ckpt = load_checkpoint(resolve_model(config.model), task="style")
     loss_config = loss_config_of(ckpt)
     dirs = default_style_dirs() if config.style_dirs is None else tuple(config.style_dirs)
-    style_path = find_style_image(ckpt.meta, config.style, dirs)
+    target = style_target(ckpt.meta, ckpt.path, config.style, dirs)
     device = resolve_device(config.device)
     model = ckpt.model.float().eval().to(device)
-    style = numpy_to_float(load_image(style_path, max_side=style_max_side(ckpt.meta)))
+    style = numpy_to_float(target.image)
     loss_fn = build_loss(loss_config, style, device, config.vgg_weights)
 
     images = [evaluate_image(loss_fn, model, path, config, device) for path in files]
     report = {
         "model": ckpt.name,
         "checkpoint": str(ckpt.path),
-        "style_image": str(style_path),
+        "style_image": target.source,
+        "warnings": [target.warning] if target.warning else [],
         "loss": loss_config.to_dict(),
         "optimizer": {"name": config.settings.optimizer, "lr": config.settings.step_size,
                       "init": config.settings.init, "noise_ratio": config.settings.noise_ratio,

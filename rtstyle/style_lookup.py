@@ -1,13 +1,22 @@
-"""The style image a checkpoint was trained on, found again: one lookup for ``eval quality`` and
-``eval temporal`` (the checkpoint records the image's name and SHA-256; the image itself lives in
-a style folder)."""
+"""The style image a checkpoint was trained on: one lookup for ``eval quality`` and ``eval temporal``.
+
+Checkpoints carry the image as the loss saw it (``checkpoint.STYLE_TARGET_KEY``), so evaluation
+works anywhere; older checkpoints record only its name and SHA-256, and the file is then looked
+up in style folders. A ``--style`` override that is not the training image is used with a
+warning that says how far it is from it, never refused.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
+from .checkpoint import read_style_target
 from .errors import InputError
+from .frames import load_image
 from .fsutil import sha256_file
 
 SAMPLE_STYLES = Path(__file__).resolve().parent / "assets" / "samples" / "styles"
@@ -46,3 +55,48 @@ def find_style_image(meta: dict[str, Any], explicit: Path | None, dirs: Sequence
         raise InputError(f"{name} in {', '.join(str(c.parent) for c in candidates)} has a different sha256 than the "
                          f"image the model was trained on ({digest[:12]}...); pass that image with --style PATH")
     raise InputError(f"style image {name!r} not found in {where}; pass --style PATH or --style-dir DIR")
+
+
+@dataclass(frozen=True)
+class StyleTarget:
+    """The style image to measure style losses against, where it came from, and any warning."""
+
+    image: np.ndarray  # uint8 (H, W, 3) at the size the training loss used
+    source: str
+    warning: str | None = None
+
+
+def style_target(meta: dict[str, Any], checkpoint: Path | None, explicit: Path | None,
+                 dirs: Sequence[Path] | None = None) -> StyleTarget:
+    """The style image for a model's losses: ``explicit`` (``--style``) if given, else the image
+    embedded in ``checkpoint``, else the file found by name and sha256 in ``dirs``."""
+    record = meta.get("style_image") or {}
+    name, digest, size = record.get("name"), record.get("sha256"), record.get("size")
+    max_side = max(size) if size else 512
+    embedded = read_style_target(checkpoint) if checkpoint is not None and Path(checkpoint).suffix == ".safetensors" \
+        else None
+    if explicit is not None:
+        explicit = Path(explicit)
+        if not explicit.is_file():
+            raise InputError(f"--style image not found: {explicit}")
+        image = load_image(explicit, max_side=max_side)
+        warning = None
+        if digest and sha256_file(explicit) != digest:
+            warning = f"--style {explicit} is not the image this model was trained on ({name}, sha256 " \
+                      f"{digest[:12]}...); {_difference(image, embedded)}; losses are measured against --style"
+        return StyleTarget(image, str(explicit), warning)
+    if embedded is not None:
+        return StyleTarget(embedded, f"{name or 'style image'} (embedded in {Path(checkpoint).name})")
+    path = find_style_image(meta, None, dirs)
+    return StyleTarget(load_image(path, max_side=max_side), str(path))
+
+
+def _difference(image: np.ndarray, reference: np.ndarray | None) -> str:
+    """How far an override is from the training image, in numbers a user can judge."""
+    if reference is None:
+        return "the checkpoint does not carry the training image to compare with"
+    if image.shape != reference.shape:
+        return f"its size at the training resolution is {image.shape[1]}x{image.shape[0]}, the training " \
+               f"image's {reference.shape[1]}x{reference.shape[0]}"
+    diff = np.abs(image.astype(np.int16) - reference.astype(np.int16))
+    return f"mean difference {diff.mean():.1f}/255 from the training image (max {int(diff.max())})"

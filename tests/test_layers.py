@@ -30,7 +30,7 @@ LAYERS: list[dict[str, list[str]]] = [
     {"errors": ["rtstyle.errors"]},
     {"core": ["rtstyle.frames", "rtstyle.fsutil", "rtstyle.outputs", "rtstyle.dtypes", "rtstyle.sysinfo",
               "rtstyle.textutil", "rtstyle.choices", "rtstyle.graph_format", "rtstyle.cpu_memory", "rtstyle.degrade",
-              "rtstyle.progress", "rtstyle.style_lookup"]},
+              "rtstyle.progress"]},
     {"nets/losses": ["rtstyle.nets.*", "rtstyle.losses", "rtstyle.vgg"]},
     {"models": ["rtstyle.checkpoint", "rtstyle.models.*", "rtstyle.conditioning"]},
     # The package itself is the Python API's front door (``rtstyle.Stylizer``, loaded on first use).
@@ -39,7 +39,7 @@ LAYERS: list[dict[str, list[str]]] = [
                  "rtstyle.stylize", "rtstyle.synth", "rtstyle.cluster.*", "rtstyle.serve.*", "rtstyle.gpu.*"]},
     {"train": ["rtstyle.trainers.*"],
      "eval": ["rtstyle.eval.*", "rtstyle.eval_temporal", "rtstyle.metrics", "rtstyle.quality", "rtstyle.gallery",
-              "rtstyle.optimize"],
+              "rtstyle.optimize", "rtstyle.style_lookup"],
      "export": ["rtstyle.export.*"]},
     {"bench": ["rtstyle.benchmarks.*", "rtstyle.doctor"]},
     {"cli": ["rtstyle.cli", "rtstyle.__main__", "rtstyle.commands.*"]},

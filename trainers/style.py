@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from rtstyle.errors import InputError
@@ -55,24 +56,28 @@ class StyleTrainConfig(TrainConfig):
             raise InputError(str(exc)) from None
 
 
-def style_target(path: Path, style_size: int | None) -> tuple[Callable[[PerceptualLoss, torch.device], None], dict]:
+def style_target(path: Path, style_size: int | None) -> tuple[Callable[[PerceptualLoss, torch.device], None], dict,
+                                                                np.ndarray]:
     """For a one-style trainer: (``TaskSpec.setup_loss`` giving the loss this image's Gram
-    matrices, the checkpoint's ``style_image`` entry). InputError if the file is not an image."""
+    matrices, the checkpoint's ``style_image`` entry, the image as the loss sees it, which the
+    checkpoint carries so evaluation needs no copy of the file). InputError if it is not an image."""
     path = Path(path)
-    style = numpy_to_float(load_image(path, max_side=style_size))
+    image = load_image(path, max_side=style_size)
+    style = numpy_to_float(image)
 
     def setup_loss(loss: PerceptualLoss, device: torch.device) -> None:
         loss.set_style(style.to(device))
 
-    return setup_loss, {"name": path.name, "sha256": sha256_file(path), "size": list(style.shape[-2:])}
+    return setup_loss, {"name": path.name, "sha256": sha256_file(path), "size": list(style.shape[-2:])}, image
 
 
 def train_style(cfg: StyleTrainConfig) -> TrainResult:
     """Train a style network; the checkpoint records the style image's name and hash."""
     stability = cfg.stability_config()  # bad values fail before the style image is read
-    setup_loss, style_image = style_target(cfg.style, cfg.style_size)
+    setup_loss, style_image, image = style_target(cfg.style, cfg.style_size)
     spec = TaskSpec(
         task="style",
+        style_target=image,
         model_config=cfg.model_config(),
         loss_config=cfg.loss_config(),
         crop_size=cfg.image_size,

@@ -68,7 +68,7 @@ def train_texture(cfg: TextureTrainConfig) -> TrainResult:
         loss_config = LossConfig(content_weight=0.0, style_weight=cfg.style_weight, tv_weight=cfg.tv_weight)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    setup_loss, style_image = style_target(cfg.style, cfg.style_size)
+    setup_loss, style_image, image = style_target(cfg.style, cfg.style_size)
     size, channels = cfg.image_size, model_config.noise_channels
 
     def make_batch(batch: int, device: torch.device) -> tuple[torch.Tensor, None]:
@@ -76,6 +76,7 @@ def train_texture(cfg: TextureTrainConfig) -> TrainResult:
 
     spec = TaskSpec(
         task="texture",
+        style_target=image,
         model_config=model_config,
         loss_config=loss_config,
         crop_size=size,

@@ -4,6 +4,7 @@ Fig. 5), a thin wrapper over ``rtstyle.quality.evaluate_quality``."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .optimize import add_optimizer_arguments, optimizer_settings
@@ -51,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         progress=args.progress,
     )
     report = evaluate_quality(config)
+    for w in report["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
     print(markdown_table(report))
     avg = report["average"]["match"]
     if avg["iteration"] is not None:

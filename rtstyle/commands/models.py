@@ -18,6 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     pack.add_argument("-o", "--out", type=Path, required=True, help="release file (.safetensors)")
     pack.add_argument("--name", help="model name (default: the output file name)")
     pack.add_argument("--fp32", action="store_true", help="keep fp32 weights")
+    pack.add_argument("--style-image", type=Path, metavar="IMAGE",
+                      help="embed this style image (must be the one the model was trained on: sha256 checked) so "
+                           "eval quality/temporal need no copy of it; default: keep the checkpoint's own")
     pack.set_defaults(func=_run_pack)
 
 
@@ -43,6 +46,7 @@ def _run_pack(args: argparse.Namespace) -> int:
 
     from ..models import pack_model
 
-    out = pack_model(args.checkpoint, args.out, name=args.name, dtype=None if args.fp32 else torch.float16)
+    out = pack_model(args.checkpoint, args.out, name=args.name, dtype=None if args.fp32 else torch.float16,
+                     style_image=args.style_image)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
     return 0

@@ -32,11 +32,17 @@ def resolve_model(name_or_path: str | Path) -> Path:
     raise CheckpointError(f"unknown model {str(name_or_path)!r}: not a file and not a bundled model ({names})")
 
 
-def pack_model(checkpoint: str | Path, out: str | Path, name: str | None = None, dtype="float16") -> Path:
-    """A release copy of a training checkpoint: weights in ``dtype`` (None keeps fp32), no optimiser state."""
+def pack_model(checkpoint: str | Path, out: str | Path, name: str | None = None, dtype="float16",
+               style_image: str | Path | None = None) -> Path:
+    """A release copy of a training checkpoint: weights in ``dtype`` (None keeps fp32), no optimiser
+    state, and the style image the loss saw (kept from the checkpoint, or read from ``style_image``,
+    which must be the file the model was trained on: its sha256 is checked)."""
     import torch
 
-    from ..checkpoint import load_checkpoint, save_checkpoint
+    from ..checkpoint import load_checkpoint, read_style_target, save_checkpoint
+    from ..errors import InputError
+    from ..frames import load_image
+    from ..fsutil import sha256_file
 
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
@@ -46,7 +52,21 @@ def pack_model(checkpoint: str | Path, out: str | Path, name: str | None = None,
     meta["name"] = name or out.name.removesuffix(".safetensors")
     if dtype is not None:
         meta["weights_dtype"] = str(dtype).removeprefix("torch.")
-    return save_checkpoint(out, ckpt.model, meta, dtype=dtype)
+    target = read_style_target(checkpoint)
+    if style_image is not None:
+        record = meta.get("style_image") or {}
+        if not record.get("sha256"):
+            raise InputError(f"{checkpoint} records no style image; --style-image only embeds the one it was trained on")
+        if sha256_file(style_image) != record["sha256"]:
+            raise InputError(f"--style-image {style_image} is not the image {checkpoint} was trained on "
+                             f"({record.get('name')}, sha256 {record['sha256'][:12]}...)")
+        size = record.get("size")
+        target = load_image(style_image, max_side=max(size) if size else None)
+        if size and list(target.shape[:2]) != list(size):
+            raise InputError(f"--style-image {style_image}: resized to {list(target.shape[:2])}, "
+                             f"the model was trained at {size}")
+    return save_checkpoint(out, ckpt.model, meta, dtype=dtype, style_target=target)
+
 
 
 def _what(meta: dict) -> tuple[str, str]:
