@@ -197,6 +197,6 @@ def test_readme_command_runs(command, workspace, monkeypatch, capsys):
         assert proc.returncode == 0, f"{command}\n{proc.stderr[-3000:]}"
     for out_path in _outputs(argv):
         path = workspace / out_path
-        # Several outputs from one name (synth --count 4: tex_0.png ...) count as that name written.
-        written = path.exists() or any(path.parent.glob(f"{path.stem}_*{path.suffix}"))
+        # Several outputs from one name (synth --count 4: tex-000.png ...) count as that name written.
+        written = path.exists() or any(path.parent.glob(f"{path.stem}-*{path.suffix}"))
         assert written, f"{command}: {out_path} was not written"
