@@ -76,6 +76,32 @@ async def wait_for(page, expression: str, timeout_s: float = 120.0):
     return value
 
 
+async def _server_sees(condition, timeout_s: float = 60.0) -> None:
+    """Wait until the server has applied what the page sent (the page posts settings asynchronously)."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the server never received the page's settings"
+        await asyncio.sleep(0.1)
+
+
+async def _keep_evidence(page, errors: list[str], app) -> None:
+    """On a failure: a screenshot and the page's counters in test-artifacts/, for CI logs."""
+    import json
+
+    try:
+        await page.screenshot(path=str(ARTIFACTS / "serve_browser_failure.png"))
+        state = {"stats": await page.evaluate("window.studio.stats"), "session": await page.evaluate("window.studio.session"),
+                 "error": await page.text_content("#error"), "job_error": await page.text_content("#job-error"),
+                 "page_errors": errors, "server_sessions": {k: s.status() for k, s in app[STUDIO].sessions.items()}}
+        (ARTIFACTS / "serve_browser_failure.json").write_text(json.dumps(state, indent=2, default=str))
+        print("browser test failure state:", json.dumps(state, default=str))
+    except Exception as exc:  # noqa: BLE001 - evidence is best effort; the real failure is re-raised
+        print(f"could not keep evidence: {exc}")
+
+
 @pytest.mark.slow
 def test_page_goes_live_with_a_fake_camera_and_runs_a_file_job(tmp_path):
     _need_browser()
@@ -90,10 +116,10 @@ def test_page_goes_live_with_a_fake_camera_and_runs_a_file_job(tmp_path):
             context = await p.chromium.launch_persistent_context(
                 str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=chromium_args(clip),
                 viewport={"width": 1100, "height": 760})
+            page = context.pages[0] if context.pages else await context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
             try:
-                page = context.pages[0] if context.pages else await context.new_page()
-                errors: list[str] = []
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
                 await page.goto(url + "/")
                 await wait_for(page, "window.studio.models.length")
                 assert await page.eval_on_selector_all("#model option", "os => os.map(o => o.value)") == \
@@ -102,9 +128,14 @@ def test_page_goes_live_with_a_fake_camera_and_runs_a_file_job(tmp_path):
                 stats = await wait_for(page, "window.studio.stats.stamped >= 8 && window.studio.stats")
                 diff = await page.evaluate("window.studio.pixelDiff()")
                 session = await page.evaluate("window.studio.session")
+                live = app[STUDIO].sessions[session]
                 await page.select_option("#model", "great_wave")
-                await wait_for(page, f"window.studio.stats.framesOut > {stats['framesOut'] + 5}")
-                switched = app[STUDIO].sessions[session].engine.settings.model
+                await _server_sees(lambda: live.engine.settings.model == "great_wave")
+                await page.click("#smoothing")  # the temporal-smoothing switch
+                await _server_sees(lambda: live.engine.settings.smoothing == 0.5)
+                shown = await page.evaluate("window.studio.stats.framesOut")
+                await wait_for(page, f"window.studio.stats.framesOut > {shown + 5}")  # frames made with both
+                switched = (live.engine.settings.model, live.engine.settings.smoothing, live.error)
                 await page.click("#snapshot")
                 await wait_for(page, "document.querySelectorAll('#snapshots img').length === 1")
                 await page.screenshot(path=str(ARTIFACTS / "serve_browser.png"))
@@ -121,6 +152,9 @@ def test_page_goes_live_with_a_fake_camera_and_runs_a_file_job(tmp_path):
                 await page.click("#stop")
                 await wait_for(page, "window.studio.session === null")
                 return stats, diff, switched, href, job_text, errors, len(app[STUDIO].sessions)
+            except BaseException:
+                await _keep_evidence(page, errors, app)
+                raise
             finally:
                 await context.close()
 
@@ -129,7 +163,7 @@ def test_page_goes_live_with_a_fake_camera_and_runs_a_file_job(tmp_path):
     assert stats["framesOut"] >= 8 and stats["fps"] > 0.5, stats
     assert 0 < stats["latencyMs"] < 10_000, stats  # stamped on the page, timed on return
     assert diff > 15, f"output pixels barely differ from the camera's (mean abs diff {diff:.1f})"
-    assert switched == "great_wave"
+    assert switched == ("great_wave", 0.5, None)  # the smoothing ran on the stream without an error
     assert href.startswith("/api/jobs/") or "/api/jobs/" in href
     assert job_text.startswith("done: 10 frames")
     frames, _ = read_frames(tmp_path / "from_page.mp4")
