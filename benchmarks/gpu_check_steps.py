@@ -306,6 +306,24 @@ def video_path(ctx: CheckContext) -> dict:
     for codec in ("h264_nvenc", "hevc_nvenc"):
         out[codec] = dataclasses.asdict(encoder_support(codec))
     out["end_to_end"] = _gpu_pipeline(ctx, clip, hw.usable)
+    out["encoders"] = _encoder_fps(ctx, [f.cpu().numpy() for f in frames[:8 if ctx.dry else 60]])
+    return out
+
+
+def _encoder_fps(ctx: CheckContext, images: list[np.ndarray]) -> dict:
+    """Encode-only fps of libx264 presets and NVENC (where it opens) on the clip's frames: which
+    encoder keeps up with the engine (the issue's 0.8 end-to-end efficiency at 1080p)."""
+    h, w = images[0].shape[:2]
+    choices = [("libx264", "ultrafast"), ("libx264", "veryfast"), ("libx264", "medium")]
+    choices += [(c, "p1") for c in ("h264_nvenc",) if encoder_support(c).usable]
+    out = {}
+    for codec, preset in choices:
+        t0 = time.perf_counter()
+        with VideoWriter(ctx.workdir / f"enc-{codec}-{preset}.mp4", w, h, config=EncoderConfig(codec=codec, preset=preset),
+                         overwrite=True) as writer:
+            for i, image in enumerate(images):
+                writer.write(image, pts=i)
+        out[f"{codec} {preset}"] = round(len(images) / (time.perf_counter() - t0), 1)
     return out
 
 

@@ -123,3 +123,44 @@ def test_cli_says_each_fallback_once(tmp_path, tiny_style_ckpt, capsys):
                  "--preset", "ultrafast"])
     err = capsys.readouterr().err
     assert code == 0 and "unavailable" not in err and "encoder:" not in err  # auto on a CPU machine: nothing fell back
+
+
+# ------------------------------------------------------------------------------------ on a GPU
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_ring_matches_the_synchronous_path(tiny_style_ckpt):
+    """The asynchronous copies (copy stream, events, record_stream) give the frames .cpu() gives."""
+    from rtstyle.engine import EngineOptions, open_engine
+
+    engine = open_engine(tiny_style_ckpt, "torch", EngineOptions(device="cuda", precision="fp16", batch_size=4))
+    outs: dict[bool, list] = {False: [], True: []}
+    for ring in (False, True):
+        run_pipeline(items(40, size=(96, 64)), engine, lambda im, it, ring=ring: outs[ring].append((it.index, np.array(im))),
+                     PipelineConfig(batch_size=4, output_ring=ring))
+    assert [i for i, _ in outs[True]] == list(range(40))
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(outs[True], outs[False]))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_stylize_with_nvdec_matches_the_cpu_decoder(tmp_path, tiny_style_ckpt):
+    """``--decoder pyav-cuda`` on a GPU engine: NVDEC frames into the engine, output through the
+    ring; the video matches the CPU decoder's run within the chroma-upsampling difference."""
+    from rtstyle.gpu.capabilities import hw_decode_support
+    from rtstyle.stylize import StylizeConfig, open_chain, stylize_files
+    from tests.helpers_video import make_clip, read_frames
+
+    if not hw_decode_support().usable:
+        pytest.skip(hw_decode_support().reason)
+    src = make_clip(tmp_path / "in.mp4", frames=16, size=(320, 180), audio=False)
+    outs = {}
+    for decoder in ("pyav-cuda", "auto"):
+        cfg = StylizeConfig(inputs=(src,), model=str(tiny_style_ckpt), output=tmp_path / f"{decoder}.mp4",
+                            decoder=decoder, device="cuda", progress=False)
+        result = stylize_files(cfg, open_chain(cfg))[0]
+        assert result.frames_out == 16 and not result.warnings, result.warnings
+        outs[decoder] = read_frames(result.output)
+    assert outs["pyav-cuda"][1] == outs["auto"][1]  # timestamps
+    diff = [np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(outs["pyav-cuda"][0], outs["auto"][0])]
+    assert max(diff) < 6
