@@ -114,8 +114,9 @@ class VideoWriter:
         options = {k: str(v) for k, v in cfg.options.items()}
         if cfg.crf is not None and cfg.codec in _QUALITY_OPTION:
             options.setdefault(_QUALITY_OPTION[cfg.codec], f"{cfg.crf:g}")
-            if cfg.codec == "libvpx-vp9":
-                options.setdefault("b", "0")  # constant-quality mode
+            if cfg.codec == "libvpx-vp9" or cfg.codec.endswith("_nvenc"):
+                # Constant-quality mode; NVENC otherwise also caps the rate at its 2 Mbit/s default.
+                options.setdefault("b", "0")
         if cfg.preset and cfg.codec in _PRESET_CODECS:
             options.setdefault("preset", cfg.preset)
         stream = self.container.add_stream(codec.name, rate=frame_rate or Fraction(30), options=options)
