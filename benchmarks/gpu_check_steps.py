@@ -90,15 +90,19 @@ def gpu_tests(ctx: CheckContext) -> dict:
     # Without PyAV some test files cannot even be imported: run what can be, count the rest as errors.
     # -P and --import-mode=append: the installed rtstyle (a wheel on the lent machine) wins over the
     # checkout's bare rtstyle/ folder, which lacks rtstyle.benchmarks, .export and .trainers.
-    cmd = [sys.executable, "-P", "-m", "pytest", "--import-mode=append", "-m", "gpu", "-q", "-p", "no:cacheprovider",
-           f"--junitxml={junit}", "--continue-on-collection-errors", *map(str, files)]
+    # -v (one line per test): what finished is known even when the budget stops the run.
+    cmd = [sys.executable, "-P", "-m", "pytest", "--import-mode=append", "-m", "gpu", "-v", "-p", "no:cacheprovider",
+           f"--junitxml={junit}", "--continue-on-collection-errors", "--durations=5", *map(str, files)]
     if ctx.dry:
         cmd.insert(4, "--collect-only")  # a CPU skips them all anyway: list what the GPU run will run
     try:
         proc = subprocess.run(cmd, cwd=tests.parent, capture_output=True, text=True, check=False,
                               timeout=max(5.0, ctx.left()))
-    except subprocess.TimeoutExpired:
-        return {"status": "failed", "reason": "pytest ran past the step's budget", "files": [f.name for f in files]}
+    except subprocess.TimeoutExpired as exc:
+        done = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        lines = [ln for ln in done.splitlines() if re.search(r" (PASSED|FAILED|SKIPPED|ERROR)", ln)]
+        return {"status": "failed", "reason": f"pytest ran past the step's budget after {len(lines)} tests",
+                "files": [f.name for f in files], "finished": lines}
     tail = proc.stdout.strip().splitlines()[-1:] or proc.stderr.strip().splitlines()[-1:]
     out: dict[str, Any] = {"files": [f.name for f in files], "returncode": proc.returncode, "summary": tail[0] if tail else ""}
     if junit.exists():
@@ -112,7 +116,10 @@ def gpu_tests(ctx: CheckContext) -> dict:
         out["collected"] = int(collected.group(1)) if collected else 0
         if proc.returncode not in (0, 5) or not out["collected"]:
             out["status"] = "failed"
-    elif proc.returncode not in (0, 5):
+    else:
+        out["slowest"] = [ln.strip() for ln in proc.stdout.split("slowest 5 durations", 1)[-1].splitlines()[1:6]
+                          if ln.strip() and "s " in ln]
+    if not ctx.dry and proc.returncode not in (0, 5):
         out["status"] = "failed"
         if not ctx.has_av and out.get("errors"):
             out["reason"] = f"{out['errors']} test files or tests could not run without PyAV (carry the av wheel)"
