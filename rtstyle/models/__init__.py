@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CheckpointError
+from ..presets import preset_of
 
 BUNDLED_DIR = Path(__file__).resolve().parent
 
@@ -106,6 +107,11 @@ def describe_bundled() -> list[dict]:
         provenance = (f"{source}; {train.get('iterations', '?')} it x batch {train.get('batch_size', '?')} at "
                       f"{train.get('image_size', '?')} px {content}; loss {weights}; trained on "
                       f"{train.get('device', '?')}, {train.get('date', '?')[:10]}")
-        rows.append({"name": name, "path": str(path), "summary": summary, "provenance": provenance,
+        preset = preset_of(meta)
+        if preset is not None:  # which `rtstyle train style --preset` reproduces this recipe
+            provenance += f"; recipe: --preset {preset}"
+        elif meta.get("task") == "style" and meta.get("model", {}).get("arch") == "style":
+            provenance += "; recipe: custom (no preset)"
+        rows.append({"name": name, "path": str(path), "summary": summary, "provenance": provenance, "preset": preset,
                      "size_mb": round(path.stat().st_size / 1e6, 2), "meta": meta})
     return rows

@@ -1,0 +1,70 @@
+"""Training presets (issue 16): ``paper`` is Johnson et al.'s recipe, ``fast`` is what the
+bundled models' checkpoints record; ``rtstyle models`` names the preset of each."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rtstyle.checkpoint import read_metadata
+from rtstyle.cli import main
+from rtstyle.errors import InputError
+from rtstyle.models import bundled_models
+from rtstyle.presets import PRESETS, STYLE_ARCH_SHAPES, apply_preset, describe, preset_of, recipe_of
+
+
+def _bundled_style_metas():
+    metas = {name: read_metadata(path) for name, path in bundled_models().items()}
+    return {name: m for name, m in metas.items() if recipe_of(m) is not None}
+
+
+def test_fast_preset_is_the_recipe_the_bundled_models_record():
+    metas = _bundled_style_metas()
+    assert len(metas) >= 3
+    for name, meta in metas.items():
+        recipe = recipe_of(meta)
+        fast = PRESETS["fast"]
+        assert {k: recipe[k] for k in fast if k != "iterations"} == {k: v for k, v in fast.items() if k != "iterations"}, name
+        assert preset_of(meta) == "fast"
+    assert PRESETS["fast"]["iterations"] == max(recipe_of(m)["iterations"] for m in metas.values())
+
+
+def test_arch_shapes_match_the_networks():
+    from rtstyle.nets import StyleNetConfig
+
+    for arch, (width, blocks) in STYLE_ARCH_SHAPES.items():
+        cfg = StyleNetConfig.preset(arch)
+        assert (cfg.width, cfg.num_residual) == (width, blocks)
+
+
+def test_paper_preset_is_johnson_et_al():
+    paper = PRESETS["paper"]
+    assert (paper["arch"], paper["iterations"], paper["batch_size"], paper["image_size"]) == ("johnson", 40_000, 4, 256)
+    assert "40000 it x batch 4 at 256 px" in describe("paper")
+
+
+def test_a_preset_fills_only_what_the_user_left_at_its_default():
+    defaults = dict(PRESETS["paper"])
+    given = {**defaults, "iterations": 50, "style": "s.jpg"}  # --iterations 50 on the command line
+    out = apply_preset("fast", given, defaults)
+    assert out["iterations"] == 50 and out["batch_size"] == 2 and out["image_size"] == 128
+    assert out["style_weight"] == 2.5 and out["arch"] == "fast" and out["style"] == "s.jpg"
+    with pytest.raises(InputError, match="paper, fast"):
+        apply_preset("quick", given, defaults)
+
+
+def test_a_custom_recipe_has_no_preset():
+    meta = next(iter(_bundled_style_metas().values()))
+    custom = {**meta, "loss": {**meta["loss"], "style_weight": 7.0}}
+    assert preset_of(custom) is None
+
+
+def test_models_command_shows_the_preset(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in _bundled_style_metas():
+        assert "recipe: --preset fast" in out.split(name, 1)[1].split("\n\n")[0]
+    assert main(["models", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert all(rows[name]["preset"] == "fast" for name in _bundled_style_metas())
