@@ -64,6 +64,8 @@ class Engine(abc.ABC):
         self.reason = reason  # why this backend was chosen (for the CLI to print)
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        if not isinstance(frames, torch.Tensor):
+            return self._call_numpy(frames)
         if frames.dtype != torch.uint8 or frames.dim() != 4 or frames.shape[-1] != 3:
             raise InputError(f"{self.backend} engine: expected uint8 (N, H, W, 3) frames, "
                              f"got {frames.dtype} {tuple(frames.shape)}")
@@ -78,6 +80,19 @@ class Engine(abc.ABC):
         out = self._run(big.permute(0, 2, 3, 1).contiguous())
         small = F.interpolate(out.permute(0, 3, 1, 2).float(), size=(h * self.scale, w * self.scale), mode="area")
         return small.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+    def _call_numpy(self, frames: np.ndarray) -> np.ndarray:
+        """A numpy uint8 RGB image (H, W, 3) or batch (N, H, W, 3) in, the same shape of array out."""
+        if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim not in (3, 4) \
+                or frames.shape[-1] != 3:
+            got = f"{frames.dtype} {frames.shape}" if isinstance(frames, np.ndarray) else type(frames).__name__
+            raise InputError(f"{self.backend} engine: expected a numpy uint8 RGB image (H, W, 3) or batch (N, H, W, 3), "
+                             f"or a torch uint8 (N, H, W, 3) tensor, got {got}; rtstyle.Stylizer takes PIL images "
+                             f"and float arrays too")
+        single = frames.ndim == 3
+        batch = torch.from_numpy(np.ascontiguousarray(frames[None] if single else frames))
+        out = self(batch).cpu().numpy()
+        return out[0] if single else out
 
     @abc.abstractmethod
     def _run(self, frames: torch.Tensor) -> torch.Tensor:

@@ -44,3 +44,11 @@ def cache_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "rtstyle"
+
+
+def as_paths(paths) -> tuple[Path, ...]:
+    """A path or a sequence of paths as a tuple of Paths: a single ``str``/``Path`` is one path
+    (iterating a string would give one-letter names)."""
+    if isinstance(paths, (str, os.PathLike)):
+        return (Path(paths),)
+    return tuple(Path(p) for p in paths)

@@ -37,7 +37,7 @@ from .conditioning import StyleChoice
 from .engine import Engine, EngineOptions, open_engine
 from .errors import CheckpointError, InputError, Interrupted, OutputError
 from .frames import fit_size
-from .fsutil import atomic_path
+from .fsutil import as_paths, atomic_path
 from .gpu.decode import DeviceVideoReader, device_file_source
 from .pipeline import PipelineConfig, PipelineStats, run_pipeline
 from .sinks import Display, PreviewSink, WriterSink, build_sinks
@@ -48,7 +48,7 @@ from .video import VIDEO_EXTENSIONS, AudioSource, EncoderConfig, VideoWriter
 
 @dataclass(frozen=True)
 class StylizeConfig:
-    inputs: tuple[Path, ...]  # video files and/or folders of videos
+    inputs: tuple[Path, ...]  # video files and/or folders of videos (one str or Path is one input)
     model: str | Path | None = None  # bundled name or checkpoint/.onnx/engine path
     output: Path | None = None  # a file (single input) or a folder
     sr_model: str | Path | None = None  # run after the style model, in the same pass
@@ -70,6 +70,8 @@ class StylizeConfig:
     style: StyleChoice = field(default_factory=StyleChoice)  # multi-style models: AdaIN image/alpha, StyleBank index
 
     def __post_init__(self) -> None:
+        # One path (str or Path) is one input, not a sequence of one-letter file names.
+        object.__setattr__(self, "inputs", as_paths(self.inputs))
         check_smoothing(self.temporal_smoothing)
         if not self.inputs:
             raise InputError("no input given; pass one or more video files or folders")
@@ -149,9 +151,9 @@ def model_label(config: StylizeConfig) -> str:
     return "_".join(Path(str(m)).stem for m in names) or "stylized"
 
 
-def expand_inputs(inputs: tuple[Path, ...]) -> list[Path]:
+def expand_inputs(inputs: str | Path | tuple[Path, ...]) -> list[Path]:
     files: list[Path] = []
-    for item in map(Path, inputs):
+    for item in as_paths(inputs):
         if item.is_dir():
             found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
             if not found:

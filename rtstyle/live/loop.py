@@ -70,6 +70,8 @@ class LiveConfig:
     style: StyleChoice = field(default_factory=StyleChoice)  # AdaIN alpha / first image, StyleBank index
 
     def __post_init__(self) -> None:
+        if isinstance(self.models, (str, Path)):  # one model, not one per letter of its name
+            object.__setattr__(self, "models", (self.models,))
         check_smoothing(self.temporal_smoothing)
         if self.style_dir is not None and self.style.style_image is not None:
             raise InputError("give either --style-dir (cycle its images with s/a) or --style-image, not both")

@@ -8,13 +8,15 @@ from typing import Sequence
 
 from ..errors import InputError
 from ..frames import IMAGE_EXTENSIONS, MILLISECONDS, Frame, load_image
+from ..fsutil import as_paths
 from .base import Source
 
 
-def list_images(paths: Sequence[str | Path], limit: int | None = None) -> list[Path]:
-    """Image files named directly, plus those in named folders (sorted, not recursive)."""
+def list_images(paths: str | Path | Sequence[str | Path], limit: int | None = None) -> list[Path]:
+    """Image files named directly, plus those in named folders (sorted, not recursive); one path
+    may be given alone."""
     files: list[Path] = []
-    for path in map(Path, paths):
+    for path in as_paths(paths):
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
             if not found:
@@ -34,7 +36,7 @@ class ImageSource(Source):
     optionally shrunk so its longer side is at most ``max_side``. ``self.paths[frame.index]`` is
     the file a frame came from."""
 
-    def __init__(self, paths: Sequence[str | Path], max_side: int | None = None, limit: int | None = None):
+    def __init__(self, paths: str | Path | Sequence[str | Path], max_side: int | None = None, limit: int | None = None):
         super().__init__()
         self.paths = list_images(paths, limit)
         self.max_side = max_side
