@@ -227,13 +227,9 @@ def test_adain_sessions_take_a_style_image_and_strength(tmp_path, two_models):
     from rtstyle.checkpoint import save_checkpoint
     from rtstyle.nets import AdaINConfig, build_model
     from rtstyle.serve.catalog import Catalog
+    from rtstyle.serve.ice import host_candidates, rtc_configuration
     from rtstyle.serve.probe import _stamped_track, probe_pattern
-    from rtstyle.serve.webrtc import (
-        SessionEngine,
-        Settings,
-        host_candidates,
-        rtc_configuration,
-    )
+    from rtstyle.serve.webrtc import SessionEngine, Settings
 
     torch.manual_seed(0)
     adain = save_checkpoint(tmp_path / "adain.safetensors", build_model(AdaINConfig(width=4)).eval(),
@@ -289,3 +285,17 @@ def test_adain_sessions_take_a_style_image_and_strength(tmp_path, two_models):
     assert [s for s, _ in out] == [200, 415, 200, 400, 200, 400, 400], out
     assert out[0][1]["style_image"] is True and out[2][1]["alpha"] == 0.5
     assert "AdaIN" in out[5][1]["error"] and "unknown setting" in out[6][1]["error"]
+
+
+def test_latency_stamps_survive_codec_noise_and_are_absent_on_plain_frames():
+    from rtstyle.serve.probe import probe_pattern
+    from rtstyle.serve.stamps import read_stamp, write_stamp
+
+    rng = np.random.default_rng(0)
+    for number in (0, 1, 77, 4095):
+        image = probe_pattern(number, 160, 120)
+        write_stamp(image, number)
+        noisy = np.clip(image.astype(int) + rng.integers(-40, 41, image.shape), 0, 255).astype(np.uint8)
+        assert read_stamp(image) == number and read_stamp(noisy) == number
+    assert read_stamp(probe_pattern(3, 160, 120)) is None
+    assert read_stamp(np.zeros((120, 160, 3), np.uint8)) is None  # all black fails the check bits

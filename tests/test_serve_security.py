@@ -11,12 +11,8 @@ from aiohttp import web
 
 from rtstyle.errors import InputError
 from rtstyle.serve.app import STUDIO, ServeConfig, create_app
+from rtstyle.serve.ice import drop_mdns_candidates, host_candidates, rtc_configuration
 from rtstyle.serve.security import is_loopback, sniff_media
-from rtstyle.serve.webrtc import (
-    drop_mdns_candidates,
-    host_candidates,
-    rtc_configuration,
-)
 from tests.helpers_serve import leftovers, run, studio
 from tests.helpers_video import make_clip
 

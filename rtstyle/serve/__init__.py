@@ -2,7 +2,8 @@
 
 Modules: ``app`` (aiohttp application and routes), ``webrtc`` (live sessions over aiortc through
 the shared pipeline), ``jobs`` (uploaded videos/photos through ``rtstyle.stylize``), ``catalog``
-(the served models), ``security`` (tokens, upload checks, private storage, limits), ``static/``
+(the served models), ``security`` (tokens, upload checks, private storage, limits), ``ice``
+(WebRTC network policy), ``stamps`` (latency stamps), ``probe`` (a WebRTC client), ``static/``
 (the page: plain HTML and JavaScript).
 
 HTTP API (JSON unless noted; with a token, send ``Authorization: Bearer TOKEN`` or ``?token=``):

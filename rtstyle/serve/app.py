@@ -17,6 +17,7 @@ from aiohttp import web
 from ..errors import InputError, RtstyleError
 from .catalog import Catalog
 from .config import ServeConfig
+from .ice import candidate_addresses, drop_mdns_candidates, host_candidates, rtc_configuration
 from .jobs import JobManager, JobRequest
 from .security import (
     Slots,
@@ -28,16 +29,7 @@ from .security import (
     sniff_image,
     sniff_media,
 )
-from .webrtc import (
-    LiveSession,
-    SessionEngine,
-    Settings,
-    candidate_addresses,
-    drop_mdns_candidates,
-    host_candidates,
-    rtc_configuration,
-    updated,
-)
+from .webrtc import LiveSession, SessionEngine, Settings, updated
 
 STYLE_IMAGE_LIMIT = 10 * 2**20
 _CHUNK = 2**16

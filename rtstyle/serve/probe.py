@@ -17,13 +17,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from .webrtc import (
-    STAMP_ROWS,
-    host_candidates,
-    read_stamp,
-    rtc_configuration,
-    write_stamp,
-)
+from .ice import host_candidates, rtc_configuration
+from .stamps import STAMP_ROWS, read_stamp, write_stamp
 
 VIDEO_CLOCK = Fraction(1, 90000)
 

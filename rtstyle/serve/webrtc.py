@@ -10,21 +10,14 @@ while the engine is busy are dropped, never queued, so latency stays at about on
 Settings (model, AdaIN strength and style image, StyleBank bank, temporal smoothing) change at any
 time; ``SessionEngine`` applies them on the engine thread before the next frame.
 
-Latency stamps: a client may draw a 16-cell black/white code in the bottom ``STAMP_ROWS`` rows of
-each frame (a 12-bit frame number and a 4-bit check); the server copies the code into the same
-place of the stylized frame, so the client can time every frame from send to return.
-
-Network policy (``host_candidates``): aioice's host candidates are limited to the address the
-server is bound to (a wildcard bind offers every interface); ICE servers come only from the
-configuration (aiortc's default public STUN server is never used); remote mDNS (``.local``)
-candidates are dropped so no multicast query leaves the machine.
+Latency stamps (``stamps.py``): the server copies a client's frame-number code onto the stylized
+frame. Network policy (host candidates, ICE servers, mDNS): ``ice.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import threading
 import time
@@ -44,103 +37,9 @@ from ..sinks import CallbackSink, Sink, SinkChain, SmoothingSink, StatsSink
 from ..sources import Resized, Source
 from ..temporal import check_smoothing
 from .catalog import Catalog
+from .stamps import read_stamp, write_stamp
 
 log = logging.getLogger("rtstyle.serve")
-
-STAMP_CELLS = 16
-STAMP_ROWS = 16
-
-# --------------------------------------------------------------------------------- network policy
-
-_HOST_ADDRESSES: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("rtstyle_ice_hosts", default=None)
-
-
-def candidate_addresses(host: str) -> tuple[str, ...] | None:
-    """The host candidate addresses for a bind address; None (every interface) for a wildcard."""
-    if host in ("", "0.0.0.0", "::"):
-        return None
-    return ("127.0.0.1",) if host == "localhost" else (host.strip("[]"),)
-
-
-def _install_host_filter() -> None:
-    import aioice.ice
-
-    if getattr(aioice.ice.get_host_addresses, "_rtstyle", False):
-        return
-    original = aioice.ice.get_host_addresses
-
-    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        allowed = _HOST_ADDRESSES.get()
-        return original(use_ipv4, use_ipv6) if allowed is None else list(allowed)
-
-    host_addresses._rtstyle = True  # type: ignore[attr-defined]
-    aioice.ice.get_host_addresses = host_addresses
-
-
-@contextlib.contextmanager
-def host_candidates(addresses: tuple[str, ...] | None):
-    """Within this block (and tasks started in it) ICE gathers host candidates on ``addresses``
-    only (aioice skips 127.0.0.1 by default, which a loopback-only server needs)."""
-    _install_host_filter()
-    token = _HOST_ADDRESSES.set(addresses)
-    try:
-        yield
-    finally:
-        _HOST_ADDRESSES.reset(token)
-
-
-def drop_mdns_candidates(sdp: str) -> str:
-    """The SDP without ``.local`` candidates (resolving them would send multicast DNS queries)."""
-    keep = []
-    for line in sdp.splitlines():
-        parts = line.split()
-        if line.startswith("a=candidate:") and len(parts) > 4 and parts[4].endswith(".local"):
-            continue
-        keep.append(line)
-    return "\r\n".join(keep) + "\r\n"
-
-
-def rtc_configuration(ice_servers: tuple[str, ...] = ()):
-    from aiortc import RTCConfiguration, RTCIceServer
-
-    # An explicit list, even empty: None would make aiortc use a public STUN server.
-    return RTCConfiguration(iceServers=[RTCIceServer(urls=u) for u in ice_servers])
-
-
-# ------------------------------------------------------------------------------------- stamps
-
-def _check_bits(number: int) -> int:
-    return ((number ^ (number >> 4) ^ (number >> 8)) & 0xF) ^ 0x5
-
-
-def write_stamp(image: np.ndarray, number: int) -> None:
-    """Draw ``number`` (mod 4096) as the stamp code into the bottom rows of ``image`` (in place)."""
-    h, w = image.shape[:2]
-    cell = w // STAMP_CELLS
-    number &= 0xFFF
-    code = (number << 4) | _check_bits(number)
-    rows = min(STAMP_ROWS, h)
-    for i in range(STAMP_CELLS):
-        bit = (code >> (STAMP_CELLS - 1 - i)) & 1
-        image[h - rows:, i * cell:(i + 1) * cell] = 255 if bit else 0
-
-
-def read_stamp(image: np.ndarray) -> int | None:
-    """The stamp number in ``image``, or None when there is no valid code."""
-    h, w = image.shape[:2]
-    cell = w // STAMP_CELLS
-    if cell < 4 or h < 2 * STAMP_ROWS:
-        return None
-    strip = image[h - STAMP_ROWS + 4:h - 4].astype(np.float32).mean(axis=(0, 2))  # centre rows, all channels
-    code = 0
-    for i in range(STAMP_CELLS):
-        value = strip[i * cell + cell // 4:(i + 1) * cell - cell // 4].mean()
-        if 80 < value < 176:
-            return None  # not black or white: no stamp here
-        code = (code << 1) | int(value >= 128)
-    number = code >> 4
-    return number if (code & 0xF) == _check_bits(number) else None
-
 
 # ------------------------------------------------------------------------------------- source
 
