@@ -1,7 +1,7 @@
 """``rtstyle export onnx``: checkpoint -> ONNX with dynamic batch/height/width.
 
 Uses torch's dynamo exporter at a pinned opset. ``fp16`` exports a half-precision graph whose
-InstanceNorms run in fp32 between explicit casts (see ``deploy.py``); ``io="uint8"`` takes and
+InstanceNorms run in fp32 between explicit casts (see ``rtstyle/backends/onnx_graph.py``); ``io="uint8"`` takes and
 returns uint8 NHWC frames. The checkpoint's metadata goes into ``metadata_props``.
 
 A texture generator (``nets.TextureSynthNet``) exports with one input, ``noise`` (N, C, H, W,
@@ -24,39 +24,29 @@ from pathlib import Path
 
 import torch
 
-from rtstyle.checkpoint import Checkpoint, load_checkpoint
-from rtstyle.conditioning import AdaINStyled, StyleChoice, bind_style
-from rtstyle.errors import BackendUnavailableError, ExportError, InputError
+from rtstyle.backends.onnx_graph import (  # noqa: F401 - graph names re-exported for export's users
+    INPUT_NAME,
+    META_STYLE_INPUTS,
+    MIN_OPSET,
+    NOISE_INPUT,
+    OPSET,
+    OUTPUT_NAME,
+    STYLE_INPUTS,
+    export_model,
+    noise_channels,
+    onnx_proto,
+    set_metadata,
+    style_examples,
+    trace_onnx,
+)
+from rtstyle.checkpoint import load_checkpoint
+from rtstyle.conditioning import AdaINStyled, StyleChoice
+from rtstyle.errors import BackendUnavailableError, InputError
 from rtstyle.fsutil import atomic_path
 from rtstyle.graph_format import IO_KINDS, load_onnx
 from rtstyle.models import resolve_model
-from rtstyle.nets import AdaINNet, TextureSynthNet
 
-from .deploy import (
-    ParityResult,
-    check_choice,
-    check_output_path,
-    check_parity,
-    deploy_metadata,
-    deployable,
-    dynamic_shapes,
-    example_input,
-    example_noise,
-    first_line,
-    noise_deployable,
-    parity_shapes,
-    parity_tolerance,
-    quiet_tracing,
-)
-
-# TensorRT 10 and ONNX Runtime >= 1.14 both read opset 18; newer opsets add nothing these nets use.
-OPSET = 18
-MIN_OPSET = 17
-INPUT_NAME = {"float": "images", "uint8": "frames"}
-NOISE_INPUT = "noise"  # a texture generator's one input
-STYLE_INPUTS = ("style_mean", "style_std", "alpha")  # an unbound AdaIN graph's further inputs
-META_STYLE_INPUTS = "rtstyle.style_inputs"
-OUTPUT_NAME = "output"
+from .deploy import ParityResult, check_choice, check_output_path, check_parity, parity_shapes, parity_tolerance
 
 
 @dataclass(frozen=True)
@@ -105,14 +95,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path, config: OnnxExportConfi
     source = resolve_model(checkpoint)
     out = Path(out)
     check_output_path(out, config.overwrite, source, (".onnx",))
-    ckpt = load_checkpoint(source)
-    model = export_model(ckpt, config.style, source.name)
-    proto = trace_onnx(model, config, label=source.name)
-    metadata = deploy_metadata(ckpt, config.precision, config.io)
-    if isinstance(model, AdaINNet):
-        metadata[META_STYLE_INPUTS] = ",".join(STYLE_INPUTS)
-    set_metadata(proto, metadata)
-    _check_graph(proto, source.name)
+    proto, model = onnx_proto(load_checkpoint(source), config.precision, config.io, config.style, source.name,
+                              config.opset)
 
     import onnx
 
@@ -128,33 +112,6 @@ def export_onnx(checkpoint: str | Path, out: str | Path, config: OnnxExportConfi
     return OnnxExportResult(out, config.precision, config.io, config.opset, parity, time.perf_counter() - start)
 
 
-def export_model(ckpt: Checkpoint, style: StyleChoice, label: str) -> torch.nn.Module:
-    """The module to export: the net with ``style`` bound, except an AdaIN net given no style
-    image, which keeps its style inputs, and a texture generator, which takes noise."""
-    if isinstance(ckpt.model, TextureSynthNet):
-        if style.given:
-            raise InputError(f"{label} is a texture generator: it takes no --style-image/--alpha/--style-index")
-        return ckpt.model
-    if isinstance(ckpt.model, AdaINNet) and style.style_image is None:
-        if style.alpha is not None:
-            raise InputError("--alpha needs --style-image when exporting AdaIN; without one, alpha is a graph input")
-        return ckpt.model
-    return bind_style(ckpt, style, label)
-
-
-def style_examples(model: torch.nn.Module, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """Example values of the graph's style inputs (none unless ``model`` is an unbound AdaIN net).
-
-    Plausible relu4_1 statistics (means ~0..2, stds ~0.1..3) and a partial alpha, so a parity
-    check exercises the style path and the blend."""
-    if not isinstance(model, AdaINNet):
-        return ()
-    g = torch.Generator().manual_seed(seed)
-    mean = 2 * torch.rand(1, 512, generator=g)
-    std = 0.1 + 3 * torch.rand(1, 512, generator=g)
-    return mean, std, torch.tensor([0.8])
-
-
 def parity_reference(model: torch.nn.Module, seed: int = 0) -> tuple[torch.nn.Module, dict]:
     """(one-input reference module, ONNX Runtime feeds for the style inputs) for a parity check."""
     examples = style_examples(model, seed)
@@ -163,47 +120,6 @@ def parity_reference(model: torch.nn.Module, seed: int = 0) -> tuple[torch.nn.Mo
     reference = AdaINStyled(model, float(examples[2]))
     reference.set_stats(examples[0], examples[1])
     return reference, {name: t.numpy() for name, t in zip(STYLE_INPUTS, examples)}
-
-
-def noise_channels(model: torch.nn.Module) -> int | None:
-    """The noise channels of a texture generator's input; None for image -> image models."""
-    return model.config.noise_channels if isinstance(model, TextureSynthNet) else None
-
-
-def trace_onnx(model: torch.nn.Module, config: OnnxExportConfig, label: str = "model"):
-    """The ``onnx.ModelProto`` of ``model`` deployed at ``config``'s precision and I/O kind."""
-    channels = noise_channels(model)
-    if channels is None:
-        module = deployable(model, config.precision, config.io)
-        example, dims, input_name = example_input(config.io, config.precision), dynamic_shapes(config.io), INPUT_NAME[config.io]
-    else:
-        module = noise_deployable(model, config.precision, config.io)
-        example = example_noise(channels, config.io, config.precision)
-        dims, input_name = dynamic_shapes("float"), NOISE_INPUT  # NCHW whatever the output's layout
-    style = style_examples(model)  # fp32 whatever the precision: AdaIN computes in fp32
-    try:
-        with quiet_tracing():
-            program = torch.onnx.export(
-                module,
-                (example, *style),
-                dynamo=True,
-                dynamic_shapes=(*dims, *[None] * len(style)),
-                opset_version=config.opset,
-                input_names=[input_name, *STYLE_INPUTS[:len(style)]],
-                output_names=[OUTPUT_NAME],
-                verbose=False,
-            )
-    except Exception as exc:  # noqa: BLE001 - the exporter raises many types; keep the cause chained
-        raise ExportError(f"torch.onnx could not export {label}: {exc.__class__.__name__}: {first_line(exc)}") from exc
-    return program.model_proto
-
-
-def set_metadata(proto, metadata: dict[str, str]) -> None:
-    """Replace ``metadata_props`` entries with ``metadata`` (string keys and values)."""
-    existing = {p.key: p for p in proto.metadata_props}
-    for key, value in metadata.items():
-        prop = existing.get(key) or proto.metadata_props.add()
-        prop.key, prop.value = key, value
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
@@ -227,10 +143,3 @@ def ort_runner(path: Path, feeds: dict | None = None):
     return run
 
 
-def _check_graph(proto, label: str) -> None:
-    import onnx
-
-    try:
-        onnx.checker.check_model(proto)
-    except onnx.checker.ValidationError as exc:
-        raise ExportError(f"the ONNX graph exported from {label} is invalid: {first_line(exc)}") from exc

@@ -173,3 +173,56 @@ def test_engine_builds_caches_and_matches_torch(tmp_path_factory, tmp_path, io):
     assert out.device.type == "cuda" and max_diff(out, reference(ckpt, batch.cpu())) <= 3
     with pytest.raises(InputError, match="profile"):
         eng(frames(1, 200, 64).cuda())
+
+
+# --- the tensorrt backend's own checks (no TensorRT needed) ---------------------------------------
+
+def test_a_built_engine_refuses_build_settings_before_anything_else(tmp_path):
+    from pathlib import Path
+
+    from rtstyle.backends import trt_backend
+    from rtstyle.engine import EngineOptions, TensorRTOptions
+
+    options = EngineOptions(backend_options=TensorRTOptions(max_shape=(4, 3, 64, 64), io="uint8"))
+    with pytest.raises(InputError, match=r"max_shape=\(4, 3, 64, 64\), io=uint8 cannot apply") as info:
+        trt_backend.open(Path(tmp_path / "m.engine"), options, "test")
+    assert "\n" not in str(info.value)
+    with pytest.raises(InputError, match="fp16 or fp32"):
+        trt_backend.open(Path(tmp_path / "m.onnx"), EngineOptions(precision="bf16"), "test")
+
+
+def test_checkpoints_reach_tensorrt_through_a_cached_onnx_trace(tiny_style_ckpt, tmp_path, monkeypatch):
+    """The runtime traces a checkpoint itself (rtstyle.backends.onnx_graph, below rtstyle.export):
+    the graph it hands the builder runs like the checkpoint, and is traced once."""
+    import onnxruntime as ort
+
+    from rtstyle.backends import trt_backend
+    from rtstyle.engine import EngineOptions, TensorRTOptions
+    from tests.test_engines import max_diff, reference
+
+    built = []
+    monkeypatch.setattr(trt_backend, "build_cached_engine",
+                        lambda onnx_path, config, **kw: built.append((onnx_path, config, kw)) or types.SimpleNamespace(path=onnx_path))
+    settings = TensorRTOptions(io="uint8", cache_dir=tmp_path / "engines")
+    options = EngineOptions(precision="fp32", batch_size=3, backend_options=settings)
+    first = trt_backend._cached_engine(tiny_style_ckpt, options, settings, torch.device("cuda", 1))
+    onnx_path, config, kwargs = built[0]
+    assert (config.precision, config.io, config.max_batch) == ("fp32", "uint8", 3)
+    assert kwargs == {"device": 1, "cache": tmp_path / "engines", "source": tiny_style_ckpt}
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    batch = frames(2, 21, 35)
+    out = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: batch.numpy()})[0])
+    assert max_diff(out, reference(tiny_style_ckpt, batch)) <= 1
+    stamp = onnx_path.stat().st_mtime_ns
+    assert trt_backend._cached_engine(tiny_style_ckpt, options, settings, torch.device("cuda", 1)) == first
+    assert onnx_path.stat().st_mtime_ns == stamp  # reused, not traced again
+
+
+def test_an_onnx_model_refuses_another_io(tmp_path_factory):
+    from rtstyle.backends import trt_backend
+    from rtstyle.engine import EngineOptions, TensorRTOptions
+
+    _, result = exported(tmp_path_factory, "style", True, "uint8")
+    settings = TensorRTOptions(io="float")
+    with pytest.raises(InputError, match="uint8 io, so io='float' cannot apply"):
+        trt_backend._cached_engine(result.path, EngineOptions(backend_options=settings), settings, torch.device("cuda", 0))

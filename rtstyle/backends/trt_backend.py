@@ -19,6 +19,7 @@ from ..dtypes import PRECISION_OF
 from ..engine import Engine, EngineOptions, TensorRTOptions, refuse_style, resolve_device
 from ..errors import BackendUnavailableError, CheckpointError, InputError
 from ..graph_format import GraphIO
+from .onnx_graph import cached_onnx
 from .trt_build import ENGINE_SUFFIXES, TensorRTBuildConfig, build_cached_engine, import_tensorrt, onnx_info
 
 
@@ -134,22 +135,23 @@ class TensorRTEngine(Engine):
 
 
 def open(path: Path, options: EngineOptions, reason: str) -> TensorRTEngine:
+    # What the user asked for is checked first, before what this machine lacks.
     refuse_style(options.style, "tensorrt", path.name)
+    settings = options.backend_settings(TensorRTOptions)
+    built = path.suffix.lower() in ENGINE_SUFFIXES
+    if built and (given := settings.build_settings()):
+        raise InputError(f"{path.name} is a built TensorRT engine: its profile and io are fixed, so "
+                         f"{', '.join(f'{k}={v}' for k, v in given.items())} cannot apply; build another with "
+                         "`rtstyle export tensorrt`, or open the ONNX model")
+    if not built and options.precision == "bf16":
+        raise InputError("the tensorrt backend builds fp16 or fp32 engines; choose --precision fp16 or fp32")
     trt = import_tensorrt()
     device = resolve_device("cuda" if options.device == "auto" else options.device)
     if device.type != "cuda":
         raise BackendUnavailableError(f"the tensorrt backend runs on CUDA GPUs only, not on {device}; use --device cuda")
     if device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
-    settings = options.backend_settings(TensorRTOptions)
-    if path.suffix.lower() in ENGINE_SUFFIXES:
-        if given := settings.build_settings():
-            raise InputError(f"{path.name} is a built TensorRT engine: its profile and io are fixed, so "
-                             f"{', '.join(f'{k}={v}' for k, v in given.items())} cannot apply; build another with "
-                             "`rtstyle export tensorrt`, or open the ONNX model")
-        engine_path = path
-    else:
-        engine_path = _cached_engine(path, options, settings, device)
+    engine_path = path if built else _cached_engine(path, options, settings, device)
     engine = TensorRTEngine(trt, engine_path.read_bytes(), device, path.name, _built_precision(engine_path), reason)
     if options.precision not in ("auto", engine.precision):
         raise InputError(f"{path.name} is an {engine.precision} engine; pass --precision auto or {engine.precision}")
@@ -171,8 +173,6 @@ def _built_precision(engine_path: Path) -> str | None:
 
 def _cached_engine(path: Path, options: EngineOptions, settings: TensorRTOptions, device: torch.device) -> Path:
     """Build (or reuse) an engine for an ONNX model or checkpoint through the engine cache."""
-    if options.precision == "bf16":
-        raise InputError("the tensorrt backend builds fp16 or fp32 engines; choose --precision fp16 or fp32")
     precision = "fp32" if options.precision == "fp32" else "fp16"
     if path.suffix.lower() == ".onnx":
         io = onnx_info(path).io
@@ -183,12 +183,6 @@ def _cached_engine(path: Path, options: EngineOptions, settings: TensorRTOptions
         io = settings.io or "float"
     config = TensorRTBuildConfig(max_batch=options.batch_size, precision=precision, io=io, min_shape=settings.min_shape,
                                  opt_shape=settings.opt_shape, max_shape=settings.max_shape)
-    # A checkpoint goes through ONNX first: the exporter's job (see rtstyle.export.tensorrt_build).
-    onnx_path = path if path.suffix.lower() == ".onnx" else _onnx_from_checkpoint(path, config)
+    # A checkpoint is traced to ONNX first (fp16 for an fp16 engine: strongly typed), once, into the cache.
+    onnx_path = path if path.suffix.lower() == ".onnx" else cached_onnx(path, precision, io)
     return build_cached_engine(onnx_path, config, device=device.index, cache=settings.cache_dir, source=path).path
-
-
-def _onnx_from_checkpoint(path: Path, config: TensorRTBuildConfig) -> Path:
-    from rtstyle.export.tensorrt_build import onnx_from_checkpoint
-
-    return onnx_from_checkpoint(path, config)
