@@ -11,6 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from rtstyle.engine import Engine
 from rtstyle.stylize import open_chain
 from tests.helpers_video import _write_sine, frame_pattern
 
@@ -50,16 +51,18 @@ def audio_packets(path: Path) -> list[tuple[int, bytes]]:
         return [(p.pts, bytes(p)) for p in c.demux(audio=0) if p.size]
 
 
-class SlowEngine:
+class SlowEngine(Engine):
     """The real engine, ``delay`` seconds slower per batch; writes its worker's pid to ``pid_dir``
     before its first batch, so a test can kill the process mid-file."""
 
-    def __init__(self, inner, delay: float, pid_dir: Path):
+    backend = "slow"
+
+    def __init__(self, inner: Engine, delay: float, pid_dir: Path):
+        super().__init__(device=inner.device, precision=inner.precision, scale=inner.scale, reason=inner.reason)
         self.inner, self.delay, self.pid_dir = inner, delay, pid_dir
-        self.backend, self.device, self.scale, self.reason = inner.backend, inner.device, inner.scale, inner.reason
         self.calls = 0
 
-    def __call__(self, frames):
+    def _run(self, frames):
         if self.calls == 0:
             tmp = self.pid_dir / f".{os.getpid()}.tmp"
             tmp.write_text(str(os.getpid()))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from rtstyle.cli import main
 from tests.helpers_video import make_clip
 
@@ -34,9 +36,17 @@ def test_bad_ray_address_names_the_choices(tmp_path, capsys):
 
 
 def test_help_says_smoothing_restarts_at_segments(capsys):
-    import pytest
-
     with pytest.raises(SystemExit):
         main(["stylize", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "temporal smoothing restarts at each segment boundary" in text and "--skip-existing" in text
+
+
+def test_missing_model_and_preview_fail_before_any_cluster_starts(tmp_path, capsys):
+    pytest.importorskip("ray")
+    assert main(_args(tmp_path, "--ray", "local", "--model", "no_such_style")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no_such_style" in err
+    assert main(_args(tmp_path, "--ray", "local", "--preview")) == 2
+    assert "--preview does not work with --ray" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError, RtstyleError
+from ..models import resolve_model
 from ..stylize import StylizeConfig
 from .plan import ClusterConfig, FileJob, JobPlan, plan_job
 from .report import ClusterReport, FileReport
@@ -113,6 +114,13 @@ def run_cluster(config: StylizeConfig, cluster: ClusterConfig, engine_factory: E
     import_ray()  # without the extra: a one-line error before any work
     started = time.perf_counter()
     config = absolute_paths(config)
+    if config.model is None:
+        raise InputError("no model given; pass --model NAME_OR_PATH (see `rtstyle models`)")
+    if config.preview:
+        raise InputError("--preview does not work with --ray: the frames are on the workers")
+    for model in (config.model, config.sr_model):
+        if model is not None:
+            resolve_model(model)  # a missing model fails here, once, not as every worker starts
     plan = plan_job(config, cluster)  # before connecting: bad arguments fail fast, without a cluster
     with connect(cluster.address) as ray:
         report = _Job(ray, config, cluster, plan, engine_factory).run()
