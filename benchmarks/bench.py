@@ -41,6 +41,7 @@ from rtstyle.engine import BACKENDS, EngineOptions, check_backend, open_engine, 
 from rtstyle.errors import BackendUnavailableError, InputError, RtstyleError
 from rtstyle.models import resolve_model
 from rtstyle.nets import SRNetConfig, StyleNetConfig, build_model, config_to_dict, output_scale
+from rtstyle.progress import progress as progress_bar
 from rtstyle.sysinfo import cpu_has_native_bf16, cpu_model
 from rtstyle.textutil import first_line
 
@@ -111,7 +112,7 @@ class BenchConfig:
     pipeline_batch: int | None = None  # None: the engine default (EngineOptions.batch_size)
     quick: bool = False
     seed: int = 0
-    progress: bool = True
+    progress: bool | str = True  # or a mode of rtstyle.progress: auto, bar, plain, json, none
     cuda_events: bool = False  # time model-only cells with CUDA events (device time) instead of host clocks
 
     def __post_init__(self) -> None:
@@ -365,10 +366,8 @@ def _model_file(backend: str, model: _Model, precision: str, device: torch.devic
 # ------------------------------------------------------------------------------ measuring
 
 class _Progress:
-    def __init__(self, enabled: bool):
-        from tqdm import tqdm
-
-        self.bar = tqdm(desc="rtstyle bench", unit="step", disable=not enabled, leave=False)
+    def __init__(self, enabled: bool | str):
+        self.bar = progress_bar(None, "rtstyle bench", "step", mode=enabled)
 
     def step(self, label: str) -> None:
         self.bar.set_postfix_str(label, refresh=False)

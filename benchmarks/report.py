@@ -15,7 +15,7 @@ def write_result(prefix: Path, result: dict, text: str) -> tuple[Path, Path]:
     written atomically; for the benchmark scripts beside ``bench.py``."""
     json_path, md_path = Path(f"{prefix}.json"), Path(f"{prefix}.md")
     with atomic_path(json_path) as tmp:
-        tmp.write_text(json.dumps(result, indent=2, allow_nan=True))
+        tmp.write_text(json.dumps(result, indent=2, allow_nan=True) + "\n")
     with atomic_path(md_path) as tmp:
         tmp.write_text(text)
     return json_path, md_path

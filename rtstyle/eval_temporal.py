@@ -28,6 +28,7 @@ from .fsutil import atomic_path
 from .losses import LossConfig, PerceptualLoss
 from .models import resolve_model
 from .pipeline import PipelineConfig, run_pipeline
+from .progress import progress as progress_bar
 from .sinks import CallbackSink, SmoothingSink, build_sinks
 from .sources import FileSource, Resized
 from .style_lookup import style_target
@@ -54,7 +55,7 @@ class TemporalEvalConfig:
     loss_every: int = 1  # the losses on every n-th frame only (the VGG pass dominates on CPUs)
     json_path: Path | None = None
     plot_path: Path | None = None
-    progress: bool = True
+    progress: bool | str = True  # or a mode of rtstyle.progress: auto, bar, plain, json, none
 
     def __post_init__(self) -> None:
         if self.flow not in FLOW_METHODS:
@@ -180,16 +181,12 @@ def evaluate_temporal(config: TemporalEvalConfig, engine=None) -> dict[str, Any]
 
 
 def _progress(config: TemporalEvalConfig):
-    if not config.progress:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(desc=f"eval temporal {Path(config.video).name}", unit="frame", leave=False, dynamic_ncols=True)
+    return progress_bar(None, f"eval temporal {Path(config.video).name}", "frame", mode=config.progress)
 
 
 def write_json(path: Path, data: Any) -> Path:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, allow_nan=True))
+        tmp.write_text(json.dumps(data, indent=2, allow_nan=True) + "\n")
     return Path(path)
 
 

@@ -33,6 +33,7 @@ from .cpu_memory import keep_freed_memory
 from .errors import InputError, Interrupted, OutputError
 from .frames import float_to_numpy, load_image, numpy_to_float, save_image
 from .losses import LossConfig, PerceptualLoss
+from .progress import progress as progress_bar
 from .vgg import LAYER_INDEX, load_vgg16
 
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}  # Adam's step is in [0, 1] pixel units
@@ -97,12 +98,10 @@ def optimize_pixels(
     settings: OptimizerSettings,
     *,
     on_iteration: IterationCallback | None = None,
-    progress: bool = False,
+    progress: bool | str = False,  # or a mode of rtstyle.progress
     desc: str = "optimize",
 ) -> Trace:
     """Minimise ``loss_fn(image, content)`` over the pixels of ``image``; ``set_style`` done."""
-    from tqdm import tqdm
-
     settings.validate()
     if iterations < 1:
         raise InputError(f"--iterations must be >= 1, got {iterations}")
@@ -122,7 +121,7 @@ def optimize_pixels(
         evaluated.append(terms.as_floats())
         return terms.total
 
-    bar = tqdm(total=iterations, desc=desc, unit="it", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(iterations, desc, "it", mode=progress, leave=True)
     try:
         for k in range(1, iterations + 1):
             evaluated.clear()
@@ -181,7 +180,7 @@ class OptimizeConfig:
     vgg_weights: Path | None = None
     save_every: int | None = None  # also write <output stem>_<iteration>.png every N iterations
     overwrite: bool = False
-    progress: bool = True
+    progress: bool | str = True  # or a mode of rtstyle.progress: auto, bar, plain, json, none
 
     def validate(self) -> None:
         self.settings.validate()

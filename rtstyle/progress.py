@@ -22,9 +22,12 @@ PLAIN_INTERVAL_S = 5.0  # seconds between plain/json lines
 _ENV = "RTSTYLE_PROGRESS"  # default mode for every command, e.g. in CI logs
 
 
-def resolve_mode(mode: str | None, stream: IO[str] | None = None) -> str:
-    """``auto`` (or None: $RTSTYLE_PROGRESS, else auto) -> bar on a terminal, plain elsewhere."""
-    mode = mode or os.environ.get(_ENV) or "auto"
+def resolve_mode(mode: str | bool | None, stream: IO[str] | None = None) -> str:
+    """``auto`` (or None / True: $RTSTYLE_PROGRESS, else auto) -> bar on a terminal, plain
+    elsewhere; False is ``none``. Configs' ``progress`` fields take a bool or a mode."""
+    if mode is False:
+        return "none"
+    mode = (mode if isinstance(mode, str) else None) or os.environ.get(_ENV) or "auto"
     if mode not in PROGRESS_MODES:
         raise InputError(f"unknown progress mode {mode!r}; choose from {', '.join(PROGRESS_MODES)}")
     if mode != "auto":
@@ -121,7 +124,7 @@ class NoProgress:
         pass
 
 
-def progress(total: int | None, desc: str, unit: str = "frame", *, mode: str | None = None, initial: int = 0,
+def progress(total: int | None, desc: str, unit: str = "frame", *, mode: str | bool | None = None, initial: int = 0,
              leave: bool = False, stream: IO[str] | None = None):
     """A progress object for ``mode`` (see the module docstring); tqdm's interface either way."""
     resolved = resolve_mode(mode, stream)

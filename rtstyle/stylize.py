@@ -314,7 +314,7 @@ def write_stats(path: Path, results: list[StylizeResult]) -> Path:
     """All results as JSON, written atomically."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps({"videos": [r.to_dict() for r in results]}, indent=2))
+        tmp.write_text(json.dumps({"videos": [r.to_dict() for r in results]}, indent=2) + "\n")
     return path
 
 

@@ -29,6 +29,7 @@ from rtstyle.errors import InputError, Interrupted
 from rtstyle.frames import to_float
 from rtstyle.losses import LossConfig, PerceptualLoss
 from rtstyle.nets import ModelConfig, build_model, config_to_dict
+from rtstyle.progress import progress as progress_bar
 from rtstyle.vgg import LAYER_INDEX, load_vgg16
 
 from .data import InfiniteSampler, RandomCrops, scan_images
@@ -57,7 +58,7 @@ class TrainConfig:
     amp: str = "auto"  # auto: bf16/fp16 autocast on CUDA, off on CPU
     vgg_weights: Path | None = None
     name: str | None = None
-    progress: bool = True
+    progress: bool | str = True  # or a mode of rtstyle.progress: auto, bar, plain, json, none
 
     def validate(self) -> None:
         for name in ("iterations", "batch_size", "checkpoint_every", "log_every"):
@@ -344,10 +345,9 @@ def _resume(path: Path, spec: TaskSpec, net: nn.Module, optimizer: torch.optim.O
 
 
 def _progress(cfg: TrainConfig, start: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=cfg.iterations, initial=start, desc=f"train {Path(cfg.out).name}", unit="it",
-                disable=not (enabled and cfg.progress), dynamic_ncols=True)
+    # cfg.progress: a bool or a mode of rtstyle.progress (bar on a terminal, plain lines in a log)
+    return progress_bar(cfg.iterations, f"train {Path(cfg.out).name}", "it", initial=start,
+                    mode=cfg.progress if enabled else "none", leave=True)
 
 
 class _LossLog:

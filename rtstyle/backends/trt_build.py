@@ -242,7 +242,7 @@ def build_cached_engine(
         with atomic_path(cache_path) as tmp:
             tmp.write_bytes(engine)
         with atomic_path(cache_path.with_suffix(".json")) as tmp:
-            tmp.write_text(json.dumps({**dataclasses.asdict(settings), "source": str(source or onnx_path)}, indent=2))
+            tmp.write_text(json.dumps({**dataclasses.asdict(settings), "source": str(source or onnx_path)}, indent=2) + "\n")
     return TensorRTBuildResult(cache_path, cache_path, key, cached, settings, time.perf_counter() - start)
 
 

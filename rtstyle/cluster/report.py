@@ -73,7 +73,7 @@ class ClusterReport:
     def write(self, path: Path) -> Path:
         path = Path(path)
         with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(), indent=2))
+            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         return path
 
     def summary_lines(self) -> list[str]:

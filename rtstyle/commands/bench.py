@@ -6,6 +6,7 @@ import argparse
 
 from ..choices import BENCH_ARCHS, BENCH_QUICK_DURATION
 from ..errors import InputError
+from .progress_args import add_progress_arguments, progress_mode
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -54,6 +55,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-pipeline", action="store_true", help="skip the decode/engine/encode pipeline")
     p.add_argument("--quick", action="store_true", help=f"small grid, few repetitions: {BENCH_QUICK_DURATION}")
     p.add_argument("--json", metavar="PATH", help="write every figure to PATH, with PATH.md and PNG plots beside it")
+    add_progress_arguments(p)
     p.set_defaults(func=_run)
 
 
@@ -67,6 +69,7 @@ def _run(args: argparse.Namespace) -> int:
         model=args.model, arch=args.arch, device=args.device, backends=args.backends, precisions=args.precisions,
         batch_sizes=args.batch_sizes, resolutions=args.resolutions, warmup=args.warmup, repeats=args.repeats,
         clip=args.clip, reference=not args.no_reference, pipeline=not args.no_pipeline, quick=args.quick,
+        progress=progress_mode(args),
     )
     result = run_bench(config)
     if args.json is None:

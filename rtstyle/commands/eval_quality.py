@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .optimize import add_optimizer_arguments, optimizer_settings
+from .progress_args import add_progress_arguments, progress_mode
 
 
 def milestone_list(text: str) -> tuple[int, ...]:
@@ -38,7 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--json", type=Path, dest="json_path", metavar="PATH", help="write the full report here")
     p.add_argument("--plot", type=Path, dest="plot_path", metavar="PNG",
                    help="loss-vs-iteration plot (default: the --json path with .png)")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_progress_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model, images=args.images, style=args.style, style_dirs=args.style_dirs,
         milestones=args.iterations, size=args.size, limit=args.limit, settings=optimizer_settings(args),
         timing_runs=args.timing_runs, device=args.device, vgg_weights=args.vgg_weights, json_path=args.json_path, plot_path=args.plot_path,
-        progress=args.progress,
+        progress=progress_mode(args),
     )
     report = evaluate_quality(config)
     for w in report["warnings"]:

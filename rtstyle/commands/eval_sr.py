@@ -29,5 +29,5 @@ def _run(args: argparse.Namespace) -> int:
     print(f"figure: {report.figure}")
     if args.json:
         with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps({"per_image": report.per_image, "mean": report.mean}, indent=2))
+            tmp.write_text(json.dumps({"per_image": report.per_image, "mean": report.mean}, indent=2) + "\n")
     return 0

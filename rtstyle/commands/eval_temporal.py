@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .progress_args import add_progress_arguments, progress_mode
 from .stylize import add_engine_arguments, add_smoothing_argument
 
 
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--loss-every", type=int, default=1, metavar="N", help="style/content loss on every N-th frame (default 1)")
     p.add_argument("--json", type=Path, dest="json_path", help="write the report as JSON")
     p.add_argument("--plot", type=Path, dest="plot_path", help="write per-pair warping error over time (PNG)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    add_progress_arguments(p)
     p.set_defaults(func=_run)
 
 
@@ -39,7 +40,7 @@ def _run(args: argparse.Namespace) -> int:
         video=args.video, model=args.model, style=args.style, style_dir=args.style_dir, start=args.start,
         duration=args.duration, max_side=args.max_side, backend=args.backend, device=args.device,
         precision=args.precision, batch_size=args.batch_size, smoothing=args.temporal_smoothing, flow=args.flow,
-        losses=args.losses, loss_every=args.loss_every, json_path=args.json_path, plot_path=args.plot_path, progress=args.progress,
+        losses=args.losses, loss_every=args.loss_every, json_path=args.json_path, plot_path=args.plot_path, progress=progress_mode(args),
     )
     report = evaluate_temporal(config)
     for w in report["warnings"]:

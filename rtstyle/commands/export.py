@@ -75,8 +75,8 @@ def _print_parity(parity, tolerance: float) -> None:
 
 
 def _run_onnx(args: argparse.Namespace) -> int:
-    from rtstyle.export.onnx_export import OPSET, OnnxExportConfig, export_onnx
     from rtstyle.conditioning import StyleChoice
+    from rtstyle.export.onnx_export import OPSET, OnnxExportConfig, export_onnx
 
     config = OnnxExportConfig(
         fp16=args.fp16, io=args.io, opset=args.opset or OPSET, check=not args.no_check, overwrite=args.overwrite,

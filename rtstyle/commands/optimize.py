@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..choices import INITS, OPTIMIZERS, LossConfig
+from .progress_args import add_progress_arguments, progress_mode
 
 
 def layer_list(text: str) -> tuple[str, ...]:
@@ -60,7 +61,7 @@ def register(subparsers) -> None:
     p.add_argument("--vgg-weights", type=Path, help="VGG16 weights (.pth from torchvision or .safetensors)")
     p.add_argument("--save-every", type=int, metavar="N", help="also save OUT_<iteration>.png every N iterations")
     p.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_progress_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         content=args.content, style=args.style, output=args.output, iterations=args.iterations,
         settings=optimizer_settings(args), loss=loss_config(args), size=args.size, style_size=args.style_size,
         device=args.device, vgg_weights=args.vgg_weights, save_every=args.save_every, overwrite=args.overwrite,
-        progress=args.progress,
+        progress=progress_mode(args),
     )
     result = optimize_image(config)
     first, last = result.history[0], result.history[-1]
