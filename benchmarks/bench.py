@@ -335,8 +335,9 @@ def tensorrt_profile(model_scale: int, cfg: BenchConfig) -> tuple[tuple[int, ...
             (batch, max(heights), max(widths), 3))
 
 
-def _build_tensorrt(model: _Model, precision: str, cfg: BenchConfig, workdir: Path) -> Path:
-    """A TensorRT engine (uint8 frame I/O) whose one profile covers the benchmark grid."""
+def _build_tensorrt(model: _Model, precision: str, cfg: BenchConfig, workdir: Path, device: torch.device) -> Path:
+    """A TensorRT engine (uint8 frame I/O) whose one profile covers the benchmark grid, built on ``device``
+    (engines run only on the GPU model they were built on)."""
     from rtstyle.export.tensorrt_build import TensorRTBuildConfig, build_tensorrt_engine
 
     if precision not in ("fp32", "fp16"):
@@ -345,7 +346,8 @@ def _build_tensorrt(model: _Model, precision: str, cfg: BenchConfig, workdir: Pa
     out = workdir / f"bench-{precision}.engine"
     if not out.exists():
         build_tensorrt_engine(model.path, out, TensorRTBuildConfig(min_shape=low, opt_shape=opt, max_shape=high,
-                                                                   max_batch=high[0], precision=precision, io="uint8"))
+                                                                   max_batch=high[0], precision=precision, io="uint8"),
+                              device=device.index)
     return out
 
 
@@ -359,7 +361,7 @@ def _model_file(backend: str, model: _Model, precision: str, device: torch.devic
     if backend == "aoti":
         return _export_aoti(model, precision, device, workdir)
     if backend == "tensorrt":
-        return _build_tensorrt(model, precision, cfg, workdir)
+        return _build_tensorrt(model, precision, cfg, workdir, device)
     raise BackendUnavailableError(f"bench cannot export a model file for the {backend!r} backend")
 
 

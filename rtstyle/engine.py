@@ -140,7 +140,8 @@ class TorchOptions(BackendOptions):
         if self.graph_cache is not None and self.graph_cache < 1:
             raise InputError(f"graph_cache must be >= 1, got {self.graph_cache}")
         if not isinstance(self.compile, bool) and self.compile not in COMPILE_MODES:
-            raise InputError(f"unknown compile mode {self.compile!r}; choose True, False or one of {list(COMPILE_MODES)}")
+            raise InputError(f"unknown compile mode {self.compile!r}; "
+                             f"choose True, False or one of {list(COMPILE_MODES)}")
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,8 @@ class EngineOptions:
 def refuse_style(choice: StyleChoice, backend: str, label: str) -> None:
     """For backends that run a graph whose style was fixed at export: a given choice is an error."""
     if choice.given:
-        raise InputError(f"{label}: {choice.describe()} cannot apply on --backend {backend}: its style was fixed at export; "
+        raise InputError(f"{label}: {choice.describe()} cannot apply on --backend {backend}: "
+                         "its style was fixed at export; "
                          "export with `rtstyle export onnx --style-image/--style-index`, or use --backend torch")
 
 
@@ -244,7 +246,8 @@ def resolve_device(device: str) -> torch.device:
             f"CUDA build: {torch.version.cuda or 'no'}); use --device cpu"
         )
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise InputError(f"device {device!r} does not exist; this machine has cuda:0..cuda:{torch.cuda.device_count() - 1}")
+        raise InputError(f"device {device!r} does not exist; "
+                         f"this machine has cuda:0..cuda:{torch.cuda.device_count() - 1}")
     return dev
 
 

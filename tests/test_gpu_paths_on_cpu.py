@@ -277,3 +277,19 @@ def test_ort_imports_tensorrt_before_onnxruntime(monkeypatch, tmp_path):
     with pytest.raises(CheckpointError):  # the model does not exist; only the import order matters here
         ort_backend.open(Path(tmp_path / "missing.onnx"), EngineOptions(device="cpu"), "test")
     assert order[:2] == ["tensorrt", "onnxruntime"]
+
+
+@pytest.mark.parametrize("fp16,io", [(True, "uint8"), (False, "float")])
+def test_gpu_provider_settings_read_the_model_without_a_cpu_session(tmp_path_factory, monkeypatch, fp16, io):
+    """A CPU session may lack fp16 kernels the GPU providers have: an rtstyle model is read from
+    its file, and says the same as a session would."""
+    import onnxruntime as ort
+
+    from tests.helpers_export import exported
+
+    path = exported(tmp_path_factory, "style", fp16, io)[1].path
+    from_session = ort_backend._model_facts(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]), path)
+    monkeypatch.setattr(ort_backend, "_session", lambda *args: pytest.fail("a CPU session was opened"))
+    from_file = ort_backend._facts_before_session(ort, path)
+    assert from_file == from_session == ort_backend.ModelFacts(
+        "frames" if io == "uint8" else "images", io, "fp16" if fp16 else "fp32", 1)

@@ -79,7 +79,8 @@ def used_names() -> tuple[set[tuple[str, ...]], set[tuple[str, str]]]:
             for node in ast.walk(func):
                 if isinstance(node, ast.Attribute):
                     owner = node.value
-                    if isinstance(owner, ast.Attribute) and isinstance(owner.value, ast.Name) and owner.value.id == "self":
+                    on_self = isinstance(owner, ast.Attribute) and isinstance(owner.value, ast.Name)
+                    if on_self and owner.value.id == "self":
                         owner_name = owner.attr
                     elif isinstance(owner, ast.Name):
                         owner_name = owner.id

@@ -12,6 +12,7 @@ did not load is never dropped silently: the engine's ``reason`` says which one r
 
 from __future__ import annotations
 
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from ..dtypes import PRECISION_OF
 from ..engine import Engine, EngineOptions, OrtOptions, refuse_style, resolve_device
 from ..errors import BackendUnavailableError, CheckpointError, InputError
 from ..fsutil import cache_dir
-from ..graph_format import LAYOUTS, META_PRECISION, META_SCALE, META_TASK, GraphIO
+from ..graph_format import LAYOUTS, META_PRECISION, META_SCALE, META_TASK, GraphIO, load_onnx
 from ..nets import MIN_SIDE
 from .trt_build import default_profile
 
@@ -80,10 +81,8 @@ def open(path: Path, options: EngineOptions, reason: str) -> OrtEngine:
     if device.type == "cpu":
         session = _session(ort, path, names)
         facts = _model_facts(session, path)
-    else:  # the GPU providers' settings depend on the model: read it from a cheap CPU session first
-        probe_options = ort.SessionOptions()
-        probe_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        facts = _model_facts(_session(ort, path, [CPU_PROVIDER], probe_options), path)
+    else:  # the GPU providers' settings depend on the model: read it before their session
+        facts = _facts_before_session(ort, path)
     precision = options.precision
     fp16_by_trt = False
     if precision not in ("auto", facts.precision):
@@ -155,6 +154,50 @@ def _model_facts(session, path: Path) -> ModelFacts:
     io = _graph_io(inp)
     precision = metadata.get(META_PRECISION) or PRECISION_OF.get(_ORT_TYPES.get(inp.type), "fp32")
     return ModelFacts(inp.name, io.kind, precision, _scale(session, io))
+
+
+def _facts_before_session(ort, path: Path) -> ModelFacts:
+    """The model's facts from the file's own metadata when rtstyle wrote it (no session: a CPU one
+    could lack fp16 kernels a GPU provider has); a foreign model is measured on a CPU session."""
+    graph = OnnxFile.read(path)
+    if graph is not None and META_SCALE in graph.get_modelmeta().custom_metadata_map:
+        return _model_facts(graph, path)
+    probe_options = ort.SessionOptions()
+    probe_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return _model_facts(_session(ort, path, [CPU_PROVIDER], probe_options), path)
+
+
+class OnnxFile:
+    """An ONNX file's inputs and metadata read with the ``onnx`` package, answering like an
+    onnxruntime session does (``get_inputs``, ``get_modelmeta``) so ``_model_facts`` reads either."""
+
+    _TYPES = {1: "tensor(float)", 10: "tensor(float16)", 2: "tensor(uint8)"}  # onnx.TensorProto elem types
+
+    def __init__(self, proto):
+        initializers = {init.name for init in proto.graph.initializer}
+        self._inputs = []
+        for inp in proto.graph.input:
+            if inp.name in initializers:
+                continue
+            tensor = inp.type.tensor_type
+            self._inputs.append(types.SimpleNamespace(
+                name=inp.name, type=self._TYPES.get(tensor.elem_type, f"elem_type {tensor.elem_type}"),
+                shape=[d.dim_value if d.HasField("dim_value") else d.dim_param for d in tensor.shape.dim],
+            ))
+        self._meta = types.SimpleNamespace(custom_metadata_map={p.key: p.value for p in proto.metadata_props})
+
+    @classmethod
+    def read(cls, path: Path) -> "OnnxFile | None":
+        """None where the ``onnx`` package is not installed (onnxruntime alone does not need it)."""
+        import importlib.util
+
+        return cls(load_onnx(path)) if importlib.util.find_spec("onnx") is not None else None
+
+    def get_inputs(self) -> list:
+        return self._inputs
+
+    def get_modelmeta(self):
+        return self._meta
 
 
 def _device(requested: str, available: list[str]) -> torch.device:
