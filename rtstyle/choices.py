@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Mapping
 
+from .errors import ConfigError
+
 DEFAULT_STYLE_MODEL = "starry_night"  # bundled style used when no --model is given
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # engine precisions
 DEVICES = ("auto", "cpu", "cuda")
@@ -59,19 +61,19 @@ class LossConfig:
         self.style_layers = tuple(self.style_layers)
         for name in (*self.content_layers, *self.style_layers):
             if name not in LAYER_INDEX:
-                raise ValueError(f"LossConfig: unknown VGG layer {name!r}; choose from {list(LAYER_INDEX)}")
+                raise ConfigError(f"LossConfig: unknown VGG layer {name!r}; choose from {list(LAYER_INDEX)}")
         if self.style_layer_weights is not None:
             self.style_layer_weights = tuple(float(w) for w in self.style_layer_weights)
             if len(self.style_layer_weights) != len(self.style_layers):
-                raise ValueError(
+                raise ConfigError(
                     f"LossConfig: {len(self.style_layer_weights)} style_layer_weights for "
                     f"{len(self.style_layers)} style_layers"
                 )
             if any(w < 0 for w in self.style_layer_weights):
-                raise ValueError(f"LossConfig: style_layer_weights must be >= 0, got {self.style_layer_weights}")
+                raise ConfigError(f"LossConfig: style_layer_weights must be >= 0, got {self.style_layer_weights}")
         for name in ("content_weight", "style_weight", "tv_weight", "pixel_weight"):
             if getattr(self, name) < 0:
-                raise ValueError(f"LossConfig: {name} must be >= 0, got {getattr(self, name)}")
+                raise ConfigError(f"LossConfig: {name} must be >= 0, got {getattr(self, name)}")
 
     def to_dict(self) -> dict:
         return asdict(self)

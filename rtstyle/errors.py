@@ -17,6 +17,12 @@ class InputError(RtstyleError):
     """A user-supplied value or file is unusable (missing, unreadable, wrong kind)."""
 
 
+class ConfigError(InputError, ValueError):
+    """A config dataclass was given a value it cannot take. Configs check themselves when built, so
+    the CLI shows this as a one-line usage error; it is also a ValueError, the type Python code
+    expects from a constructor given a bad argument."""
+
+
 class CheckpointError(RtstyleError):
     """A checkpoint is missing, corrupt, foreign, or of the wrong task."""
 

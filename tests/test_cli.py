@@ -3,9 +3,11 @@ usage errors) imports no torch, so it answers at once."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -35,8 +37,53 @@ def test_parser_choices_match_the_modules_that_own_them():
     assert choices.BENCH_ARCHS == tuple(ARCHS)
 
 
+TRAIN_REQUIRED = {
+    "style": ["--style", "s.jpg", "--data", "d"], "sr": ["--data", "d"], "adain": ["--styles", "st", "--data", "d"],
+    "stylebank": ["--style", "s.jpg", "--data", "d"], "texture": ["--style", "s.jpg", "--synthesis"],
+}
+
+
+@pytest.mark.parametrize("task", sorted(TRAIN_REQUIRED))
+def test_train_flag_defaults_are_the_trainer_configs_defaults(task):
+    # The parser reads its defaults from the config dataclasses: every flag left out gives the config's own
+    # default, so building the config from the flags equals building it from the required values alone.
+    from rtstyle import trainconfig as configs
+
+    config = {"style": configs.StyleTrainConfig, "sr": configs.SRTrainConfig, "adain": configs.AdaINTrainConfig,
+              "stylebank": configs.StyleBankTrainConfig, "texture": configs.TextureTrainConfig}[task]
+    args = vars(build_parser().parse_args(["train", task, *TRAIN_REQUIRED[task], "--out", "o.safetensors"]))
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    flags = {k: v for k, v in args.items() if k not in ("func", "command", "task")}
+    assert set(flags) <= set(fields), set(flags) - set(fields)  # every flag is a config field
+    given = {"data", "out", "style", "styles", "synthesis"}
+    for name, value in flags.items():
+        if name in given:
+            continue
+        default = fields[name].default
+        assert value == ([] if default == () else default), (name, value, default)
+
+
+def test_train_defaults_live_in_the_configs_alone():
+    # No literal default in the command module: it names fields, the configs hold the values.
+    text = (Path(__file__).resolve().parents[1] / "rtstyle" / "commands" / "train.py").read_text()
+    assert "default=" not in text.replace("default=[]", "").replace('"default" not in kwargs', "")
+
+
+@pytest.mark.parametrize("argv, shown", [
+    (["train", "style"], ["(default: 2000)", "(default: 150.0)", "(default: johnson)"]),
+    (["train", "adain"], ["(default: 20000)", "(default: 0.0001)"]),
+    (["train", "sr"], ["(default: 288)", "(default: batch)"]),
+    (["stylize"], ["(default: auto)"]),
+])
+def test_help_shows_defaults(argv, shown, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*argv, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(s in text for s in shown), text
+
+
 def test_train_flag_defaults_match_the_trainer_configs():
-    from rtstyle.trainers.stability import StabilityConfig
+    from rtstyle.trainconfig import StabilityConfig
 
     args = build_parser().parse_args(["train", "style", "--style", "s.jpg", "--data", "d", "--out", "o.safetensors"])
     assert args.stability_weight == StabilityConfig.weight > 0

@@ -30,7 +30,7 @@ LAYERS: list[dict[str, list[str]]] = [
     {"errors": ["rtstyle.errors"]},
     {"core": ["rtstyle.frames", "rtstyle.fsutil", "rtstyle.outputs", "rtstyle.dtypes", "rtstyle.sysinfo",
               "rtstyle.textutil", "rtstyle.choices", "rtstyle.graph_format", "rtstyle.cpu_memory", "rtstyle.degrade",
-              "rtstyle.progress", "rtstyle.presets"]},
+              "rtstyle.progress", "rtstyle.presets", "rtstyle.netconfig", "rtstyle.trainconfig"]},
     {"nets/losses": ["rtstyle.nets.*", "rtstyle.losses", "rtstyle.vgg"]},
     {"models": ["rtstyle.checkpoint", "rtstyle.models.*", "rtstyle.conditioning"]},
     # The package itself is the Python API's front door (``rtstyle.Stylizer``, loaded on first use).

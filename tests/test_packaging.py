@@ -71,7 +71,7 @@ def wheel_names(tmp_path_factory) -> list[str]:
 def test_wheel_top_level_is_rtstyle_only(wheel_names):
     top = {name.split("/")[0] for name in wheel_names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"rtstyle"}
-    for package in ("rtstyle/trainers/common.py", "rtstyle/export/onnx_export.py", "rtstyle/benchmarks/bench.py",
+    for package in ("rtstyle/trainers/loop.py", "rtstyle/export/onnx_export.py", "rtstyle/benchmarks/bench.py",
                     "rtstyle/models/starry_night.safetensors"):
         assert package in wheel_names
 

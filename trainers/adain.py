@@ -11,8 +11,6 @@ with ``out = decoder(t)``; the paper's weights are content 1, style 10, Adam at 
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,40 +19,13 @@ import torch.nn.functional as F
 from rtstyle.errors import InputError
 from rtstyle.frames import load_image, numpy_to_float
 from rtstyle.fsutil import sha256_file
-from rtstyle.losses import ADAIN_STYLE_LAYERS, LossConfig, LossTerms, PerceptualLoss, feature_loss, mean_std_style_loss
+from rtstyle.losses import LossTerms, PerceptualLoss, feature_loss, mean_std_style_loss
 from rtstyle.nets import ENCODER_LAYER, AdaINConfig, adain, channel_mean_std
+from rtstyle.trainconfig import AdaINTrainConfig
 
-from .common import TaskSpec, TrainConfig, TrainResult, train
 from .data import scan_images
-
-
-@dataclass(kw_only=True)
-class AdaINTrainConfig(TrainConfig):
-    styles: Path  # folder of style images (paintings); every readable one is a training style
-    hold_out: tuple[str, ...] = ()  # style file names left out of training (to judge generalisation)
-    style_size: int = 512  # longer side the style images are loaded at, before random crops
-    width: int = AdaINConfig.width
-    lr: float = 1e-4
-    content_weight: float = 1.0
-    style_weight: float = 10.0
-
-    def validate(self) -> None:
-        super().validate()
-        if self.vgg_weights is not None:
-            raise InputError("AdaIN models rebuild their VGG16 encoder from the default weights on every load; "
-                             "set $RTSTYLE_VGG_WEIGHTS instead of --vgg-weights so training and inference agree")
-        if self.style_size < self.image_size:
-            raise InputError(f"--style-size ({self.style_size}) must be >= --image-size ({self.image_size})")
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise InputError("AdaIN training runs in one process (the objective calls the frozen encoder "
-                             "outside DistributedDataParallel); run it without torchrun")
-
-    def loss_config(self) -> LossConfig:
-        try:
-            return LossConfig(content_layers=(ENCODER_LAYER,), style_layers=ADAIN_STYLE_LAYERS,
-                              content_weight=self.content_weight, style_weight=self.style_weight, tv_weight=0.0)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
+from .loop import TrainResult, train
+from .task import Task
 
 
 class StyleCrops:
@@ -117,21 +88,30 @@ def adain_objective(model, content: torch.Tensor, style: torch.Tensor, loss: Per
     return LossTerms(terms["content"] + terms["style"], terms)
 
 
+class AdaINTask(Task):
+    """Photo crops in; the target is a batch of random crops of the training styles."""
+
+    kind = "style"
+
+    def __init__(self, cfg: AdaINTrainConfig):
+        train_files, held_out = style_files(Path(cfg.styles), tuple(cfg.hold_out))
+        self.crops = StyleCrops(train_files, cfg.style_size, cfg.image_size, cfg.seed)
+        self.model_config, self.loss_config, self.crop_size = AdaINConfig(width=cfg.width), cfg.loss_config(), cfg.image_size
+        self.meta = {
+            "objective": "adain: content MSE to the AdaIN target at relu4_1 + mean/std style MSE at relu1_1..relu4_1",
+            "styles": [{"name": f.name, "sha256": sha256_file(f)} for f in train_files],
+            "held_out_styles": [f.name for f in held_out],
+            "encoder": "VGG16 (ImageNet) to relu4_1, frozen, not stored in this file (the paper used VGG19)",
+        }
+
+    def make_batch(self, images: torch.Tensor, batch_size: int,
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        return images, self.crops.sample(len(images), images.device).to(images.dtype)
+
+    def loss(self, model, net_in: torch.Tensor, target: torch.Tensor, loss: PerceptualLoss) -> LossTerms:
+        return adain_objective(model, net_in, target, loss)
+
+
 def train_adain(cfg: AdaINTrainConfig) -> TrainResult:
     """Train an AdaIN decoder on ``cfg.data`` photos and ``cfg.styles`` paintings."""
-    cfg.validate()
-    train_files, held_out = style_files(Path(cfg.styles), tuple(cfg.hold_out))
-    crops = StyleCrops(train_files, cfg.style_size, cfg.image_size, cfg.seed)
-    spec = TaskSpec(
-        task="style",
-        model_config=AdaINConfig(width=cfg.width),
-        loss_config=cfg.loss_config(),
-        crop_size=cfg.image_size,
-        prepare=lambda images: (images, crops.sample(len(images), images.device).to(images.dtype)),
-        objective=adain_objective,
-        meta={"objective": "adain: content MSE to the AdaIN target at relu4_1 + mean/std style MSE at relu1_1..relu4_1",
-              "styles": [{"name": f.name, "sha256": sha256_file(f)} for f in train_files],
-              "held_out_styles": [f.name for f in held_out],
-              "encoder": "VGG16 (ImageNet) to relu4_1, frozen, not stored in this file (the paper used VGG19)"},
-    )
-    return train(cfg, spec)
+    return train(cfg, AdaINTask(cfg))

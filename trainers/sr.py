@@ -6,58 +6,27 @@ device by Gaussian blur (sigma 1.0) then bicubic downsampling, as in the paper (
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import torch
 
 from rtstyle.degrade import degrade
-from rtstyle.errors import InputError
-from rtstyle.losses import LossConfig
-from rtstyle.nets import SRNetConfig
+from rtstyle.trainconfig import SRTrainConfig
 
-from .common import TaskSpec, TrainConfig, TrainResult, train
-
-SCALES = (4, 8)
+from .loop import TrainResult, train
+from .task import Task
 
 
-@dataclass(kw_only=True)
-class SRTrainConfig(TrainConfig):
-    scale: int = 4
-    image_size: int = 288  # HR patch side
-    width: int = 64
-    num_residual: int = 4
-    norm: str = "batch"
-    blur_sigma: float = 1.0
-    content_weight: float = 1.0
-    pixel_weight: float = 0.0
-    tv_weight: float = 0.0
+class SRTask(Task):
+    kind = "sr"
 
-    def model_config(self) -> SRNetConfig:
-        if self.scale not in SCALES:
-            raise InputError(f"--scale must be one of {SCALES}, got {self.scale}")
-        if self.image_size % self.scale:
-            raise InputError(f"--image-size {self.image_size} must be a multiple of --scale {self.scale}")
-        try:
-            return SRNetConfig(scale=self.scale, width=self.width, num_residual=self.num_residual, norm=self.norm)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
+    def __init__(self, cfg: SRTrainConfig):
+        self.model_config, self.loss_config, self.crop_size = cfg.model_config(), cfg.loss_config(), cfg.image_size
+        self.scale, self.blur_sigma = cfg.scale, cfg.blur_sigma
+        self.meta = {"degradation": {"blur_sigma": cfg.blur_sigma, "downsample": "bicubic", "scale": cfg.scale}}
 
-    def loss_config(self) -> LossConfig:
-        try:
-            return LossConfig(content_layers=("relu2_2",), style_layers=(), content_weight=self.content_weight,
-                              style_weight=0.0, tv_weight=self.tv_weight, pixel_weight=self.pixel_weight)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
+    def make_batch(self, images: torch.Tensor, batch_size: int,
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        return degrade(images, self.scale, self.blur_sigma), images
 
 
 def train_sr(cfg: SRTrainConfig) -> TrainResult:
-    model_config = cfg.model_config()
-    if cfg.image_size // cfg.scale < 16:
-        raise InputError(f"--image-size {cfg.image_size} gives LR patches under 16 px at x{cfg.scale}")
-    spec = TaskSpec(
-        task="sr",
-        model_config=model_config,
-        loss_config=cfg.loss_config(),
-        crop_size=cfg.image_size,
-        prepare=lambda hr: (degrade(hr, cfg.scale, cfg.blur_sigma), hr),
-        meta={"degradation": {"blur_sigma": cfg.blur_sigma, "downsample": "bicubic", "scale": cfg.scale}},
-    )
-    return train(cfg, spec)
+    return train(cfg, SRTask(cfg))

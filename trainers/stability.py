@@ -18,39 +18,17 @@ them). A translation-equivariant network that ignores noise scores 0. Pixels wit
 ``ceil(shift)`` of the border are left out: there the shifted image shows padding, not content.
 
 The perturbed batch runs through the network in the same forward pass as the clean one
-(``common.ExtraLoss``), which keeps DistributedDataParallel to one forward per backward.
+(``style.StyleTask.loss``), which keeps DistributedDataParallel to one forward per backward.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 
-from rtstyle.errors import InputError
-
-
-@dataclass(frozen=True)
-class StabilityConfig:
-    weight: float = 150.0  # 0: off; 150 measured best (module docstring)
-    shift: float = 2.0  # max translation in pixels (uniform in [-shift, shift] per axis, sub-pixel)
-    noise: float = 0.02  # std of Gaussian input noise, in [0, 1] units
-    brightness: float = 0.05  # max absolute brightness offset of the input, in [0, 1] units
-
-    def __post_init__(self) -> None:
-        for name in ("weight", "shift", "noise", "brightness"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
-                raise InputError(f"--stability-{name} must be a finite number >= 0, got {value}")
-
-    @property
-    def enabled(self) -> bool:
-        return self.weight > 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from rtstyle.trainconfig import StabilityConfig
 
 
 def translate(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
@@ -68,7 +46,7 @@ def translate(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
 
 
 class StabilityLoss:
-    """``common.ExtraLoss`` for the style trainer."""
+    """The term: ``inputs`` makes the perturbed batch, ``__call__`` scores the outputs."""
 
     name = "stability"
 

@@ -1,89 +1,72 @@
-"""``rtstyle train style``: a Johnson et al. style transformer for one style image."""
+"""``rtstyle train style``: a Johnson et al. style transformer for one style image (and, with a
+texture network's config, the content-conditioned texture network of ``rtstyle train texture``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
-import numpy as np
 import torch
+from torch import nn
 
-from rtstyle.errors import InputError
 from rtstyle.frames import load_image, numpy_to_float
 from rtstyle.fsutil import sha256_file
-from rtstyle.losses import LossConfig, PerceptualLoss
-from rtstyle.nets import StyleNetConfig
+from rtstyle.losses import LossTerms, PerceptualLoss
+from rtstyle.trainconfig import StyleTrainConfig
 
-from .common import TaskSpec, TrainConfig, TrainResult, train
-from .stability import StabilityConfig, StabilityLoss
-
-ARCHS = ("johnson", "fast")
-
-
-@dataclass(kw_only=True)
-class StyleTrainConfig(TrainConfig):
-    style: Path
-    style_size: int | None = 512  # longer side of the style image; None keeps its size
-    arch: str = "johnson"  # StyleNetConfig preset
-    width: int | None = None  # override the preset's width / residual count
-    num_residual: int | None = None
-    content_weight: float = LossConfig.content_weight
-    style_weight: float = LossConfig.style_weight
-    tv_weight: float = LossConfig.tv_weight
-    # The stabilisation term (see stability.py): on by default; weight 0 turns it off.
-    stability_weight: float = StabilityConfig.weight
-    stability_shift: float = StabilityConfig.shift
-    stability_noise: float = StabilityConfig.noise
-    stability_brightness: float = StabilityConfig.brightness
-
-    def stability_config(self) -> StabilityConfig:
-        return StabilityConfig(weight=self.stability_weight, shift=self.stability_shift,
-                               noise=self.stability_noise, brightness=self.stability_brightness)
-
-    def model_config(self) -> StyleNetConfig:
-        if self.arch not in ARCHS:
-            raise InputError(f"--arch must be one of {ARCHS}, got {self.arch!r}")
-        base = StyleNetConfig.preset(self.arch)
-        return StyleNetConfig(width=self.width or base.width,
-                              num_residual=base.num_residual if self.num_residual is None else self.num_residual)
-
-    def loss_config(self) -> LossConfig:
-        try:
-            return LossConfig(content_weight=self.content_weight, style_weight=self.style_weight,
-                              tv_weight=self.tv_weight)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
+from .loop import TrainResult, train
+from .stability import StabilityLoss
+from .task import Task
 
 
-def style_target(path: Path, style_size: int | None) -> tuple[Callable[[PerceptualLoss, torch.device], None], dict,
-                                                                np.ndarray]:
-    """For a one-style trainer: (``TaskSpec.setup_loss`` giving the loss this image's Gram
-    matrices, the checkpoint's ``style_image`` entry, the image as the loss sees it, which the
-    checkpoint carries so evaluation needs no copy of the file). InputError if it is not an image."""
-    path = Path(path)
-    image = load_image(path, max_side=style_size)
-    style = numpy_to_float(image)
+class StyleTarget:
+    """One style image: its Gram targets for the loss, its ``style_image`` checkpoint entry, and the
+    image as the loss sees it (uint8 HWC), which the checkpoint carries so evaluation needs no copy
+    of the file. InputError if the file is not an image."""
 
-    def setup_loss(loss: PerceptualLoss, device: torch.device) -> None:
-        loss.set_style(style.to(device))
+    def __init__(self, path: Path, style_size: int | None):
+        path = Path(path)
+        self.pixels = load_image(path, max_side=style_size)
+        self.image = numpy_to_float(self.pixels)
+        self.meta = {"name": path.name, "sha256": sha256_file(path), "size": list(self.image.shape[-2:])}
 
-    return setup_loss, {"name": path.name, "sha256": sha256_file(path), "size": list(style.shape[-2:])}, image
+    def setup_loss(self, loss: PerceptualLoss, device: torch.device) -> None:
+        loss.set_style(self.image.to(device))
+
+
+class StyleTask(Task):
+    """Photo crops in, the same crops as the content target; plus the stabilisation term when on."""
+
+    kind = "style"
+
+    def __init__(self, cfg: StyleTrainConfig):
+        stability = cfg.stability_config()  # bad values fail before the style image is read
+        self.target = StyleTarget(cfg.style, cfg.style_size)
+        self.style_target = self.target.pixels
+        self.model_config, self.loss_config, self.crop_size = cfg.model_config(), cfg.loss_config(), cfg.image_size
+        self.stability = StabilityLoss(stability) if stability.enabled else None
+        self.meta = {"style_image": self.target.meta, "stability": stability.to_dict()}
+
+    def setup_loss(self, loss: PerceptualLoss, device: torch.device) -> None:
+        self.target.setup_loss(loss, device)
+
+    def make_batch(self, images: torch.Tensor, batch_size: int, device: torch.device) -> tuple[torch.Tensor, Any]:
+        return images, images
+
+    def loss(self, model: nn.Module, net_in: torch.Tensor, target: Any, loss: PerceptualLoss) -> LossTerms:
+        if self.stability is None:
+            return super().loss(model, net_in, target, loss)
+        # The perturbed batch runs in the same forward pass as the clean one: one forward per backward.
+        extra_in, shifts = self.stability.inputs(net_in)
+        both = model(torch.cat([net_in, extra_in.to(net_in.dtype)]))
+        output, extra_output = both[:len(net_in)], both[len(net_in):]
+        terms = loss(output, target)
+        term = self.stability(output, extra_output, shifts)
+        terms.terms[self.stability.name] = term
+        terms.total = terms.total + term
+        return terms
 
 
 def train_style(cfg: StyleTrainConfig) -> TrainResult:
     """Train a style network; the checkpoint records the style image's name and hash."""
-    stability = cfg.stability_config()  # bad values fail before the style image is read
-    setup_loss, style_image, image = style_target(cfg.style, cfg.style_size)
-    spec = TaskSpec(
-        task="style",
-        style_target=image,
-        model_config=cfg.model_config(),
-        loss_config=cfg.loss_config(),
-        crop_size=cfg.image_size,
-        prepare=lambda images: (images, images),
-        setup_loss=setup_loss,
-        meta={"style_image": style_image, "stability": stability.to_dict()},
-        extra_loss=StabilityLoss(stability) if stability.enabled else None,
-    )
-    return train(cfg, spec)
+    return train(cfg, StyleTask(cfg))

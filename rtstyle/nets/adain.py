@@ -5,17 +5,14 @@ them so the runtime and the exporters still see a one-input image -> image modul
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..netconfig import ENCODER_LAYER, AdaINConfig
 from ..vgg import load_vgg16
 from .common import ConvLayer, pad_to_multiple, to_pixel_range
 
-ENCODER_LAYER = "relu4_1"  # AdaIN's encoder output (Huang & Belongie 2017)
 ADAIN_EPS = 1e-5
 
 
@@ -38,21 +35,6 @@ def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tens
     normalised = (f - mean[..., None, None]) / std[..., None, None]
     out = normalised * style_std.float()[..., None, None] + style_mean.float()[..., None, None]
     return out.to(content.dtype)
-
-
-@dataclass(frozen=True)
-class AdaINConfig:
-    """Huang & Belongie 2017: frozen VGG encoder to relu4_1, AdaIN, a decoder mirroring it.
-
-    The paper's encoder is VGG19; ours is the VGG16 of ``vgg.py`` (the offline weights), so the
-    decoder mirrors VGG16 (two 3x3 convs at the relu3 level where VGG19's mirror has three)."""
-
-    arch: Literal["adain"] = "adain"
-    width: int = 64  # decoder channels at the relu1 level, then 2x and 4x (the paper: 64, 128, 256)
-
-    def __post_init__(self) -> None:
-        if self.width < 1:
-            raise ValueError(f"AdaINConfig: width must be >= 1, got {self.width}")
 
 
 def _relu_conv(cin: int, cout: int) -> list[nn.Module]:

@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import nn
 
+from ..netconfig import SRNetConfig
 from .common import ConvLayer, ResidualBlock, UpsampleConv, check_min_side, norm_layer, to_pixel_range
-
-
-@dataclass(frozen=True)
-class SRNetConfig:
-    """Johnson et al. 2016 super-resolution net for x4 / x8."""
-
-    arch: Literal["sr"] = "sr"
-    scale: int = 4
-    width: int = 64
-    num_residual: int = 4
-    norm: Literal["batch", "none"] = "batch"
-
-    def __post_init__(self) -> None:
-        if self.scale not in (2, 4, 8):
-            raise ValueError(f"SRNetConfig: scale must be 2, 4 or 8, got {self.scale}")
-        if self.norm not in ("batch", "none"):
-            raise ValueError(f"SRNetConfig: norm must be 'batch' or 'none', got {self.norm!r}")
 
 
 class SRNet(nn.Module):

@@ -4,28 +4,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..netconfig import StyleBankConfig
 from .common import ConvLayer, UpsampleConv, norm_layer, pad_to_multiple, to_pixel_range
-
-
-@dataclass(frozen=True)
-class StyleBankConfig:
-    """Chen et al. 2017: a shared encoder/decoder and one convolutional filter bank per style."""
-
-    arch: Literal["stylebank"] = "stylebank"
-    num_styles: int = 1
-    width: int = 32  # encoder channels after the first conv; then 2x, 4x (the bank works at 4x)
-    bank_layers: int = 2  # 3x3 convs per bank, ReLU between
-
-    def __post_init__(self) -> None:
-        if self.num_styles < 1 or self.width < 1 or self.bank_layers < 1:
-            raise ValueError(f"StyleBankConfig: num_styles, width and bank_layers must be >= 1, got {self}")
 
 
 def style_bank(channels: int, layers: int) -> nn.Sequential:

@@ -3,43 +3,12 @@ and noise-only texture synthesis (``TextureSynthNet``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..netconfig import TextureNetConfig, TextureSynthConfig
 from .common import norm_layer, pad_to_multiple, to_pixel_range
-
-
-@dataclass(frozen=True)
-class TextureNetConfig:
-    """Ulyanov et al. 2016 multi-scale generator (content-conditioned stylization variant).
-
-    Scale k (0 = full resolution) sees the content downsampled 2^k times plus ``noise_channels``
-    noise maps; each scale has a conv block (3x3, 3x3, 1x1, norm + LeakyReLU); coarse to fine,
-    the running result is upsampled (nearest x2) and joined (concatenated) with the next finer
-    block, growing by ``width`` channels per join; a final 1x1 conv gives RGB."""
-
-    arch: Literal["texture"] = "texture"
-    scales: int = 5
-    width: int = 8  # channels per scale's block (the paper: 8)
-    noise_channels: int = 3
-    noise_std: float = 0.1  # training-time noise amplitude, in [0, 1] pixel units
-    padding: Literal["circular", "reflect"] = "circular"
-    norm: Literal["instance", "batch"] = "instance"
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.scales <= 6 or self.width < 1 or self.noise_channels < 0 or self.noise_std < 0:
-            raise ValueError(f"TextureNetConfig: need 1 <= scales <= 6, width >= 1, noise >= 0, got {self}")
-        if self.padding not in ("circular", "reflect") or self.norm not in ("instance", "batch"):
-            raise ValueError(f"TextureNetConfig: padding must be circular|reflect and norm instance|batch, got {self}")
-
-    @property
-    def input_channels(self) -> int:
-        """Channels each scale's block sees: the content (RGB) and the noise maps."""
-        return 3 + self.noise_channels
 
 
 class _TextureBlock(nn.Sequential):
@@ -98,42 +67,6 @@ class TextureNet(nn.Module):
             y = self.joins[k](torch.cat([self._upsample(y, finer.shape[-2:]), finer], dim=1))
         y = self.to_rgb(y)
         return to_pixel_range(F.pad(y, (0, w - y.shape[-1], 0, h - y.shape[-2])))
-
-
-@dataclass(frozen=True)
-class TextureSynthConfig:
-    """Ulyanov et al. 2016 texture synthesis: the same multi-scale generator fed noise alone.
-
-    ``TextureSynthNet.forward(z)`` takes standard-normal noise z (N, noise_channels, H, W) and
-    returns an RGB texture of the same size; a different z is a different sample of the texture."""
-
-    arch: Literal["texture_synth"] = "texture_synth"
-    scales: int = 5
-    width: int = 8
-    noise_channels: int = 8
-    padding: Literal["circular", "reflect"] = "circular"
-    norm: Literal["instance", "batch"] = "instance"
-    # "nearest" is the paper's; it leaves a grid of block edges from the coarse scales that short
-    # training does not smooth away. "bilinear" interpolates (around the wrap with circular padding).
-    upsample: Literal["nearest", "bilinear"] = "bilinear"
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.scales <= 6 or self.width < 1 or self.noise_channels < 1:
-            raise ValueError(f"TextureSynthConfig: need 1 <= scales <= 6, width >= 1, noise_channels >= 1, got {self}")
-        if self.padding not in ("circular", "reflect") or self.norm not in ("instance", "batch"):
-            raise ValueError(
-                f"TextureSynthConfig: padding must be circular|reflect and norm instance|batch, got {self}")
-        if self.upsample not in ("nearest", "bilinear"):
-            raise ValueError(f"TextureSynthConfig: upsample must be nearest|bilinear, got {self.upsample!r}")
-
-    @property
-    def input_channels(self) -> int:
-        return self.noise_channels
-
-    @property
-    def tile_multiple(self) -> int:
-        """Output sides that are multiples of this tile seamlessly (with circular padding)."""
-        return 2 ** self.scales
 
 
 class TextureSynthNet(TextureNet):

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..netconfig import StyleNetConfig
 from .common import ConvLayer, ResidualBlock, UpsampleConv, norm_layer, pad_to_multiple, to_pixel_range
-
-
-@dataclass(frozen=True)
-class StyleNetConfig:
-    """Johnson et al. 2016 style transformer (with upsample+conv and InstanceNorm)."""
-
-    arch: Literal["style"] = "style"
-    width: int = 32  # channels after the first conv; then 2x, 4x
-    num_residual: int = 5
-
-    @classmethod
-    def preset(cls, name: str) -> "StyleNetConfig":
-        presets = {"johnson": cls(), "fast": cls(width=16, num_residual=3)}
-        if name not in presets:
-            raise ValueError(f"StyleNetConfig.preset: unknown preset {name!r}; choose from {sorted(presets)}")
-        return presets[name]
 
 
 class StyleNet(nn.Module):
