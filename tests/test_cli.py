@@ -53,7 +53,7 @@ def test_train_flag_defaults_are_the_trainer_configs_defaults(task):
               "stylebank": configs.StyleBankTrainConfig, "texture": configs.TextureTrainConfig}[task]
     args = vars(build_parser().parse_args(["train", task, *TRAIN_REQUIRED[task], "--out", "o.safetensors"]))
     fields = {f.name: f for f in dataclasses.fields(config)}
-    flags = {k: v for k, v in args.items() if k not in ("func", "command", "task")}
+    flags = {k: v for k, v in args.items() if k not in ("func", "command", "task") and not k.startswith("_")}
     assert set(flags) <= set(fields), set(flags) - set(fields)  # every flag is a config field
     given = {"data", "out", "style", "styles", "synthesis"}
     for name, value in flags.items():
@@ -70,7 +70,7 @@ def test_train_defaults_live_in_the_configs_alone():
 
 
 @pytest.mark.parametrize("argv, shown", [
-    (["train", "style"], ["(default: 2000)", "(default: 150.0)", "(default: johnson)"]),
+    (["train", "style"], ["(default: 2000)", "(default: 150)", "(default: johnson)"]),
     (["train", "adain"], ["(default: 20000)", "(default: 0.0001)"]),
     (["train", "sr"], ["(default: 288)", "(default: batch)"]),
     (["stylize"], ["(default: auto)"]),

@@ -159,7 +159,9 @@ def _run(config: type, trainer: str):
         import rtstyle.trainers as trainers
 
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-        kwargs = {k: v for k, v in vars(args).items() if k not in ("func", "command", "task")}
+        # The config's own fields only: the CLI keeps its bookkeeping (handler, parser) in args too.
+        names = {f.name for f in dataclasses.fields(config)}
+        kwargs = {k: v for k, v in vars(args).items() if k in names}
         return _report(getattr(trainers, trainer)(config(**kwargs)))
 
     return run
