@@ -44,6 +44,7 @@ from rtstyle.nets import SRNetConfig, StyleNetConfig, build_model, config_to_dic
 from rtstyle.progress import progress as progress_bar
 from rtstyle.sysinfo import cpu_has_native_bf16, cpu_model
 from rtstyle.textutil import first_line
+from rtstyle.threads import plan_threads
 
 from .flops import WorkCount, count_engine_work
 from .reference import ReferenceStylizer
@@ -215,6 +216,7 @@ def versions() -> dict[str, Any]:
     out: dict[str, Any] = {
         "rtstyle": __version__, "torch": torch.__version__, "numpy": np.__version__,
         "onnxruntime": _version("onnxruntime"), "av": _version("av"), "tensorrt": _version("tensorrt"),
+        "openvino": _version("openvino"),
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
     }
@@ -226,12 +228,14 @@ def versions() -> dict[str, Any]:
 
 
 def default_precisions(backend: str, device: torch.device) -> list[str]:
-    """What each backend is measured in: fp16/bf16 on CUDA; fp32 on CPU, plus bf16 for torch when
-    the CPU has native bf16 instructions (without them bf16 is emulated and only slower)."""
+    """What each backend is measured in: fp16/bf16 on CUDA; fp32 on CPU, plus bf16 for torch and
+    OpenVINO when the CPU has native bf16 instructions (without them bf16 is emulated and only slower)."""
     if device.type == "cuda":
+        if backend == "openvino":
+            return []  # OpenVINO drives Intel GPUs (--device GPU), not CUDA ones
         return ["fp16", "bf16"] if backend in ("torch", "aoti") else ["fp16"]
     native_bf16 = cpu_has_native_bf16()
-    return ["fp32", "bf16"] if backend == "torch" and native_bf16 else ["fp32"]
+    return ["fp32", "bf16"] if backend in ("torch", "openvino") and native_bf16 else ["fp32"]
 
 
 # ---------------------------------------------------------------------------------- frames
@@ -354,8 +358,8 @@ def _build_tensorrt(model: _Model, precision: str, cfg: BenchConfig, workdir: Pa
 def _model_file(backend: str, model: _Model, precision: str, device: torch.device, cfg: BenchConfig,
                 workdir: Path) -> Path:
     """The file each backend opens: the checkpoint for torch, an export for the others."""
-    if backend == "torch":
-        return model.path
+    if backend in ("torch", "openvino"):
+        return model.path  # OpenVINO converts the checkpoint itself (and caches the compiled model)
     if backend == "onnxruntime":
         return _export_onnx(model, precision, workdir)
     if backend == "aoti":
@@ -511,7 +515,10 @@ def _timed(fn: Callable[[], int], device: torch.device, repeats: int) -> dict[st
 
 def _pipeline(model: _Model, cfg: BenchConfig, device: torch.device, workdir: Path, progress: _Progress) -> dict:
     from rtstyle.pipeline import HostBatcher, PipelineConfig, run_engine, run_pipeline
+    from rtstyle.stylize import encoder_with_threads
     from rtstyle.video import VideoReader, VideoWriter, probe
+
+    threads = plan_threads()  # the same split of the cores as rtstyle stylize
 
     if cfg.clip is not None:
         clip = Path(cfg.clip)
@@ -527,17 +534,18 @@ def _pipeline(model: _Model, cfg: BenchConfig, device: torch.device, workdir: Pa
         "engine": {"backend": engine.backend, "description": engine.describe(), "reason": engine.reason},
         "batch": cfg.pipeline_batch,
         "encoder": dataclasses.asdict(_encoder_config()),
+        "threads": dataclasses.asdict(threads),
     }
 
     def decode_only() -> int:
-        return sum(1 for _ in VideoReader(clip))
+        return sum(1 for _ in VideoReader(clip, threads=threads.decode))
 
     repeats = 1 if cfg.quick else 3
     stages = {"decode": _timed(decode_only, device, repeats)}
     progress.step("decode")
     n = stages["decode"]["frames"]
     # Engine and encoder get the clip's own frames; a few batches, cycled, keep memory flat.
-    pool = [f.image for _, f in zip(range(cfg.rotate * cfg.pipeline_batch), VideoReader(clip))]
+    pool = [f.image for _, f in zip(range(cfg.rotate * cfg.pipeline_batch), VideoReader(clip, threads=threads.decode))]
     # A ring as large as the pool: every batch keeps its own (on CUDA pinned) buffer.
     batcher = HostBatcher(cfg.pipeline_batch, engine.device, ring=cfg.rotate + 1)
     batches = [batcher.add(im) for im in pool]
@@ -555,8 +563,8 @@ def _pipeline(model: _Model, cfg: BenchConfig, device: torch.device, workdir: Pa
     progress.step("engine")
 
     def writer(name: str) -> VideoWriter:
-        return VideoWriter(workdir / name, out_w, out_h, info.time_base, info.frame_rate, _encoder_config(),
-                           overwrite=True)
+        return VideoWriter(workdir / name, out_w, out_h, info.time_base, info.frame_rate,
+                           encoder_with_threads(_encoder_config(), threads.encode), overwrite=True)
 
     def encode_only() -> int:
         with writer("encode.mp4") as out:
@@ -569,7 +577,7 @@ def _pipeline(model: _Model, cfg: BenchConfig, device: torch.device, workdir: Pa
 
     def whole() -> int:
         with writer("pipeline.mp4") as out:
-            stats = run_pipeline(VideoReader(clip), engine, lambda image, item: out.write(image, item.pts),
+            stats = run_pipeline(VideoReader(clip, threads=threads.decode), engine, lambda image, item: out.write(image, item.pts),
                                  PipelineConfig(batch_size=cfg.pipeline_batch))
         result["pipeline_stats"] = stats.to_dict()
         return stats.frames_out

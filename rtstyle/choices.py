@@ -13,8 +13,8 @@ from .errors import ConfigError
 
 DEFAULT_STYLE_MODEL = "starry_night"  # bundled style used when no --model is given
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # engine precisions
-DEVICES = ("auto", "cpu", "cuda")
-BACKEND_NAMES = ("torch", "onnxruntime", "tensorrt", "aoti")  # engine.BACKENDS, in this order
+DEVICES = ("auto", "cpu", "cuda", "GPU")  # GPU: an Intel GPU, OpenVINO's name (--backend openvino)
+BACKEND_NAMES = ("torch", "onnxruntime", "tensorrt", "aoti", "openvino")  # engine.BACKENDS, in this order
 IO_KINDS = ("float", "uint8")  # exported graphs: float NCHW [0, 1] or uint8 NHWC frames
 LAYOUTS = {"float": "NCHW", "uint8": "NHWC"}
 BENCH_QUICK_DURATION = "a few minutes on a CPU (AOTInductor compiles a package)"  # --help and README say this

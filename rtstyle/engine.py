@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .backend_choice import measuring_enabled, open_fastest
 from .choices import BACKEND_NAMES, DEVICES, IO_KINDS, PRECISIONS  # noqa: F401 - re-exported
 from .conditioning import StyleChoice
 from .dtypes import ENGINE_PRECISIONS
@@ -185,6 +186,33 @@ class OrtOptions(BackendOptions):
                 raise InputError("providers must name at least one onnxruntime execution provider")
 
 
+# OpenVINO device families (a device may carry an index: GPU.1).
+OPENVINO_DEVICES = ("CPU", "GPU", "NPU", "AUTO", "HETERO", "MULTI")
+
+
+@dataclass(frozen=True)
+class OpenVINOOptions(BackendOptions):
+    """openvino backend. ``None`` means "the default here"."""
+
+    backend: ClassVar[str] = "openvino"
+    device: str | None = None  # an OpenVINO device (CPU, GPU, GPU.1); None: from EngineOptions.device
+    num_streams: int | None = None  # parallel infer streams; None: the throughput hint decides (1: lowest latency)
+    threads: int | None = None  # inference threads; None: rtstyle.threads.plan_threads().engine
+    cache_dir: Path | None = None  # compiled models; None: <user cache>/openvino
+    shape_cache: int = 4  # frame sizes kept compiled in memory
+
+    def __post_init__(self) -> None:
+        if self.device is not None and self.device.split(".")[0].split(":")[0] not in OPENVINO_DEVICES:
+            raise InputError(f"unknown OpenVINO device {self.device!r}; choose from {list(OPENVINO_DEVICES)} "
+                             "(with an index where there are several: GPU.1)")
+        for name in ("num_streams", "threads"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InputError(f"openvino {name} must be >= 1, got {value}")
+        if self.shape_cache < 1:
+            raise InputError(f"openvino shape_cache must be >= 1, got {self.shape_cache}")
+
+
 @dataclass(frozen=True)
 class EngineOptions:
     """Settings every backend understands, plus at most one backend's own (``backend_options``)."""
@@ -237,6 +265,9 @@ class BackendInfo:
 
 
 def resolve_device(device: str) -> torch.device:
+    if device == "GPU":
+        raise InputError("--device GPU (an Intel GPU, OpenVINO's name) runs with --backend openvino; "
+                         "for an NVIDIA GPU use --device cuda")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
@@ -277,6 +308,10 @@ def _aoti_available(opts: EngineOptions) -> str | None:
     return None  # AOTInductor ships with torch; the package itself names its device
 
 
+def _openvino_available(opts: EngineOptions) -> str | None:
+    return None if _has_module("openvino") else "the openvino package"
+
+
 BACKENDS: dict[str, BackendInfo] = {
     "torch": BackendInfo("torch", "rtstyle.backends.torch_backend", _torch_available, "pip install torch",
                          options_type=TorchOptions),
@@ -290,6 +325,10 @@ BACKENDS: dict[str, BackendInfo] = {
         needs_cuda=True, options_type=TensorRTOptions,
     ),
     "aoti": BackendInfo("aoti", "rtstyle.backends.aoti_backend", _aoti_available, "pip install torch>=2.6"),
+    "openvino": BackendInfo(
+        "openvino", "rtstyle.backends.openvino_backend", _openvino_available, "pip install 'rtstyle[openvino]'",
+        options_type=OpenVINOOptions,
+    ),
 }
 
 
@@ -341,6 +380,8 @@ def choose_backend(model_path: Path, opts: EngineOptions) -> tuple[str, str]:
     .pt2: AOTInductor); a checkpoint runs on torch, on the GPU when there is one.
     """
     suffix = model_path.suffix.lower()
+    if opts.device == "GPU":
+        return "openvino", "--device GPU: an Intel GPU runs through OpenVINO"
     if suffix in (".engine", ".plan", ".trt"):
         return "tensorrt", f"{model_path.name} is a TensorRT engine"
     if suffix == ".onnx":
@@ -356,8 +397,24 @@ def choose_backend(model_path: Path, opts: EngineOptions) -> tuple[str, str]:
     return "torch", "no CUDA GPU: torch on CPU (the fastest CPU path measured, see benchmarks/results)"
 
 
+# On a CPU, backends that can open the same file kind compete: ``--backend auto`` measures them.
+CPU_CANDIDATES = {".safetensors": ("torch", "openvino"), ".onnx": ("onnxruntime", "openvino")}
+
+
+def cpu_candidates(model_path: Path, opts: EngineOptions) -> list[str]:
+    """The available backends that can run ``model_path`` when the engine will be on the CPU."""
+    if opts.device not in ("auto", "cpu") or (opts.device == "auto" and torch.cuda.is_available()):
+        return []
+    names = CPU_CANDIDATES.get(model_path.suffix.lower(), ())
+    if opts.style.style_image is not None:
+        names = ("torch",)  # AdaIN engines switch style images live (rtstyle live --style-dir) only in torch
+    return [name for name in names if BACKENDS[name].available(opts) is None]
+
+
 def open_engine(model: str | Path, backend: str = "auto", options: EngineOptions | None = None) -> Engine:
-    """Open ``model`` (bundled name, checkpoint, .onnx, TensorRT engine or .pt2) with a backend."""
+    """Open ``model`` (bundled name, checkpoint, .onnx, TensorRT engine or .pt2) with a backend.
+
+    ``auto`` on a CPU measures the backends that can run the model (``backend_choice``)."""
     from .models import resolve_model
 
     opts = options or EngineOptions()
@@ -365,9 +422,20 @@ def open_engine(model: str | Path, backend: str = "auto", options: EngineOptions
         check_backend(backend, opts)
     path = resolve_model(model)
     reason = f"--backend {backend}"
+    if backend == "auto" and opts.backend_options is not None:
+        backend = opts.backend_options.backend  # one backend's settings name the backend
+        reason = f"{type(opts.backend_options).__name__} given"
     if backend == "auto":
+        candidates = cpu_candidates(path, opts)
+        if len(candidates) > 1 and measuring_enabled():
+            return open_fastest(path, candidates, opts.precision,
+                                lambda name, why: _open_with(name, path, opts, why))
         backend, reason = choose_backend(path, opts)
-        check_backend(backend, opts)
+    return _open_with(backend, path, opts, reason)
+
+
+def _open_with(backend: str, path: Path, opts: EngineOptions, reason: str) -> Engine:
+    check_backend(backend, opts)
     check_options(backend, opts)
     module = importlib.import_module(BACKENDS[backend].module)
     return module.open(path, opts, reason)

@@ -43,7 +43,8 @@ from .pipeline import PipelineConfig, PipelineStats, run_pipeline
 from .sinks import Display, PreviewSink, WriterSink, build_sinks
 from .sources import FileSource, Resized
 from .temporal import check_smoothing
-from .video import VIDEO_EXTENSIONS, AudioSource, EncoderConfig, VideoWriter
+from .threads import plan_threads
+from .video import VIDEO_EXTENSIONS, AudioSource, EncoderConfig, VideoReader, VideoWriter
 
 
 @dataclass(frozen=True)
@@ -245,16 +246,19 @@ def stylize_files(config: StylizeConfig, engine: Engine | None = None,
 
 def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, stop: threading.Event,
                  display: Display | None) -> StylizeResult:
+    threads = plan_threads()  # decoder and encoder threads sized beside the engine's (threads.py)
     if config.decoder == "pyav-cuda":
         source = device_file_source(src, engine.device, config.start, config.duration)
     else:
-        source = FileSource(src, config.start, config.duration, decoder=config.decoder)
+        source = FileSource(reader=VideoReader(src, config.start, config.duration, decoder=config.decoder,
+                                               threads=threads.decode))
     info, reader = source.info, source.reader
     size = fit_size(info.width, info.height, config.resize, config.max_side)
     if isinstance(reader, DeviceVideoReader):
         reader.size = size  # resized on the GPU; Resized below then has nothing to do
     writer = VideoWriter(
-        dst, size[0] * engine.scale, size[1] * engine.scale, info.time_base, info.frame_rate, config.encoder,
+        dst, size[0] * engine.scale, size[1] * engine.scale, info.time_base, info.frame_rate,
+        encoder_with_threads(config.encoder, threads.encode),
         rotation=info.rotation, color=info.color, overwrite=config.overwrite,
         audio=AudioSource(src, reader.start, reader.end) if info.has_audio else None,
     )
@@ -289,6 +293,13 @@ def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, st
         raise InputError(f"no frames decoded from {src}{window}")
     return StylizeResult(src, output, stats.frames_in, stats.frames_out, stats, engine.describe(),
                          source.warnings + writer.warnings)
+
+
+def encoder_with_threads(encoder: EncoderConfig, threads: int) -> EncoderConfig:
+    """``encoder`` with ffmpeg's ``threads`` option set, unless the user set it."""
+    if "threads" in encoder.options:
+        return encoder
+    return dataclasses.replace(encoder, options={**encoder.options, "threads": str(threads)})
 
 
 def _interrupted_message(frames: int, output: Path | None) -> str:

@@ -36,7 +36,8 @@ def max_diff(a: torch.Tensor, b: torch.Tensor) -> int:
     "arch,fp16,io,lsb", [("style", False, "float", 1), ("sr", True, "float", 3), ("style", True, "uint8", 3)],
     ids=["style-fp32-float", "sr-fp16-float", "style-fp16-uint8"],
 )
-def test_onnxruntime_engine_matches_torch(tmp_path_factory, arch, fp16, io, lsb):
+def test_onnxruntime_engine_matches_torch(tmp_path_factory, arch, fp16, io, lsb, monkeypatch):
+    monkeypatch.setenv("RTSTYLE_AUTO_MEASURE", "0")  # the static choice by file kind (measuring: test_backend_choice)
     ckpt, result = exported(tmp_path_factory, arch, fp16, io)
     eng = open_engine(result.path)
     assert eng.backend == "onnxruntime" and eng.device.type == "cpu"
@@ -169,12 +170,12 @@ def test_auto_backend_explains_gpu_choices(monkeypatch):
 
 def test_auto_open_records_reason(tiny_sr_ckpt):
     eng = open_engine(tiny_sr_ckpt, options=EngineOptions(device="cpu"))
-    assert eng.backend == "torch" and eng.scale == 4 and "torch" in eng.reason
+    assert eng.backend in ("torch", "openvino") and eng.scale == 4 and eng.backend in eng.reason
 
 
 def test_unknown_backend_lists_the_choices():
     with pytest.raises(InputError, match="onnxruntime"):
-        check_backend("openvino", EngineOptions())
+        check_backend("tvm", EngineOptions())
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed")

@@ -25,6 +25,7 @@ from ..errors import BackendUnavailableError, CheckpointError, InputError
 from ..fsutil import cache_dir
 from ..graph_format import LAYOUTS, META_PRECISION, META_SCALE, META_TASK, GraphIO, load_onnx
 from ..nets import MIN_SIDE
+from ..threads import plan_threads
 from .trt_build import default_profile
 
 TRT_PROVIDER, CUDA_PROVIDER, CPU_PROVIDER = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
@@ -279,6 +280,9 @@ def _check_fallback(asked: list[str], used: list[str], device: torch.device, rea
 
 
 def _session(ort, path: Path, providers: list, session_options=None):
+    if session_options is None:
+        session_options = ort.SessionOptions()
+        session_options.intra_op_num_threads = plan_threads().engine  # the cores decoder and encoder leave (threads.py)
     try:
         return ort.InferenceSession(str(path), sess_options=session_options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind exception types

@@ -28,6 +28,7 @@ from ..engine import Engine, EngineOptions, TorchOptions, resolve_device
 from ..errors import InputError
 from ..frames import to_float, to_uint8
 from ..nets import output_scale
+from ..threads import plan_threads
 
 DEFAULT_GRAPH_CACHE = 4
 _CPU_PRECISIONS = ("fp32", "bf16")
@@ -173,6 +174,7 @@ def open(path: Path, options: EngineOptions, reason: str) -> TorchEngine:
     cuda_graphs = _cuda_graphs(settings, device)
     if device.type == "cpu":
         keep_freed_memory()  # no page faults per batch (cpu_memory.py)
+        torch.set_num_threads(plan_threads().engine)  # the cores the decoder and encoder leave (threads.py)
     ckpt = load_checkpoint(path)
     model = bind_style(ckpt, options.style, path.name)
     engine_type = AdaINTorchEngine if isinstance(model, AdaINStyled) else TorchEngine

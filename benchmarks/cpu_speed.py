@@ -1,0 +1,243 @@
+"""Whole-process speed on a CPU: ``rtstyle stylize`` (default backend) against the per-frame
+reference, paired runs on the same real clip, and where one stylize run spends its time.
+
+* The clip: ``--frames`` frames of a real video, centre-cropped to ``--size`` (default 640x272,
+  a 2.35:1 film frame) and re-encoded nearly losslessly, so both sides decode the same file.
+* A pair: one ``rtstyle stylize`` process and one reference process (``reference`` below: the
+  classic per-frame loop of ``reference.py`` with the same decoder and encoder), in alternating
+  order so drifting machine load hits both; wall time of each whole process (start-up included).
+* Reported: medians, the paired ratios reference / stylize, the load average around each pair,
+  the stylize run's own per-stage busy time (``--stats``), and a sampled profile (py-spy, when
+  installed) of one stylize run grouped by what the time went to.
+
+    python -m rtstyle.benchmarks.cpu_speed --source ../shared/data/videos/cup.mp4 \\
+        --out benchmarks/results/cpu-openvino-2026-11-29
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from .bench import machine_line
+from .report import write_result
+
+# py-spy frames (function, file) grouped into what the time went to, first match wins.
+_CATEGORIES = (
+    ("engine: OpenVINO inference", ("openvino",)),
+    ("engine: torch inference", ("torch/nn/", "torch/_tensor", "rtstyle/nets", "functional.py")),
+    ("decode (PyAV)", ("_iter_pyav", "_decode_pyav", "decode")),
+    ("encode (PyAV/x264)", ("VideoWriter.write", "encode", "mux")),
+    ("start-up: imports", ("<frozen importlib", "_find_and_load")),
+    ("start-up: model load / convert / compile", ("load_checkpoint", "onnx_bytes", "compile_model", "import_model",
+                                                  "read_model", "open_fastest", "_open_with")),
+    ("waiting (queues, joins)", ("wait", "get (queue.py", "join")),
+)
+
+
+def make_clip(source: Path, out: Path, size: tuple[int, int], frames: int) -> Path:
+    """``frames`` frames of ``source``, centre-cropped (then scaled if smaller) to ``size``."""
+    import numpy as np
+
+    from rtstyle.video import EncoderConfig, VideoReader, VideoWriter
+
+    width, height = size
+    reader = VideoReader(source)
+    rate = reader.info.frame_rate or Fraction(30)
+    with VideoWriter(out, width, height, Fraction(1, 1000), rate, EncoderConfig(crf=10, preset="veryfast", audio="none"),
+                     overwrite=True) as writer:
+        for i, frame in zip(range(frames), reader):
+            image = frame.image
+            h, w = image.shape[:2]
+            if w < width or h < height:
+                import cv2
+
+                scale = max(width / w, height / h)
+                image = cv2.resize(image, (round(w * scale + 0.5), round(h * scale + 0.5)), interpolation=cv2.INTER_AREA)
+                h, w = image.shape[:2]
+            top, left = (h - height) // 2, (w - width) // 2
+            writer.write(np.ascontiguousarray(image[top:top + height, left:left + width]), pts=round(i * 1000 / rate))
+    return out
+
+
+def reference(clip: Path, out: Path, model: str) -> int:
+    """The classic example's loop on a whole video: decode, stylize one frame (fp32 eager, host
+    pre/post), encode -- one frame at a time, on the calling thread. Returns frames written."""
+    import torch
+
+    from rtstyle.checkpoint import load_checkpoint
+    from rtstyle.models import resolve_model
+    from rtstyle.video import EncoderConfig, VideoReader, VideoWriter
+
+    from .reference import ReferenceStylizer
+
+    stylizer = ReferenceStylizer(load_checkpoint(resolve_model(model)).model, torch.device("cpu"))
+    reader = VideoReader(clip)
+    info = reader.info
+    count = 0
+    with VideoWriter(out, info.width, info.height, info.time_base, info.frame_rate, EncoderConfig(),
+                     overwrite=True) as writer:
+        for frame in reader:
+            writer.write(stylizer(frame.image), frame.pts, frame.duration)
+            count += 1
+    return count
+
+
+def _wall(command: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return time.perf_counter() - t0
+
+
+def paired_runs(clip: Path, model: str, pairs: int, workdir: Path) -> dict[str, Any]:
+    stylize = [sys.executable, "-m", "rtstyle", "stylize", str(clip), "--model", model, "-o",
+               str(workdir / "stylized.mp4"), "-y", "--no-progress", "--stats", str(workdir / "stats.json")]
+    ref = [sys.executable, "-m", "rtstyle.benchmarks.cpu_speed", "reference", str(clip), str(workdir / "ref.mp4"),
+           "--model", model]
+    subprocess.run(stylize, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # caches: auto choice, compile
+    runs = []
+    for i in range(pairs):
+        load = os.getloadavg()[0]
+        first, second = (stylize, ref) if i % 2 == 0 else (ref, stylize)
+        times = {id(first): _wall(first), id(second): _wall(second)}
+        runs.append({"stylize_s": times[id(stylize)], "reference_s": times[id(ref)],
+                     "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2)})
+    stats = json.loads((workdir / "stats.json").read_text())
+    return {"runs": runs, "stylize_stats": stats, "stylize_command": " ".join(stylize[1:]),
+            "reference_command": " ".join(ref[1:])}
+
+
+def profile(clip: Path, model: str, workdir: Path) -> dict[str, Any] | None:
+    """Sampled stacks of one stylize run (py-spy, all threads), grouped by ``_CATEGORIES``."""
+    spy = shutil.which("py-spy") or (str(Path(sys.executable).parent / "py-spy")
+                                     if (Path(sys.executable).parent / "py-spy").exists() else None)
+    if spy is None:
+        return None
+    raw = workdir / "profile.txt"
+    command = [spy, "record", "--format", "raw", "--rate", "100", "--threads", "--idle", "-o", str(raw), "--",
+               sys.executable, "-m", "rtstyle", "stylize", str(clip), "--model", model, "-o",
+               str(workdir / "profiled.mp4"), "-y", "--no-progress"]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    by_category: collections.Counter[str] = collections.Counter()
+    by_thread: collections.Counter[str] = collections.Counter()
+    leaves: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        total += n
+        by_thread[frames[0].split(" (")[0]] += n
+        leaves[frames[-1]] += n
+        text = ";".join(frames[1:])
+        by_category[next((name for name, keys in _CATEGORIES if any(k in text for k in keys)), "other")] += n
+    share = {k: round(v / total, 3) for k, v in by_category.most_common()} if total else {}
+    return {"samples": total, "rate_hz": 100, "share_by_category": share,
+            "share_by_thread": {k: round(v / total, 3) for k, v in by_thread.most_common()} if total else {},
+            "top_leaves": [[k, round(v / total, 3)] for k, v in leaves.most_common(12)] if total else []}
+
+
+def summarize(result: dict[str, Any]) -> str:
+    runs = result["paired"]["runs"]
+    frames = result["clip"]["frames"]
+    st = [r["stylize_s"] for r in runs]
+    rf = [r["reference_s"] for r in runs]
+    ratios = [r["reference_s"] / r["stylize_s"] for r in runs]
+    stats = result["paired"]["stylize_stats"]
+    lines = [
+        f"# CPU whole-process speed: rtstyle stylize vs the per-frame reference ({result['date']})",
+        "",
+        f"- machine: {result['machine']} -- **loaded machine** (shared by other jobs; load averages per pair below)",
+        f"- clip: {result['clip']['width']}x{result['clip']['height']}, {frames} frames, cut from "
+        f"{result['clip']['source']}; model `{result['model']}`",
+        f"- stylize: `{result['paired']['stylize_command']}` (default backend and precision)",
+        f"- reference: `{result['paired']['reference_command']}` (fp32 eager, one frame at a time, host pre/post,"
+        " same decoder and encoder)",
+        "",
+        "| pair | stylize (s) | reference (s) | ratio ref/stylize | load before / after |",
+        "|---|---|---|---|---|",
+    ]
+    for i, r in enumerate(runs):
+        lines.append(f"| {i + 1} | {r['stylize_s']:.1f} | {r['reference_s']:.1f} | {r['reference_s'] / r['stylize_s']:.2f}x "
+                     f"| {r['load_before']} / {r['load_after']} |")
+    lines += [
+        f"| **median** | **{statistics.median(st):.1f}** ({1000 * statistics.median(st) / frames:.0f} ms/frame) | "
+        f"**{statistics.median(rf):.1f}** ({1000 * statistics.median(rf) / frames:.0f} ms/frame) | "
+        f"**{statistics.median(ratios):.2f}x** | |",
+        "",
+        "## Where one stylize run's time goes",
+        "",
+    ]
+    video = stats["videos"][0]
+    startup = statistics.median(st) - video["wall_s"]
+    lines += [
+        f"- engine: {video['engine']}",
+        f"- pipeline (first frame decoded to last frame written): {video['fps']:.2f} fps over {video['wall_s']:.1f} s; "
+        "busy ms/frame " + ", ".join(f"{k} {v:.1f}" for k, v in video["ms_per_frame"].items()),
+        f"- outside the pipeline (interpreter, imports, engine open, auto choice, output finalising): "
+        f"~{startup:.1f} s of the median {statistics.median(st):.1f} s",
+    ]
+    prof = result.get("profile")
+    if prof:
+        lines += ["", f"Sampled profile of one run (py-spy, {prof['samples']} samples at {prof['rate_hz']} Hz, all "
+                  "threads, idle included):", "", "| what | share of samples |", "|---|---|"]
+        lines += [f"| {k} | {100 * v:.0f}% |" for k, v in prof["share_by_category"].items()]
+        lines += ["", "| thread | share |", "|---|---|"]
+        lines += [f"| {k} | {100 * v:.0f}% |" for k, v in prof["share_by_thread"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    ref = sub.add_parser("reference", help="run the per-frame reference on a clip (one process, for timing)")
+    ref.add_argument("clip", type=Path)
+    ref.add_argument("out", type=Path)
+    ref.add_argument("--model", default="starry_night")
+    parser.add_argument("--source", type=Path, help="real video to cut the clip from")
+    parser.add_argument("--size", default="640x272")
+    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--model", default="starry_night")
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--out", type=Path, help="write <out>.json and <out>.md")
+    args = parser.parse_args(argv)
+    if args.command == "reference":
+        reference(args.clip, args.out, args.model)
+        return 0
+    if args.source is None or args.out is None:
+        parser.error("--source and --out are required")
+    import datetime as _dt
+
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    with tempfile.TemporaryDirectory(prefix="rtstyle-cpu-speed-") as tmp:
+        workdir = Path(tmp)
+        clip = make_clip(args.source, workdir / "clip.mp4", (width, height), args.frames)
+        result: dict[str, Any] = {
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine_line(),
+            "clip": {"source": args.source.name, "width": width, "height": height, "frames": args.frames},
+            "model": args.model,
+            "paired": paired_runs(clip, args.model, args.pairs, workdir),
+        }
+        result["profile"] = None if args.no_profile else profile(clip, args.model, workdir)
+    write_result(args.out, result, summarize(result))
+    print(summarize(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

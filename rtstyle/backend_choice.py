@@ -1,0 +1,161 @@
+"""``--backend auto`` on a CPU: the fastest backend for this machine and this model, measured.
+
+Which CPU backend wins depends on the CPU (bf16 instructions, cache sizes, core count) and the
+model, so it is measured rather than guessed: every backend that can open the model runs a few
+batches at ``MEASURE_SIZE`` (a few seconds in all), the fastest one is kept open and returned,
+and the timings are cached in ``<user cache>/backend-choice.json`` under a key of the CPU, the
+model's hash, the measured size and batch, the precision asked for and the library versions,
+so later runs only read the cache. ``RTSTYLE_AUTO_MEASURE=0`` skips measuring (the static
+choice by file kind stands).
+
+This module knows nothing of the backends: ``open_fastest`` gets a function that opens one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import importlib.metadata
+import json
+import math
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .errors import RtstyleError
+from .fsutil import atomic_path, cache_dir, sha256_file
+from .sysinfo import cpu_model
+from .threads import available_cores
+
+CACHE_NAME = "backend-choice.json"
+MEASURE_SIZE = (320, 176)  # (width, height): small enough to take seconds, big enough to rank the backends
+MEASURE_BATCH = 4  # frames per call; fixed, so the choice (and the output) does not change with --batch-size
+MEASURE_CALLS = 3  # timed calls after one warm-up
+MEASURE_BUDGET_S = 3.0  # per backend, after at least one timed call
+ENV = "RTSTYLE_AUTO_MEASURE"
+_VERSIONED = ("rtstyle", "torch", "openvino", "onnxruntime")
+
+
+@dataclass(frozen=True)
+class Choice:
+    backend: str
+    ms_per_frame: dict[str, float | None]  # every candidate; None: could not open here
+    cached: bool
+    measured_at: str
+
+    def reason(self, size: tuple[int, int], batch: int) -> str:
+        ranked = sorted(((ms, name) for name, ms in self.ms_per_frame.items() if ms is not None))
+        timings = ", ".join(f"{name} {ms:.0f} ms/frame" for ms, name in ranked)
+        failed = [name for name, ms in self.ms_per_frame.items() if ms is None]
+        skipped = f"; {', '.join(failed)} could not open it" if failed else ""
+        when = f"cached measurement of {self.measured_at}" if self.cached else "measured now"
+        return (f"fastest on this CPU: {timings} ({size[0]}x{size[1]}, batch {batch}; {when}{skipped}; "
+                f"--backend NAME to choose)")
+
+
+def measuring_enabled() -> bool:
+    return os.environ.get(ENV, "1") != "0"
+
+
+def pick_fastest(ms_per_frame: dict[str, float | None]) -> str:
+    """The candidate with the fewest ms per frame; ties go to the earlier (preferred) one."""
+    usable = [(ms, i, name) for i, (name, ms) in enumerate(ms_per_frame.items())
+              if ms is not None and math.isfinite(ms) and ms > 0]
+    if not usable:
+        raise ValueError(f"pick_fastest: no usable timing in {ms_per_frame}")
+    return min(usable)[2]
+
+
+def choice_key(model_digest: str, candidates: list[str], precision: str, size: tuple[int, int] = MEASURE_SIZE,
+               batch: int = MEASURE_BATCH) -> str:
+    """What a measurement depends on: this CPU, the model, the setting measured, the versions."""
+    setting = {
+        "cpu": cpu_model(), "cores": available_cores(), "model": model_digest, "candidates": candidates,
+        "precision": precision, "batch": batch, "size": list(size), "versions": library_versions(),
+    }
+    return hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def library_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in _VERSIONED:
+        try:
+            out[name] = importlib.metadata.version(name)  # metadata, not an import: nothing heavy loads
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def cache_path() -> Path:
+    return cache_dir() / CACHE_NAME
+
+
+def read_cache() -> dict[str, Any]:
+    try:
+        data = json.loads(cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_cache(key: str, entry: dict[str, Any]) -> None:
+    data = read_cache()
+    data[key] = entry
+    with contextlib.suppress(OSError):  # a read-only cache folder costs the next run a measurement
+        with atomic_path(cache_path()) as tmp:
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+
+
+def measure(engine, batch: int, size: tuple[int, int] = MEASURE_SIZE, calls: int = MEASURE_CALLS,
+            budget_s: float = MEASURE_BUDGET_S) -> float:
+    """Median ms per frame of ``engine`` on random uint8 batches, after one warm-up call."""
+    generator = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (batch, size[1], size[0], 3), dtype=torch.uint8, generator=generator)
+    frames = frames.to(engine.device)
+    engine(frames)  # first call: compiling, allocation, autotuning
+    samples: list[float] = []
+    started = time.perf_counter()
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        engine(frames).cpu()
+        samples.append(time.perf_counter() - t0)
+        if time.perf_counter() - started > budget_s:
+            break
+    return 1000.0 * statistics.median(samples) / batch
+
+
+def open_fastest(model_path: Path, candidates: list[str], precision: str, opener: Callable[[str, str], Any],
+                 measurer: Callable[[Any, int], float] | None = None):
+    """Open the fastest of ``candidates`` for ``model_path`` (cached timings, else measured now).
+
+    ``opener(name, reason)`` opens one backend's engine; the one returned carries the reason."""
+    batch = MEASURE_BATCH
+    key = choice_key(sha256_file(model_path), candidates, precision)
+    entry = read_cache().get(key)
+    if entry and entry.get("backend") in candidates:
+        choice = Choice(entry["backend"], entry["ms_per_frame"], True, entry.get("measured_at", "?"))
+        return opener(choice.backend, choice.reason(MEASURE_SIZE, batch))
+    timings: dict[str, float | None] = {}
+    errors: list[Exception] = []
+    for name in candidates:
+        try:
+            engine = opener(name, "measuring for --backend auto")
+            timings[name] = round((measurer or measure)(engine, batch), 2)
+        except (RtstyleError, RuntimeError, ImportError) as exc:
+            timings[name] = None  # this backend cannot run the model here: not a candidate
+            errors.append(exc)
+        engine = None  # its memory goes before the next backend is measured
+    if all(ms is None for ms in timings.values()):
+        raise errors[0]
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    choice = Choice(pick_fastest(timings), timings, False, now)
+    write_cache(key, {"backend": choice.backend, "ms_per_frame": timings, "measured_at": now, "model": model_path.name,
+                      "cpu": cpu_model(), "size": list(MEASURE_SIZE), "batch": batch, "precision": precision})
+    # Opened afresh with its reason (an engine's reason is set at construction); compiled models are cached.
+    return opener(choice.backend, choice.reason(MEASURE_SIZE, batch))

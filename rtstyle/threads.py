@@ -1,0 +1,58 @@
+"""How the engine, the decoder and the encoder share the CPU cores: one plan, used everywhere.
+
+On a CPU the three stages of the pipeline run at once on the same cores. Each library left to
+itself sizes its pool for the whole machine (torch and OpenVINO one thread per core, ffmpeg's
+decoder cores + 1 frame threads, x264 1.5 x cores + lookahead), so together they oversubscribe
+the cores and an engine thread that is preempted stalls its siblings at every barrier.
+
+``plan_threads()`` decides once: the decoder and the encoder get ``DECODE_THREADS`` and
+``ENCODE_THREADS``, the engine's intra-op pool gets the cores left after the decoder's and the
+encoder's *measured* share of the work (``DECODE_SHARE`` + ``ENCODE_SHARE`` of a core: they are
+light next to a style network on a CPU), never fewer than one. Torch, ONNX Runtime and
+OpenVINO all take ``ThreadPlan.engine``; the video reader and writer take ``decode``/``encode``.
+``RTSTYLE_ENGINE_THREADS`` overrides the engine's share (benchmarks, shared machines).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .errors import InputError
+
+DECODE_THREADS = 1
+ENCODE_THREADS = 1
+# Share of one core the decoder and the encoder keep busy while a CPU engine is the slowest stage
+# (640x272 H.264, x264 medium: ~4 and ~20 ms per frame against >=100 ms for the engine).
+DECODE_SHARE = 0.1
+ENCODE_SHARE = 0.25
+ENV = "RTSTYLE_ENGINE_THREADS"
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    cores: int  # cores this process may run on
+    engine: int  # intra-op threads of torch / ONNX Runtime / OpenVINO
+    decode: int  # decoder threads (ffmpeg)
+    encode: int  # encoder threads (x264 'threads')
+
+
+def available_cores() -> int:
+    """Cores this process may use (its CPU affinity, where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def plan_threads(cores: int | None = None) -> ThreadPlan:
+    """The thread counts of every stage on ``cores`` cores (default: this process's)."""
+    cores = available_cores() if cores is None else cores
+    if cores < 1:
+        raise InputError(f"cores must be >= 1, got {cores}")
+    engine = max(1, int(cores - DECODE_SHARE - ENCODE_SHARE + 0.5))
+    if env := os.environ.get(ENV):
+        if not env.isdigit() or int(env) < 1:
+            raise InputError(f"{ENV}={env!r}: expected a positive whole number of threads")
+        engine = int(env)
+    return ThreadPlan(cores, engine, DECODE_THREADS, ENCODE_THREADS)
