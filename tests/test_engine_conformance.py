@@ -23,6 +23,7 @@ from rtstyle.engine import (
     BackendOptions,
     Engine,
     EngineOptions,
+    OpenVINOOptions,
     OrtOptions,
     StyleSwitchable,
     TensorRTOptions,
@@ -111,6 +112,11 @@ CASES = [
     Case("tensorrt", "tensorrt-engine", "cuda", "auto", "fp16", 3, refused_precision="fp32",
          bad_options=TensorRTOptions(max_shape=(8, 64, 64, 3)), bad_value="max_shape=(8, 64, 64, 3)",
          marks=(pytest.mark.gpu,)),
+    Case("openvino", "checkpoint", "cpu", "fp32", "fp32", 1, refused_precision="fp16",
+         bad_options=OpenVINOOptions(device="GPU"), bad_value="device='GPU'", takes_style=True),
+    Case("openvino", "checkpoint", "cpu", "bf16", "bf16", 8, refused_precision="fp16",
+         bad_options=OpenVINOOptions(device="GPU"), bad_value="device='GPU'", takes_style=True),
+    Case("openvino", "onnx-fp16-uint8", "cpu", "fp32", "fp32", 3, refused_precision="fp16"),
 ]
 
 
