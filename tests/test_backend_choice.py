@@ -3,13 +3,13 @@ per-machine cache of measurements, and the opt-out."""
 
 from __future__ import annotations
 
-import pytest
-
 from pathlib import Path
 
+import pytest
+
 from rtstyle import backend_choice
-from rtstyle.conditioning import StyleChoice
 from rtstyle.backend_choice import cache_path, choice_key, pick_fastest
+from rtstyle.conditioning import StyleChoice
 from rtstyle.engine import EngineOptions, OpenVINOOptions, TorchOptions, cpu_candidates, open_engine
 
 pytest.importorskip("openvino")

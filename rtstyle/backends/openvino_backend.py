@@ -38,10 +38,10 @@ from ..cpu_memory import keep_freed_memory
 from ..engine import Engine, EngineOptions, OpenVINOOptions, refuse_style
 from ..errors import BackendUnavailableError, CheckpointError, InputError
 from ..fsutil import atomic_path, cache_dir, sha256_file
+from ..graph_format import META_SCALE, META_TASK
 from ..nets import output_scale
 from ..sysinfo import cpu_flags, cpu_has_native_bf16, cpu_model
 from ..threads import plan_threads
-from ..graph_format import META_SCALE, META_TASK
 
 ONNX_OPSET = 18  # the checkpoint conversion's opset (what OpenVINO's ONNX frontend reads best)
 CONVERTER = "torch.onnx-legacy/1"  # bump when the conversion or the pre/post graph changes
