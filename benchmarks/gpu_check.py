@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from rtstyle.errors import OutputError
-from rtstyle.export.deploy import first_line
+from rtstyle.textutil import first_line
 
 from . import bench, report
 from . import gpu_check_steps as steps

@@ -27,6 +27,7 @@ from rtstyle.gpu.decode import DeviceVideoReader, device_file_source
 from rtstyle.gpu.ring import OutputRing
 from rtstyle.models import bundled_models, resolve_model
 from rtstyle.pipeline import PipelineConfig, run_pipeline
+from rtstyle.textutil import first_line
 from rtstyle.video import EncoderConfig, VideoWriter
 
 from . import bench
@@ -154,7 +155,7 @@ def parity(ctx: CheckContext) -> dict:
             ref_engine = open_engine(name, "torch", EngineOptions(device=dev, precision="fp32", batch_size=2,
                                                                    backend_options=TorchOptions(cuda_graphs=False)))
         except RtstyleError as exc:
-            row["skipped"] = str(exc).splitlines()[0]  # e.g. a texture generator takes no frames
+            row["skipped"] = first_line(exc)  # e.g. a texture generator takes no frames
             rows.append(row)
             continue
         size = sr_size if ref_engine.scale > 1 else style_size

@@ -3,10 +3,13 @@ line of an exception (rtstyle.textutil)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from rtstyle import sysinfo
 from rtstyle.textutil import first_line
+from tests.test_layers import REPO, source_modules
 
 X86 = """processor\t: 0
 vendor_id\t: GenuineIntel
@@ -74,3 +77,23 @@ def test_this_machine_answers():
 ])
 def test_first_line(exc, expected):
     assert first_line(exc) == expected
+
+
+# Each helper is written once; these find a copy creeping back in (the message says where the one lives).
+ONCE = [  # (what a copy looks like, where the one lives, what to do, a copy the pattern must catch)
+    (re.compile(r"/proc/cpuinfo"), "rtstyle/sysinfo.py", "read CPU facts with rtstyle.sysinfo",
+     'with open("/proc/cpuinfo") as f:'),
+    (re.compile(r"str\(\w+\)(\.strip\(\))?\.splitlines\(\)\[0\]"), "rtstyle/textutil.py",
+     "shorten an exception with rtstyle.textutil.first_line", "reason = str(exc).strip().splitlines()[0]"),
+    (re.compile(r"[\"']bf16[\"']\s*:\s*torch\.bfloat16"), "rtstyle/dtypes.py", "map precision names with rtstyle.dtypes",
+     '_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}'),
+]
+
+
+@pytest.mark.parametrize("pattern, home, advice, example", ONCE, ids=["cpuinfo", "first_line", "dtypes"])
+def test_each_helper_is_written_once(pattern, home, advice, example):
+    assert pattern.search(example) and (REPO / home).is_file()
+    paths = list(source_modules().values())
+    copies = [f"{path.relative_to(REPO)}:{n}" for path in paths if path.relative_to(REPO).as_posix() != home
+              for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not copies, f"{advice} instead of a copy: {copies}"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +20,13 @@ from torch import nn
 
 from rtstyle.checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
 from rtstyle.cpu_memory import keep_freed_memory
+from rtstyle.dtypes import torch_dtype
 from rtstyle.errors import InputError, Interrupted
 from rtstyle.frames import to_float
 from rtstyle.losses import PerceptualLoss
 from rtstyle.nets import build_model, config_to_dict
 from rtstyle.progress import progress as progress_bar
+from rtstyle.sysinfo import cpu_model
 from rtstyle.trainconfig import TrainConfig, sidecar
 from rtstyle.vgg import LAYER_INDEX, load_vgg16
 
@@ -33,8 +34,6 @@ from . import distributed
 from .data import InfiniteSampler, RandomCrops, ScanResult, scan_images
 from .losslog import LossLog
 from .task import Task
-
-AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass
@@ -54,13 +53,13 @@ def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
         return None
     if mode == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return AMP_DTYPES[mode]
+    return torch_dtype(mode)
 
 
 def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    return f"cpu ({cpu_model()}, {os.cpu_count()} cores)"
 
 
 def train(cfg: TrainConfig, task: Task) -> TrainResult:

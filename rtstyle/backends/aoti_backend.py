@@ -11,6 +11,7 @@ from ..dtypes import TORCH_DTYPES
 from ..engine import Engine, EngineOptions, refuse_style
 from ..errors import BackendUnavailableError, CheckpointError, InputError
 from ..graph_format import IO_KINDS, META_DEVICE, META_IO, META_PRECISION, META_SCALE, GraphIO
+from ..textutil import first_line
 
 
 class AotiEngine(Engine):
@@ -40,8 +41,7 @@ def open(path: Path, options: EngineOptions, reason: str) -> AotiEngine:
     try:
         package = aoti_load_package(str(path), device_index=device.index if device.index is not None else -1)
     except Exception as exc:  # noqa: BLE001 - the loader raises RuntimeError with C++ text
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise CheckpointError(f"cannot load AOTInductor package {path}: {first_line}") from None
+        raise CheckpointError(f"cannot load AOTInductor package {path}: {first_line(exc)}") from None
     meta = package.get_metadata()
     io_kind, precision = meta.get(META_IO), meta.get(META_PRECISION)
     if io_kind not in IO_KINDS or precision not in TORCH_DTYPES or META_SCALE not in meta:

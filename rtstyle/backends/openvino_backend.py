@@ -41,6 +41,7 @@ from ..fsutil import atomic_path, cache_dir, sha256_file
 from ..graph_format import META_SCALE, META_TASK
 from ..nets import output_scale
 from ..sysinfo import cpu_flags, cpu_has_native_bf16, cpu_model
+from ..textutil import first_line
 from ..threads import plan_threads
 
 ONNX_OPSET = 18  # the checkpoint conversion's opset (what OpenVINO's ONNX frontend reads best)
@@ -300,8 +301,7 @@ def _read_onnx(path: Path, core):
     try:
         return core.read_model(str(path))
     except Exception as exc:  # noqa: BLE001 - OpenVINO raises its own RuntimeError subclasses
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise CheckpointError(f"OpenVINO cannot read {path}: {first}") from None
+        raise CheckpointError(f"OpenVINO cannot read {path}: {first_line(exc)}") from None
 
 
 def _meta(model, key: str) -> str | None:

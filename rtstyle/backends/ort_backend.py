@@ -25,6 +25,7 @@ from ..errors import BackendUnavailableError, CheckpointError, InputError
 from ..fsutil import cache_dir
 from ..graph_format import LAYOUTS, META_PRECISION, META_SCALE, META_TASK, GraphIO, load_onnx
 from ..nets import MIN_SIDE
+from ..textutil import first_line
 from ..threads import plan_threads
 from .trt_build import default_profile
 
@@ -286,8 +287,7 @@ def _session(ort, path: Path, providers: list, session_options=None):
     try:
         return ort.InferenceSession(str(path), sess_options=session_options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind exception types
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise CheckpointError(f"onnxruntime cannot load {path}: {first_line}") from None
+        raise CheckpointError(f"onnxruntime cannot load {path}: {first_line(exc)}") from None
 
 
 def _graph_io(inp) -> GraphIO:

@@ -13,7 +13,6 @@ open as ``AdaINTorchEngine``, the one engine that is ``StyleSwitchable``.
 from __future__ import annotations
 
 import contextlib
-from builtins import open as open_text  # this module's open() opens engines
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
@@ -28,6 +27,7 @@ from ..engine import Engine, EngineOptions, TorchOptions, resolve_device
 from ..errors import InputError
 from ..frames import to_float, to_uint8
 from ..nets import output_scale
+from ..sysinfo import cpu_has_native_bf16
 from ..threads import plan_threads
 
 DEFAULT_GRAPH_CACHE = 4
@@ -148,16 +148,6 @@ class AdaINTorchEngine(TorchEngine):
     def set_style(self, image, alpha: float | None = None) -> None:
         """Apply another style image (uint8 RGB HWC) and strength from the next batch on."""
         self._bound.set_style(image, alpha)
-
-
-def cpu_has_native_bf16() -> bool:
-    """True on x86 CPUs with AVX512-BF16 or AMX (Linux /proc/cpuinfo); False where unknown."""
-    try:
-        with open_text("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def open(path: Path, options: EngineOptions, reason: str) -> TorchEngine:

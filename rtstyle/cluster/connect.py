@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterator
 
 from ..errors import BackendUnavailableError, InputError
+from ..textutil import first_line
 
 EXTRA_HINT = "pip install 'rtstyle[cluster]'"
 LOOPBACK = "127.0.0.1"
@@ -83,7 +84,7 @@ def connect(address: str) -> Iterator:
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, configure_logging=False)
         except ConnectionError as exc:
-            raise InputError(f"--ray {address}: cannot join that cluster ({str(exc).splitlines()[0]}); start one with "
+            raise InputError(f"--ray {address}: cannot join that cluster ({first_line(exc)}); start one with "
                              f"`ray start --head` or use --ray local") from None
     try:
         yield ray
