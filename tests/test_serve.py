@@ -299,3 +299,24 @@ def test_latency_stamps_survive_codec_noise_and_are_absent_on_plain_frames():
         assert read_stamp(image) == number and read_stamp(noisy) == number
     assert read_stamp(probe_pattern(3, 160, 120)) is None
     assert read_stamp(np.zeros((120, 160, 3), np.uint8)) is None  # all black fails the check bits
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_serve_command_stops_cleanly_on_signals(tmp_path, signum):
+    """Ctrl-C or SIGTERM (also with SIGINT ignored, as in a background shell job) closes the server
+    with exit code 0 and leaves no upload folder behind."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "rtstyle", "serve", "--port", "0", "--model", "starry_night"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert "http://127.0.0.1:" in proc.stdout.readline()
+        assert len(list(tmp_path.glob("rtstyle-serve-*"))) == 1  # the private upload folder
+        os.kill(proc.pid, signum)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, proc.stderr.read()
+    assert list(tmp_path.glob("rtstyle-serve-*")) == []

@@ -399,12 +399,26 @@ async def start(config: ServeConfig, catalog: Catalog | None = None) -> tuple[we
 
 
 async def serve(config: ServeConfig, ready: Callable[[str], None] | None = None) -> None:
-    """Run until cancelled (Ctrl-C in the CLI)."""
+    """Run until cancelled, SIGINT (Ctrl-C) or SIGTERM; either signal closes every session and
+    deletes every upload before returning (also when the shell started us with SIGINT ignored)."""
+    import signal
+
     runner, url = await start(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+            handled.append(signum)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
+            pass
     if ready is not None:
         ready(url)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
         await runner.cleanup()
 
