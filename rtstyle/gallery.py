@@ -1,14 +1,11 @@
-"""Visual evidence for the README: style before/after grids and SR comparison crops with metrics.
+"""Visual evidence for the README: style before/after grids (the SR comparison is ``sr_eval.py``).
 
 ``style_grid`` runs style models on photos (none of which were in their training set) and lays
-out one row per photo: the photo, then each model's output. ``sr_comparison`` degrades
-held-out photos exactly as the SR trainer does (``degrade.py``: blur sigma 1 + bicubic), then compares
-bicubic upsampling and the model against the ground truth with PSNR, SSIM and LPIPS.
+out one row per photo: the photo, then each model's output.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +13,6 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import load_checkpoint
-from .degrade import degrade
 from .errors import InputError
 from .frames import IMAGE_EXTENSIONS, float_to_numpy, load_image, numpy_to_float, save_image
 from .models import resolve_model
@@ -93,37 +89,3 @@ def style_grid(models: list[str], images: Path, out: Path, size: int = 256, limi
             tiles.append(_label(float_to_numpy(net(numpy_to_float(photo)))[0], name))
         rows.append(np.concatenate(tiles, axis=1))
     return save_image(out, np.concatenate(rows, axis=0))
-
-
-@dataclass
-class SRReport:
-    per_image: list[dict] = field(default_factory=list)
-    mean: dict = field(default_factory=dict)
-    figure: Path | None = None
-
-
-@torch.inference_mode()
-def sr_comparison(model: str, images: Path, out: Path, crop: int = 192, limit: int | None = None) -> SRReport:
-    """Bicubic vs model vs ground truth on held-out photos: metrics per image and a crop figure."""
-    from .metrics import LPIPS, psnr, ssim
-
-    ckpt = load_checkpoint(resolve_model(model), task="sr")
-    net, scale = ckpt.model.float().eval(), ckpt.config.scale
-    lpips = LPIPS()
-    report, rows = SRReport(), []
-    for path in _images(images, limit):
-        hr = numpy_to_float(_fit(load_image(path), crop))
-        lr = degrade(hr, scale)
-        bicubic = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
-        sr = net(lr)
-        row = {"image": path.name}
-        for name, img in (("bicubic", bicubic), ("model", sr)):
-            row[name] = {"psnr": float(psnr(img, hr)[0]), "ssim": float(ssim(img, hr)[0]), "lpips": float(lpips(img, hr)[0])}
-        report.per_image.append(row)
-        nearest = F.interpolate(lr, scale_factor=scale, mode="nearest")
-        tiles = [("low-res", nearest), ("bicubic", bicubic), (ckpt.name, sr), ("ground truth", hr)]
-        rows.append(np.concatenate([_label(float_to_numpy(t)[0], n) for n, t in tiles], axis=1))
-    for method in ("bicubic", "model"):
-        report.mean[method] = {k: float(np.mean([r[method][k] for r in report.per_image])) for k in ("psnr", "ssim", "lpips")}
-    report.figure = save_image(out, np.concatenate(rows, axis=0))
-    return report

@@ -35,19 +35,23 @@ class StyleNetConfig:
 
 @dataclass(frozen=True)
 class SRNetConfig:
-    """Johnson et al. 2016 super-resolution net for x4 / x8."""
+    """Johnson et al. 2016 super-resolution net for x4 / x8; ``residual`` adds its output to a
+    bicubic upsampling of the input (``nets/sr.py``); False is the paper's network."""
 
     arch: Literal["sr"] = "sr"
     scale: int = 4
     width: int = 64
     num_residual: int = 4
     norm: Literal["batch", "none"] = "batch"
+    residual: bool = False
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 4, 8):
             raise ConfigError(f"SRNetConfig: scale must be 2, 4 or 8, got {self.scale}")
         if self.norm not in ("batch", "none"):
             raise ConfigError(f"SRNetConfig: norm must be 'batch' or 'none', got {self.norm!r}")
+        if not isinstance(self.residual, bool):
+            raise ConfigError(f"SRNetConfig: residual must be true or false, got {self.residual!r}")
 
 
 @dataclass(frozen=True)

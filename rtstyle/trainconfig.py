@@ -29,6 +29,7 @@ from .netconfig import (
 AMP_MODES = ("auto", "off", "fp16", "bf16")
 STYLE_ARCHS = ("johnson", "fast")  # StyleNetConfig presets
 SR_SCALES = (4, 8)
+SR_ARCHS = ("paper", "residual")  # the paper's net, or a correction on top of bicubic (nets/sr.py)
 
 
 @dataclass(kw_only=True)
@@ -146,6 +147,7 @@ class StyleTrainConfig(TrainConfig):
 @dataclass(kw_only=True)
 class SRTrainConfig(TrainConfig):
     scale: int = SRNetConfig.scale
+    arch: str = "paper"
     image_size: int = 288  # HR patch side
     width: int = SRNetConfig.width
     num_residual: int = SRNetConfig.num_residual
@@ -154,9 +156,12 @@ class SRTrainConfig(TrainConfig):
     content_weight: float = 1.0
     pixel_weight: float = 0.0
     tv_weight: float = 0.0
+    colour_weight: float = 0.0  # MSE(degrade(output), LR input): low-resolution colour consistency
 
     def validate(self) -> None:
         super().validate()
+        if self.colour_weight < 0:
+            raise InputError(f"--colour-weight must be >= 0, got {self.colour_weight}")
         self.model_config()
         self.loss_config()
         if self.image_size // self.scale < 16:
@@ -167,7 +172,10 @@ class SRTrainConfig(TrainConfig):
             raise InputError(f"--scale must be one of {SR_SCALES}, got {self.scale}")
         if self.image_size % self.scale:
             raise InputError(f"--image-size {self.image_size} must be a multiple of --scale {self.scale}")
-        return SRNetConfig(scale=self.scale, width=self.width, num_residual=self.num_residual, norm=self.norm)
+        if self.arch not in SR_ARCHS:
+            raise InputError(f"--arch must be one of {SR_ARCHS}, got {self.arch!r}")
+        return SRNetConfig(scale=self.scale, width=self.width, num_residual=self.num_residual, norm=self.norm,
+                           residual=self.arch == "residual")
 
     def loss_config(self) -> LossConfig:
         return LossConfig(content_layers=("relu2_2",), style_layers=(), content_weight=self.content_weight,

@@ -12,8 +12,9 @@ from rtstyle.checkpoint import load_checkpoint, read_metadata
 from rtstyle.cli import main
 from rtstyle.commands.demo import SAMPLE_CLIP
 from rtstyle.errors import CheckpointError
-from rtstyle.gallery import sr_comparison, style_grid
+from rtstyle.gallery import style_grid
 from rtstyle.models import bundled_models, describe_bundled, pack_model, resolve_model
+from rtstyle.sr_eval import sr_comparison
 
 from .conftest import SAMPLES
 
@@ -77,9 +78,43 @@ def test_style_grid_and_sr_comparison(tmp_path, tiny_style_ckpt, tiny_sr_ckpt):
     report = sr_comparison(str(tiny_sr_ckpt), PHOTOS, tmp_path / "sr.png", crop=64, limit=2)
     assert len(report.per_image) == 2
     for method in ("bicubic", "model"):
-        assert set(report.mean[method]) == {"psnr", "ssim", "lpips"}
+        assert set(report.mean[method]) == {"psnr", "ssim", "lpips", "colour_shift"}
     assert report.mean["bicubic"]["psnr"] > 15  # blur+bicubic of a real photo is close to it
+    assert report.mean["bicubic"]["colour_shift"] < 2  # bicubic keeps the mean colour
     assert Image.open(report.figure).size == (4 * 64, 2 * 64)
+    for metric, higher in (("psnr", True), ("ssim", True), ("lpips", False)):
+        wins = sum((r["model"][metric] > r["bicubic"][metric]) == higher for r in report.per_image)
+        assert report.wins[metric] == wins
+
+
+def test_eval_sr_cli_reports_wins_and_json(tmp_path, capsys):
+    """A residual net at initialisation is bicubic to ~1e-3: eval sr says so, per image and on average."""
+    from rtstyle.checkpoint import save_checkpoint
+    from rtstyle.nets import SRNetConfig, build_model
+
+    ckpt = tmp_path / "res.safetensors"
+    net = build_model(SRNetConfig(scale=4, width=8, num_residual=1, norm="none", residual=True))
+    save_checkpoint(ckpt, net, {"task": "sr", "name": "res"})
+    argv = ["eval", "sr", "--model", str(ckpt), "--images", str(PHOTOS), "-o", str(tmp_path / "sr.png"),
+            "--crop", "64", "--limit", "2", "--json", str(tmp_path / "sr.json"), "--per-image"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "beats bicubic on PSNR-Y" in out and "mean bicubic" in out and "mean res" in out
+    data = json.loads((tmp_path / "sr.json").read_text())
+    assert data["images"] == 2 and set(data["wins"]) == {"psnr", "ssim", "lpips", "colour_shift"}
+    b, m = data["mean"]["bicubic"], data["mean"]["model"]
+    assert abs(b["psnr"] - m["psnr"]) < 0.2 and abs(b["lpips"] - m["lpips"]) < 0.01
+
+
+def test_colour_shift_measures_a_cast_not_detail():
+    from rtstyle.sr_eval import colour_shift
+
+    img = torch.rand(1, 3, 32, 32) * 0.5 + 0.25
+    cast = img.clone()
+    cast[:, 0] += 10 / 255
+    assert abs(float(colour_shift(cast, img)[0]) - 10.0) < 1e-3
+    blurred = torch.nn.functional.avg_pool2d(img, 3, 1, 1, count_include_pad=False)
+    assert float(colour_shift(blurred, img)[0]) < 1.0
 
 
 @pytest.mark.parametrize("meta, expect", [

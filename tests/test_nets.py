@@ -126,3 +126,29 @@ def test_presets():
 def test_output_scale():
     assert output_scale(StyleNetConfig()) == 1
     assert output_scale(SRNetConfig(scale=8)) == 8
+
+
+@pytest.mark.parametrize("scale", [4, 8])
+def test_residual_sr_net_starts_as_bicubic(scale):
+    """--arch residual: an untrained net is bicubic upsampling (last conv near zero), any size."""
+    import torch.nn.functional as F
+
+    model = build_model(SRNetConfig(scale=scale, width=8, num_residual=1, norm="none", residual=True)).eval()
+    x = torch.rand(1, 3, 17, 21)
+    with torch.no_grad():
+        out = model(x)
+    bicubic = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
+    assert out.shape == bicubic.shape
+    assert (out - bicubic).abs().max() < 5e-3
+    paper = build_model(SRNetConfig(scale=scale, width=8, num_residual=1, norm="none")).eval()
+    with torch.no_grad():
+        assert (paper(x) - bicubic).abs().max() > 0.05  # the paper's net has no bicubic path
+
+
+def test_sr_residual_flag_round_trips_and_old_configs_stay_paper():
+    data = config_to_dict(SRNetConfig(residual=True))
+    assert data["residual"] is True and build_model(data).config.residual is True
+    old = {k: v for k, v in config_to_dict(SRNetConfig()).items() if k != "residual"}
+    assert build_model(old).config.residual is False
+    with pytest.raises(ValueError, match="residual must be true or false"):
+        SRNetConfig(residual="yes")

@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import numpy as np
+import pytest
 import torch
 
 from rtstyle.checkpoint import load_checkpoint, read_metadata, save_checkpoint
@@ -218,3 +218,23 @@ def test_distributed_training_with_gloo_two_processes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     meta = read_metadata(out)
     assert meta["train"]["world_size"] == 2 and meta["train"]["iterations"] == 3
+
+
+def test_cli_trains_residual_sr_with_colour_term(tmp_path):
+    """--arch residual is recorded in the model config and the metadata; --colour-weight is logged."""
+    out = tmp_path / "res.safetensors"
+    argv = ["train", "sr", "--scale", "4", "--arch", "residual", "--colour-weight", "100", "--data", str(PHOTOS),
+            "--out", str(out), "--image-size", "64", "--width", "8", "--num-residual", "1", "--norm", "none",
+            "--iterations", "2", "--batch-size", "1", "--log-every", "1", "--device", "cpu", "--no-progress"]
+    assert main(argv) == 0
+    meta = read_metadata(out)
+    assert meta["model"]["residual"] is True and meta["sr_arch"] == "residual" and meta["colour_weight"] == 100
+    with open(out.with_name("res.losses.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and all(float(r["colour"]) > 0 for r in rows)
+    assert abs(float(rows[-1]["total"]) - sum(float(rows[-1][k] or 0) for k in ("content", "colour"))) < 1e-3
+
+
+def test_sr_arch_must_be_known():
+    with pytest.raises(InputError, match=r"--arch must be one of \('paper', 'residual'\), got 'vdsr'"):
+        SRTrainConfig(data=PHOTOS, out=Path("x.safetensors"), arch="vdsr").model_config()

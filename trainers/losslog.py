@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rtstyle.fsutil import atomic_path
 
-TERMS = ("total", "content", "style", "tv", "pixel", "stability")
+TERMS = ("total", "content", "style", "tv", "pixel", "stability", "colour")
 
 
 class LossLog:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rtstyle.trainconfig import (
     AMP_MODES,
+    SR_ARCHS,
     SR_SCALES,
     STYLE_ARCHS,
     AdaINTrainConfig,
@@ -92,12 +93,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     sr = tsub.add_parser("sr", help="train an x4 / x8 super-resolution network")
     flags = _Flags(sr, SRTrainConfig)
     flags.add("--scale", type=int, help=f"upscaling factor: {' or '.join(map(str, SR_SCALES))}")
+    flags.add("--arch", help=f"{' or '.join(SR_ARCHS)}: the paper's net (the whole image from the net) "
+              "or a correction on top of bicubic upsampling")
     _common(flags)
     flags.add("--width", type=int, help="channels of the residual blocks")
     flags.add("--num-residual", type=int, help="residual blocks")
     flags.add("--norm", help="normalisation in the residual blocks: batch or none")
     flags.add("--blur-sigma", type=float, help="Gaussian blur before the bicubic downsampling of the LR input")
     _weights(flags, "content", "pixel", "tv")
+    flags.add("--colour-weight", type=float,
+              help="MSE between the output degraded like the input (blur + bicubic down) and the input")
     sr.set_defaults(func=_run(SRTrainConfig, "train_sr"))
 
     adain = tsub.add_parser("adain", help="train an AdaIN decoder: any style image at inference (Huang & Belongie 2017)")
