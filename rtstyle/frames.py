@@ -149,8 +149,9 @@ def load_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
         raise InputError(f"not a readable image: {path} ({exc.__class__.__name__})") from None
 
 
-def save_image(path: str | Path, image: np.ndarray | torch.Tensor) -> Path:
-    """Write a uint8 HWC RGB array (or a float 1x3xHxW / 3xHxW tensor) atomically."""
+def save_image(path: str | Path, image: np.ndarray | torch.Tensor, **options) -> Path:
+    """Write a uint8 HWC RGB array (or a float 1x3xHxW / 3xHxW tensor) atomically, in the format
+    of the extension; ``options`` go to PIL's writer (e.g. ``quality=95``)."""
     from PIL import Image
 
     if isinstance(image, torch.Tensor):
@@ -159,13 +160,14 @@ def save_image(path: str | Path, image: np.ndarray | torch.Tensor) -> Path:
         image = float_to_numpy(image)[0]
     path = Path(path)
     with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format=_pil_format(path))
+        Image.fromarray(image).save(tmp, format=_pil_format(path), **options)
     return path
 
 
 def _pil_format(path: Path) -> str:
     ext = path.suffix.lower()
-    formats = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP"}
+    formats = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
+               ".tiff": "TIFF"}
     if ext not in formats:
         raise InputError(f"unsupported image extension {ext!r} for {path}; use one of {sorted(formats)}")
     return formats[ext]

@@ -14,8 +14,15 @@ frames.
   block, for top-level callers (the CLI); the pipeline then finalises a playable partial output
   and ``stylize_files`` raises ``Interrupted``.
 
+Photos (``photos.is_photo``: jpg/png/webp/bmp/tiff) take the same engine path, batched, through
+``photos.stylize_photos`` and are written in the format of their output's extension; folders may
+mix photos and videos. An animated GIF is a video (``-o x.gif`` writes one).
+
 Output naming: one input and an output with a suffix -> that file; otherwise outputs go to the
-output folder (default: beside each input) as ``<stem>_<model>[_<sr>].mp4``.
+output folder (default: beside each input) as ``<stem><suffix>.<ext>``: the suffix defaults to
+``_<model>[_<sr>]``, the extension to .mp4 for videos (.gif stays .gif) and the photo's own
+(.png for bmp/tiff). Output size: the model's output size, or ``keep_size`` (the input's),
+``out_scale`` (times the input's), ``out_width``/``out_height`` (one alone keeps the aspect ratio).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import signal
 import tempfile
@@ -33,13 +41,16 @@ from typing import Iterator
 
 import torch
 
+from .choices import DEFAULT_STYLE_MODEL
 from .conditioning import StyleChoice
 from .engine import Engine, EngineOptions, open_engine
 from .errors import CheckpointError, InputError, Interrupted, OutputError
-from .frames import fit_size
+from .frames import IMAGE_EXTENSIONS, fit_size
 from .fsutil import as_paths, atomic_path
 from .gpu.decode import DeviceVideoReader, device_file_source
+from .photos import PHOTO_OUTPUT_EXTENSIONS, is_photo, stylize_photos
 from .pipeline import PipelineConfig, PipelineStats, run_pipeline
+from .progress import progress as progress_bar
 from .sinks import Display, PreviewSink, WriterSink, build_sinks
 from .sources import FileSource, Resized
 from .temporal import check_smoothing
@@ -50,7 +61,7 @@ from .video import VIDEO_EXTENSIONS, AudioSource, EncoderConfig, VideoReader, Vi
 @dataclass(frozen=True)
 class StylizeConfig:
     inputs: tuple[Path, ...]  # video files and/or folders of videos (one str or Path is one input)
-    model: str | Path | None = None  # bundled name or checkpoint/.onnx/engine path
+    model: str | Path | None = DEFAULT_STYLE_MODEL  # bundled name or checkpoint/.onnx/engine path
     output: Path | None = None  # a file (single input) or a folder
     sr_model: str | Path | None = None  # run after the style model, in the same pass
     backend: str = "auto"
@@ -64,11 +75,18 @@ class StylizeConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     decoder: str = "auto"  # auto | pyav | opencv | pyav-cuda (frames decoded into the engine's GPU: gpu.decode)
     overwrite: bool = False
+    never_overwrite: bool = False  # -n: skip inputs whose output exists (never replace, never fail on it)
     preview: bool = False
-    progress: bool = True
+    progress: bool | str = True  # or a mode of rtstyle.progress: auto, bar, plain, json, none
     stats_path: Path | None = None
     temporal_smoothing: float = 0.0  # flow-guided blend with the previous output (sinks.SmoothingSink); 0 = off
     style: StyleChoice = field(default_factory=StyleChoice)  # multi-style models: AdaIN image/alpha, StyleBank index
+    # Output size (default: the model's output size); at most one of keep_size / out_scale / out_width+out_height.
+    keep_size: bool = False  # back to the input's size (after max_side / resize shrank the model input)
+    out_scale: float | None = None  # the input's size times this
+    out_width: int | None = None  # one of width/height alone keeps the aspect ratio
+    out_height: int | None = None
+    suffix: str | None = None  # folder outputs: <stem><suffix>.<ext> (default _<model>[_<sr>])
 
     def __post_init__(self) -> None:
         # One path (str or Path) is one input, not a sequence of one-letter file names.
@@ -84,6 +102,23 @@ class StylizeConfig:
             raise InputError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.resize is not None and self.max_side is not None:
             raise InputError("give either --resize or --max-side, not both")
+        if self.overwrite and self.never_overwrite:
+            raise InputError("give either -y (overwrite) or -n (never overwrite), not both")
+        for name, flag in (("start", "-ss/--start"), ("duration", "-t/--duration")):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise InputError(f"{flag} must be a finite number of seconds >= 0, got {value}")
+        sizes = [n for n, on in (("--keep-size", self.keep_size), ("--scale", self.out_scale is not None),
+                                 ("--width/--height", self.out_width is not None or self.out_height is not None)) if on]
+        if len(sizes) > 1:
+            raise InputError(f"give one way to size the output, not {' and '.join(sizes)}")
+        if self.out_scale is not None and not (math.isfinite(self.out_scale) and self.out_scale > 0):
+            raise InputError(f"--scale must be a number > 0, got {self.out_scale}")
+        for name in ("out_width", "out_height"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise InputError(f"--{name.removeprefix('out_')} must be >= 1 pixel, got {getattr(self, name)}")
+        if self.suffix is not None and ("/" in self.suffix or "\\" in self.suffix):
+            raise InputError(f"--suffix is added to file names and cannot hold a folder separator, got {self.suffix!r}")
         if self.decoder == "pyav-cuda" and self.temporal_smoothing > 0:
             raise InputError("--decoder pyav-cuda keeps frames on the GPU, but --temporal-smoothing computes optical "
                              "flow from them on the CPU; use --decoder auto with smoothing")
@@ -102,9 +137,10 @@ class StylizeResult:
     stats: PipelineStats
     engine: str
     warnings: list[str] = field(default_factory=list)
+    kind: str = "video"  # or "photo" (stats then cover the whole batch of photos)
 
     def to_dict(self) -> dict:
-        return {"input": str(self.input), "output": str(self.output) if self.output else None,
+        return {"input": str(self.input), "output": str(self.output) if self.output else None, "kind": self.kind,
                 "frames_in": self.frames_in, "frames_out": self.frames_out, "engine": self.engine,
                 "warnings": self.warnings, **self.stats.to_dict()}
 
@@ -153,12 +189,15 @@ def model_label(config: StylizeConfig) -> str:
 
 
 def expand_inputs(inputs: str | Path | tuple[Path, ...]) -> list[Path]:
+    """Files named directly, plus the videos and photos in named folders (sorted, not recursive)."""
     files: list[Path] = []
     for item in as_paths(inputs):
         if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            found = sorted(p for p in item.iterdir() if p.is_file() and (p.suffix.lower() in VIDEO_EXTENSIONS
+                                                                         or is_photo(p)))
             if not found:
-                raise InputError(f"no video files in folder {item} (looked for {', '.join(VIDEO_EXTENSIONS)})")
+                raise InputError(f"no videos or photos in folder {item} (looked for "
+                                 f"{', '.join(VIDEO_EXTENSIONS + IMAGE_EXTENSIONS)})")
             files.extend(found)
         elif item.exists():
             files.append(item)
@@ -178,15 +217,62 @@ def plan_outputs(config: StylizeConfig) -> list[tuple[Path, Path]]:
     else:
         if out is not None and out.suffix and not out.is_dir():
             raise OutputError(f"several inputs need an output folder, not the file {out}")
-        pairs = [(f, (out or f.parent) / f"{f.stem}_{label}.mp4") for f in files]
+        suffix = f"_{label}" if config.suffix is None else config.suffix
+        pairs = [(f, (out or f.parent) / f"{f.stem}{suffix}{default_extension(f)}") for f in files]
+    if config.never_overwrite:  # -n: existing outputs are skipped, never replaced
+        pairs = [(src, dst) for src, dst in pairs if not dst.exists()]
     seen: dict[Path, Path] = {}
     for src, dst in pairs:
+        _check_kind(src, dst)
         _check_output(src, dst, config.overwrite)
         key = dst.resolve()
         if key in seen:
             raise OutputError(f"{seen[key]} and {src} would both write {dst}; give separate output folders")
         seen[key] = src
     return pairs
+
+
+def default_extension(src: Path) -> str:
+    """A photo keeps its format where it can be written (bmp/tiff become .png), a GIF stays a
+    GIF, other videos become .mp4."""
+    ext = src.suffix.lower()
+    if is_photo(src):
+        return ext if ext in (".png", ".jpg", ".jpeg", ".webp") else ".png"
+    return ".gif" if ext == ".gif" else ".mp4"
+
+
+def _check_kind(src: Path, dst: Path) -> None:
+    """A photo becomes a picture; a video becomes a video (an animated GIF counts as one)."""
+    ext = dst.suffix.lower()
+    if is_photo(src) and ext not in PHOTO_OUTPUT_EXTENSIONS:
+        raise OutputError(f"{src.name} is a photo: give its output an image extension "
+                          f"({', '.join(PHOTO_OUTPUT_EXTENSIONS)}), not {dst.name}")
+    if not is_photo(src) and ext in PHOTO_OUTPUT_EXTENSIONS and ext != ".png":
+        raise OutputError(f"{src.name} is a video: give its output a video extension (.mp4, .mkv, .webm, .gif, "
+                          f"...), not {dst.name}")
+
+
+def output_size(config: StylizeConfig, original: tuple[int, int], produced: tuple[int, int],
+                rotation: int = 0) -> tuple[int, int]:
+    """The (width, height) written: ``produced`` (the engine's output) unless the config asks for
+    the input's size (``keep_size``), a multiple of it (``out_scale``) or a width/height (one
+    alone keeps the aspect ratio of ``original``). ``rotation``: a video shown turned by 90/270
+    degrees is sized as shown."""
+    w, h = original
+    if config.keep_size:
+        return w, h
+    if config.out_scale is not None:
+        return max(1, round(w * config.out_scale)), max(1, round(h * config.out_scale))
+    want_w, want_h = config.out_width, config.out_height
+    if want_w is None and want_h is None:
+        return produced
+    if rotation % 180 == 90:  # --width is the width the viewer sees
+        want_w, want_h = want_h, want_w
+    if want_w is None:
+        want_w = max(1, round(w * want_h / h))
+    if want_h is None:
+        want_h = max(1, round(h * want_w / w))
+    return want_w, want_h
 
 
 def _check_output(src: Path, dst: Path, overwrite: bool) -> None:
@@ -227,12 +313,21 @@ def stylize_files(config: StylizeConfig, engine: Engine | None = None,
                   stop: threading.Event | None = None) -> list[StylizeResult]:
     """Stylize every input; ``engine`` overrides ``config.model`` (tests, benchmarks)."""
     pairs = plan_outputs(config)
+    if not pairs:
+        return []  # -n and every output exists
     engine = engine if engine is not None else open_chain(config)
     stop = stop or threading.Event()
-    display = Display(title="rtstyle stylize preview", window=True) if config.preview else None
+    photos = [(src, dst) for src, dst in pairs if is_photo(src)]
+    videos = [(src, dst) for src, dst in pairs if not is_photo(src)]
+    display = Display(title="rtstyle stylize preview", window=True) if config.preview and videos else None
     results: list[StylizeResult] = []
     try:
-        for src, dst in pairs:
+        if photos:
+            results += _stylize_photos(config, engine, photos, stop)
+            if results[-1].stats.interrupted:
+                raise Interrupted(f"interrupted after {sum(r.output is not None for r in results)} of {len(photos)} "
+                                  f"photos; those are written")
+        for src, dst in videos:
             results.append(_stylize_one(config, engine, src, dst, stop, display))
             if results[-1].stats.interrupted:
                 raise Interrupted(_interrupted_message(results[-1].frames_out, results[-1].output))
@@ -242,6 +337,21 @@ def stylize_files(config: StylizeConfig, engine: Engine | None = None,
         if config.stats_path is not None and results:
             write_stats(config.stats_path, results)
     return results
+
+
+def _stylize_photos(config: StylizeConfig, engine: Engine, pairs: list[tuple[Path, Path]],
+                    stop: threading.Event) -> list[StylizeResult]:
+    """Photos through the engine in batches (``photos.stylize_photos``), one result each."""
+    bar = progress_bar(len(pairs), "photos", "photo", mode=config.progress)
+    try:
+        stats, written = stylize_photos(
+            pairs, engine, config.batch_size, lambda w, h: fit_size(w, h, config.resize, config.max_side),
+            lambda original, produced: output_size(config, original, produced), stop, bar)
+    finally:
+        bar.close()
+    done = set(written)
+    return [StylizeResult(src, dst if dst in done else None, 1, int(dst in done), stats, engine.describe(), kind="photo")
+            for src, dst in pairs]
 
 
 def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, stop: threading.Event,
@@ -256,9 +366,10 @@ def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, st
     size = fit_size(info.width, info.height, config.resize, config.max_side)
     if isinstance(reader, DeviceVideoReader):
         reader.size = size  # resized on the GPU; Resized below then has nothing to do
-    writer = VideoWriter(
-        dst, size[0] * engine.scale, size[1] * engine.scale, info.time_base, info.frame_rate,
-        encoder_with_threads(config.encoder, threads.encode),
+    out_w, out_h = output_size(config, (info.width, info.height), (size[0] * engine.scale, size[1] * engine.scale),
+                               info.rotation)
+    writer = VideoWriter(  # frames of the model's output size are resized to this by WriterSink
+        dst, out_w, out_h, info.time_base, info.frame_rate, encoder_with_threads(config.encoder, threads.encode),
         rotation=info.rotation, color=info.color, overwrite=config.overwrite,
         audio=AudioSource(src, reader.start, reader.end) if info.has_audio else None,
     )
@@ -267,9 +378,8 @@ def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, st
     bar = _progress_bar(config, source, src)
 
     def progress(stats: PipelineStats) -> None:
-        if bar is not None:
-            bar.update(stats.frames_out - bar.n)
-            bar.set_postfix(fps=f"{stats.fps:.1f}", refresh=False)
+        bar.update(stats.frames_out - bar.n)
+        bar.set_postfix(fps=f"{stats.fps:.1f}", refresh=False)
 
     try:
         # On CUDA the output comes back through pinned buffers without stalling the engine; the
@@ -283,8 +393,7 @@ def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, st
         chain.close("failed")  # an error: no half-written output (an existing file stays as it was)
         raise
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     # Also on interrupt: the partial file is finalised and playable, its audio cut with the video.
     chain.close("interrupted" if stats.interrupted else "done")
     output = chain.output
@@ -309,16 +418,12 @@ def _interrupted_message(frames: int, output: Path | None) -> str:
 
 
 def _progress_bar(config: StylizeConfig, source: FileSource, src: Path):
-    if not config.progress:
-        return None
-    from tqdm import tqdm
-
     info = source.info
     total = info.num_frames
     if total and (config.start or config.duration) and info.duration:
         span = min(info.duration - (config.start or 0), config.duration or info.duration)
         total = max(0, round(total * span / info.duration))
-    return tqdm(total=total or None, desc=src.name, unit="frame", dynamic_ncols=True, leave=False)
+    return progress_bar(total or None, src.name, "frame", mode=config.progress)
 
 
 def write_stats(path: Path, results: list[StylizeResult]) -> Path:

@@ -1,4 +1,10 @@
-"""``rtstyle stylize``: stylize video files (a thin wrapper over ``rtstyle.stylize``)."""
+"""``rtstyle stylize``: stylize videos and photos (a thin wrapper over ``rtstyle.stylize``).
+
+Inputs are video files, photos (jpg, png, webp, bmp, tiff; EXIF orientation applied), animated
+GIFs, or folders of any of them, given as arguments or with ffmpeg's -i. Photos come out in the
+format of their output's extension (png, jpg, webp), videos as video (-o x.gif: an animated GIF).
+Times take seconds or [HH:]MM:SS[.ms], as in ffmpeg: -ss 00:00:01 -t 2.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,10 @@ import sys
 import threading
 from pathlib import Path
 
-from ..choices import BACKEND_NAMES, DEVICES, PRECISIONS
+from ..choices import BACKEND_NAMES, DEFAULT_STYLE_MODEL, DEVICES, PRECISIONS
 from ..gpu.capabilities import DECODERS
 from .cluster_args import add_cluster_arguments, check_cluster_flags, run_on_cluster
+from .progress_args import add_progress_arguments, progress_mode
 
 
 def codec_choice(requested: str) -> str:
@@ -29,6 +36,24 @@ def parse_size(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 640x360, got {text!r}") from None
     return w, h
+
+
+def time_arg(text: str) -> float:
+    """-ss / -t / -to: seconds or [HH:]MM:SS[.ms], finite and >= 0."""
+    from ..errors import InputError
+    from ..timecode import parse_time
+
+    try:
+        return parse_time(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("time: ")) from None
+
+
+def key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE such as tune=film, got {text!r}")
+    return key, value
 
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,24 +96,44 @@ def style_choice(args: argparse.Namespace):
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("stylize", help="stylize video files", description=__doc__)
-    p.add_argument("inputs", nargs="+", type=Path, help="video files or folders of videos")
-    p.add_argument("-o", "--output", type=Path, help="output file (one input) or folder (default: beside the input, <stem>_<model>.mp4)")
-    p.add_argument("--model", required=True, help="bundled style name or checkpoint / .onnx / TensorRT engine path")
+    p = subparsers.add_parser("stylize", help="stylize videos and photos", description=__doc__)
+    p.add_argument("inputs", nargs="*", type=Path, help="videos, photos, or folders of them")
+    p.add_argument("-i", "--input", dest="input_flags", action="append", type=Path, default=[], metavar="INPUT",
+                   help="an input, as in ffmpeg (repeatable; alongside the positional inputs)")
+    p.add_argument("-o", "--output", type=Path,
+                   help="output file (one input) or folder (default: beside the input, <stem>_<model>.mp4 for "
+                        "videos, the photo's own format for photos)")
+    p.add_argument("-m", "--model", default=DEFAULT_STYLE_MODEL,
+                   help="bundled style name (`rtstyle models`) or checkpoint / .onnx / TensorRT engine path "
+                        f"(default: {DEFAULT_STYLE_MODEL})")
     p.add_argument("--sr", dest="sr_model", help="super-resolution model run after the style model in the same pass")
     add_engine_arguments(p)
     p.add_argument("--batch-size", type=int, default=4, help="frames per engine call (default: 4)")
     p.add_argument("--resize", type=parse_size, metavar="WxH", help="model input size")
-    p.add_argument("--start", type=float, metavar="SECONDS", help="start time in the input")
-    p.add_argument("--duration", type=float, metavar="SECONDS", help="length to stylize")
+    size = p.add_argument_group("output size (default: the model's output size)")
+    size.add_argument("--keep-size", action="store_true", help="back to the input's size (after --max-side/--resize)")
+    size.add_argument("--scale", type=float, dest="out_scale", metavar="F", help="the input's size times F")
+    size.add_argument("--width", type=int, dest="out_width", metavar="PX", help="output width (alone: keeps the aspect ratio)")
+    size.add_argument("--height", type=int, dest="out_height", metavar="PX",
+                      help="output height (alone: keeps the aspect ratio)")
+    p.add_argument("-ss", "--start", type=time_arg, metavar="TIME", help="start time in the input: seconds or [HH:]MM:SS[.ms]")
+    span = p.add_mutually_exclusive_group()
+    span.add_argument("-t", "--duration", type=time_arg, metavar="TIME", help="length to stylize")
+    span.add_argument("-to", "--to", type=time_arg, metavar="TIME", help="end time in the input")
     add_encoder_arguments(p)
     p.add_argument("--audio", default="copy", choices=("copy", "aac", "none"), help="audio handling (default: copy)")
     p.add_argument("--decoder", default="auto", choices=DECODERS,
                    help="auto (PyAV, OpenCV for what PyAV cannot read), pyav, opencv, or pyav-cuda (NVDEC: frames "
                         "decoded into the engine's GPU; falls back with the reason where it cannot run) (default: auto)")
-    p.add_argument("-y", "--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--encoder-opt", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="option passed to the video encoder as-is, e.g. tune=film (repeatable)")
+    p.add_argument("--suffix", help="folder outputs: added to each input's name (default: _<model>)")
+    overwrite = p.add_mutually_exclusive_group()
+    overwrite.add_argument("-y", "--overwrite", action="store_true", help="replace existing outputs")
+    overwrite.add_argument("-n", "--no-overwrite", dest="never_overwrite", action="store_true",
+                           help="never replace an existing output: skip that input")
     p.add_argument("--preview", action="store_true", help="show frames while encoding (needs a display)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_arguments(p)
     p.add_argument("--stats", type=Path, metavar="JSON", help="write per-video statistics to this JSON file")
     add_smoothing_argument(p)
     add_style_choice_arguments(p)
@@ -97,24 +142,47 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..frames import load_image
     from ..gpu.capabilities import resolve_decoder
+    from ..photos import is_photo
     from ..stylize import StylizeConfig, interrupt_on_signals, open_chain, plan_outputs, stylize_files
     from ..video import EncoderConfig, VideoReader
 
+    inputs = [*args.inputs, *args.input_flags]
+    if not inputs:
+        raise InputError("no input given; pass videos, photos or folders (as arguments or with -i)")
+    duration = args.duration
+    if args.to is not None:
+        start = args.start or 0.0
+        if args.to <= start:
+            raise InputError(f"-to {args.to:g} s must be after the start ({start:g} s)")
+        duration = args.to - start
     args.codec = codec_choice(args.codec)
     config = StylizeConfig(
-        inputs=tuple(args.inputs), model=args.model, output=args.output, sr_model=args.sr_model,
+        inputs=tuple(inputs), model=args.model, output=args.output, sr_model=args.sr_model,
         backend=args.backend, device=args.device, precision=args.precision, batch_size=args.batch_size,
-        resize=args.resize, max_side=args.max_side, start=args.start, duration=args.duration,
-        encoder=EncoderConfig(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, audio=args.audio),
-        decoder="auto" if args.decoder == "pyav-cuda" else args.decoder, overwrite=args.overwrite, preview=args.preview, progress=not args.no_progress,
+        resize=args.resize, max_side=args.max_side, start=args.start, duration=duration,
+        encoder=EncoderConfig(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, audio=args.audio,
+                              options=dict(args.encoder_opt)),
+        decoder="auto" if args.decoder == "pyav-cuda" else args.decoder, overwrite=args.overwrite,
+        never_overwrite=args.never_overwrite, preview=args.preview, progress=progress_mode(args),
         stats_path=args.stats, temporal_smoothing=args.temporal_smoothing, style=style_choice(args),
+        keep_size=args.keep_size, out_scale=args.out_scale, out_width=args.out_width, out_height=args.out_height,
+        suffix=args.suffix,
     )
     check_cluster_flags(args)
     if args.ray is not None:
         return run_on_cluster(args, config)
-    for src, _ in plan_outputs(config):  # bad inputs and outputs fail before a (possibly slow) engine build
-        VideoReader(src, decoder=config.decoder)
+    pairs = plan_outputs(config)
+    for src, _ in pairs:  # bad inputs and outputs fail before a (possibly slow) engine build
+        if is_photo(src):
+            load_image(src, max_side=1)  # decodes little: a thumbnail-sized read says whether it is an image
+        else:
+            VideoReader(src, decoder=config.decoder)
+    if not pairs:
+        print("nothing to do: every output exists (-n)", file=sys.stderr)
+        return 0
     engine = open_chain(config)
     print(f"engine: {engine.describe()} ({engine.reason})", file=sys.stderr)
     decoder, fallback = resolve_decoder(args.decoder, engine.device.type == "cuda", args.temporal_smoothing > 0)
@@ -123,9 +191,12 @@ def run(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, decoder=decoder)
     with interrupt_on_signals(threading.Event()) as stop:
         results = stylize_files(config, engine, stop)
+    photos = [r for r in results if r.kind == "photo"]
     for r in results:
         for w in r.warnings:
             print(f"warning: {w}", file=sys.stderr)
-        s = r.stats
-        print(f"{r.input} -> {r.output}: {s.summary()}")
+        print(f"{r.input} -> {r.output}" + ("" if r.kind == "photo" else f": {r.stats.summary()}"))
+    if photos:
+        s = photos[0].stats
+        print(f"{len(photos)} photo{'s' if len(photos) > 1 else ''} in {s.wall_s:.1f} s ({s.batches} engine calls)")
     return 0

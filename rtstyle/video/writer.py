@@ -67,7 +67,7 @@ class VideoWriter:
         import av
 
         self.path = Path(path)
-        self.config = config or EncoderConfig()
+        self.config, self._audio_codec, fit_note = fit_container(self.path, config or EncoderConfig())
         if self.path.exists() and not overwrite:
             raise OutputError(f"output exists: {self.path}; pass -y to overwrite")
         if self.path.is_dir():
@@ -76,6 +76,8 @@ class VideoWriter:
         self.time_base = time_base
         self.frames_written = 0
         self.warnings: list[str] = []
+        if fit_note:
+            self.warnings.append(fit_note)
         self._last_pts: int | None = None
         self._video_end = 0.0  # seconds: end of the last frame written
         self._closed = False
@@ -136,6 +138,9 @@ class VideoWriter:
     def _open_audio(self, source: AudioSource) -> None:
         import av
 
+        if self._audio_codec is None:  # GIF, PNG: the container holds no sound
+            self.warnings.append(f"{self.path.suffix} holds no audio; the sound of {source.path.name} is not kept")
+            return
         self._audio_in = _open_input(source.path)
         streams = list(self._audio_in.streams.audio)
         if not streams:
@@ -298,5 +303,28 @@ def _is_file_error(exc: Exception) -> bool:
 
 def _format_for(path: Path) -> str | None:
     """Container by extension; the hidden temp name keeps the extension, so this is a safety net."""
-    return {".mkv": "matroska", ".webm": "webm", ".mov": "mov", ".mp4": "mp4", ".m4v": "mp4", ".avi": "avi"}.get(
-        path.suffix.lower())
+    return {".mkv": "matroska", ".webm": "webm", ".mov": "mov", ".mp4": "mp4", ".m4v": "mp4", ".avi": "avi",
+            ".gif": "gif"}.get(path.suffix.lower())
+
+
+# Containers that hold only some codecs: (video codecs they take, the one to use instead, the audio
+# codec to re-encode to, or None for no sound). Everything else takes H.264/HEVC and AAC.
+_CONTAINER_CODECS = {
+    ".gif": (("gif",), "gif", None),
+}
+
+
+def fit_container(path: Path, config: EncoderConfig) -> tuple[EncoderConfig, str | None, str | None]:
+    """(the encoder config with a codec the container can hold, the audio codec to re-encode to,
+    a note when the codec was changed). An animated .gif asked for with libx264 (the default)
+    gets FFmpeg's GIF encoder instead of failing deep in FFmpeg."""
+    import dataclasses
+
+    allowed = _CONTAINER_CODECS.get(path.suffix.lower())
+    if allowed is None:
+        return config, "aac", None
+    codecs, instead, audio = allowed
+    if config.codec in codecs:
+        return config, audio, None
+    note = f"{config.codec} cannot be stored in {path.suffix}; encoding with {instead}"
+    return dataclasses.replace(config, codec=instead, preset=None, pix_fmt=None), audio, note

@@ -1,0 +1,91 @@
+"""Photos through the same engine path as video: ``sources.ImageSource`` -> ``pipeline.run_pipeline``
+(batched: consecutive photos of one size share an engine call) -> ``PhotoSink``, which writes each
+result in the format of its output's extension. No temporary files, EXIF orientation applied on
+reading (``frames.load_image``)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .engine import Engine
+from .frames import IMAGE_EXTENSIONS, Frame, resize, save_image
+from .pipeline import PipelineConfig, PipelineStats, run_pipeline
+from .sinks import Sink, SinkChain
+from .sources import ImageSource, Source
+
+PHOTO_OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+_QUALITY = {".jpg": {"quality": 95}, ".jpeg": {"quality": 95}, ".webp": {"quality": 95}}  # PIL's default 75 shows blocks
+
+SizeRule = Callable[[int, int], tuple[int, int]]  # (width, height) -> (width, height)
+
+
+def is_photo(path: str | Path) -> bool:
+    """A still image by its extension (an animated .gif is read as a video)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+class EachFitted(Source):
+    """Another source's frames, each brought to ``model_size(w, h)`` of its own size (photos of
+    different sizes stay different; ``Resized`` would force one size on all). ``sizes[i]`` is
+    frame i's original size."""
+
+    def __init__(self, inner: Source, model_size: SizeRule):
+        super().__init__()
+        self.inner, self.model_size = inner, model_size
+        self.warnings = inner.warnings
+        self.sizes: dict[int, tuple[int, int]] = {}
+
+    def start(self) -> EachFitted:
+        self.inner.start()
+        return self
+
+    def read(self) -> Frame | None:
+        frame = self.inner.read()
+        if frame is None:
+            self.end_reason = self.inner.end_reason
+            return None
+        h, w = frame.image.shape[:2]
+        self.sizes[frame.index] = (w, h)
+        frame.image = resize(frame.image, self.model_size(w, h))
+        self.frames_read += 1
+        return frame
+
+    def stop(self) -> None:
+        self.inner.stop()
+
+
+class PhotoSink(Sink):
+    """Frame i's result -> ``outputs[i]`` at ``output_size(i, w, h)`` (w, h: the engine's output
+    size), written atomically; ``written`` lists what was written."""
+
+    def __init__(self, outputs: list[Path], output_size: Callable[[int, int, int], tuple[int, int]]):
+        self.outputs, self.output_size = outputs, output_size
+        self.written: list[Path] = []
+
+    def write(self, image: np.ndarray, frame: Frame) -> np.ndarray:
+        h, w = image.shape[:2]
+        dst = self.outputs[frame.index]
+        image = resize(np.ascontiguousarray(image), self.output_size(frame.index, w, h))
+        save_image(dst, image, **_QUALITY.get(dst.suffix.lower(), {}))
+        self.written.append(dst)
+        return image
+
+
+def stylize_photos(pairs: list[tuple[Path, Path]], engine: Engine, batch_size: int, model_size: SizeRule,
+                   output_size: Callable[[tuple[int, int], tuple[int, int]], tuple[int, int]],
+                   stop: threading.Event | None = None, bar=None) -> tuple[PipelineStats, list[Path]]:
+    """Every (photo, output) pair through ``engine``. ``model_size(w, h)``: the model input size of
+    a photo of size (w, h); ``output_size(original, engine_output)``: the size written."""
+    source = EachFitted(ImageSource([src for src, _ in pairs]), model_size)
+    sink = PhotoSink([dst for _, dst in pairs], lambda i, w, h: output_size(source.sizes[i], (w, h)))
+
+    def progress(stats: PipelineStats) -> None:
+        if bar is not None:
+            bar.update(stats.frames_out - bar.n)
+
+    stats = run_pipeline(source, engine, SinkChain([sink]), PipelineConfig(batch_size=batch_size), stop, progress)
+    return stats, sink.written
