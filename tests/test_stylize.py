@@ -184,12 +184,16 @@ def test_signal_finalises_playable_partial_output(tmp_path, signum):
     assert audio_duration(out) < times[-1] + 0.2  # the audio ends with the partial video
 
 
-def test_image_input_is_a_one_frame_video(tmp_path):
+def test_image_input_is_a_picture_out(tmp_path):
+    """A photo comes out as a picture (issue 16), not a one-frame video; a video extension is refused."""
     from PIL import Image
 
-    Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(tmp_path / "still.png")
-    r = stylize_video(config(tmp_path / "still.png", output=tmp_path / "o.mp4"), engine=IdentityEngine())
-    assert len(read_frames(r.output)[0]) == 1
+    still = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    Image.fromarray(still).save(tmp_path / "still.png")
+    r = stylize_video(config(tmp_path / "still.png", output=tmp_path / "o.png"), engine=IdentityEngine())
+    assert r.kind == "photo" and np.array_equal(np.asarray(Image.open(r.output)), still)  # lossless PNG, identity
+    with pytest.raises(OutputError, match="is a photo"):
+        stylize_video(config(tmp_path / "still.png", output=tmp_path / "o.mp4"), engine=IdentityEngine())
 
 
 @pytest.mark.slow
