@@ -119,18 +119,25 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         # Command modules are light: heavy imports happen inside their handlers.
         importlib.import_module(f"rtstyle.commands.{name}").register(sub)
-    for p in all_parsers(parser):
-        # The innermost parser that took part in parsing overwrites this: usage mistakes argparse
-        # finds only at the end (unknown options) then point at that command's help.
-        p.set_defaults(_cli_parser=p)
     return parser
+
+
+def innermost_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The sub-command parser that parsed ``args`` (``rtstyle eval temporal ...``: eval temporal's),
+    found through the sub-command names argparse stored, so nothing is added to ``args``."""
+    while True:
+        action = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        chosen = getattr(args, action.dest, None) if action is not None and action.dest != argparse.SUPPRESS else None
+        if chosen not in (action.choices if action is not None else {}):
+            return parser
+        parser = action.choices[chosen]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
-        getattr(args, "_cli_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
+        innermost_parser(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args) or 0)
     except Interrupted as exc:

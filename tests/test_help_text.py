@@ -64,3 +64,9 @@ def test_unknown_option_of_a_nested_command_points_at_its_help(capsys):
     with pytest.raises(SystemExit):
         main(["eval", "temporal", "clip.mp4", "--model", "m", "--bogus"])
     assert "(see rtstyle eval temporal --help)" in capsys.readouterr().err
+
+
+def test_parsing_adds_nothing_to_the_arguments():
+    # Commands pass vars(args) on to config dataclasses: no helper attribute may ride along.
+    args = build_parser().parse_args(["train", "stylebank", "--style", "a.jpg", "--data", "d", "--out", "b.safetensors"])
+    assert not [k for k in vars(args) if k.startswith("_")]

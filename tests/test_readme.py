@@ -60,6 +60,11 @@ PLANS: dict[str, Run | CoveredBy | Skip] = {
     "rtstyle stylize clips/ -o out/ --model great_wave --batch-size 8 --crf 20 --preset fast": Run(),
     "rtstyle stylize input.mp4 -o big.mp4 --model starry_night --sr sr_x4 --max-side 320": Run("--max-side 24"),
     "rtstyle stylize input.mp4 -o part.mp4 --model composition_viii --start 10 --duration 5 --stats stats.json": Run(),
+    "rtstyle stylize photo.jpg -o styled.png": Run(),
+    "rtstyle stylize photos/ clip.mp4 -o styled/ --suffix _sn --max-side 480 --keep-size": Run("--max-side 24"),
+    "rtstyle stylize -i clip.mp4 -o cut.mp4 -ss 00:00:01 -t 2": Run(),
+    "rtstyle stylize -i clip.mp4 -o clip.gif -m great_wave --width 320": Run("--width 32"),
+    "rtstyle stylize -i input.mp4 -o film.mp4 --encoder-opt tune=film -n": Run("--max-side 24"),
     "rtstyle live --camera 0 --model starry_night --model great_wave --max-side 480": Skip("needs a camera"),
     "rtstyle live --camera clip.mp4 --model starry_night --no-window --max-frames 200 --output rec.mp4": Run(),
     "rtstyle train style --style painting.jpg --data /data/coco --out my_style.safetensors --iterations 40000 "
