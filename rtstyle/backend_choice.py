@@ -109,7 +109,7 @@ def write_cache(key: str, entry: dict[str, Any]) -> None:
     data[key] = entry
     with contextlib.suppress(OSError):  # a read-only cache folder costs the next run a measurement
         with atomic_path(cache_path()) as tmp:
-            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def measure(engine, batch: int, size: tuple[int, int] = MEASURE_SIZE, calls: int = MEASURE_CALLS,

@@ -55,7 +55,7 @@ def test_eval_temporal_prints_plain_lines_in_a_log(tmp_path, tiny_style_ckpt, ca
 
 
 def test_the_trainer_bar_follows_the_mode():
-    from rtstyle.trainers.common import _progress
+    from rtstyle.trainers.loop import _progress
 
     cfg = SimpleNamespace(iterations=10, out="m.safetensors", progress="plain")
     assert isinstance(_progress(cfg, 3, True), LineProgress)
