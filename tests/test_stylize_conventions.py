@@ -5,7 +5,6 @@ EXIF orientation, folders mixing photos and videos, batched), animated GIF in an
 from __future__ import annotations
 
 import av
-import numpy as np
 import pytest
 from PIL import Image
 
