@@ -68,3 +68,27 @@ def test_models_command_shows_the_preset(capsys):
     assert main(["models", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert all(rows[name]["preset"] == "fast" for name in _bundled_style_metas())
+
+
+def test_train_style_preset_fills_what_the_command_line_left_out(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    import rtstyle.trainers as trainers
+
+    seen = []
+
+    def fake_train(config):
+        seen.append(config)
+        return SimpleNamespace(last_losses={}, checkpoint="o.safetensors", steps=0, seconds=0, csv="log.csv", plot=None,
+                               skipped_images=0)
+
+    monkeypatch.setattr(trainers, "train_style", fake_train)
+    base = ["train", "style", "--style", "s.jpg", "--data", "d", "--out", "o.safetensors"]
+    assert main([*base, "--preset", "fast", "--iterations", "7"]) == 0
+    fast = seen[-1]
+    assert (fast.arch, fast.batch_size, fast.image_size, fast.style_weight) == ("fast", 2, 128, 2.5)
+    assert fast.iterations == 7  # given on the command line: it wins
+    assert main([*base, "--preset", "paper"]) == 0
+    assert (seen[-1].arch, seen[-1].iterations, seen[-1].batch_size, seen[-1].image_size) == ("johnson", 40_000, 4, 256)
+    assert main(base) == 0
+    assert seen[-1].iterations == 2000  # no preset: the config's own defaults, as --help shows them

@@ -65,6 +65,7 @@ PLANS: dict[str, Run | CoveredBy | Skip] = {
     "rtstyle stylize -i clip.mp4 -o cut.mp4 -ss 00:00:01 -t 2": Run(),
     "rtstyle stylize -i clip.mp4 -o clip.gif -m great_wave --width 320": Run("--width 32"),
     "rtstyle stylize -i input.mp4 -o film.mp4 --encoder-opt tune=film -n": Run("--max-side 24"),
+    "rtstyle train style --style painting.jpg --data /data/coco --out quick.safetensors --preset fast": Run(TINY_TRAIN),
     "rtstyle live --camera 0 --model starry_night --model great_wave --max-side 480": Skip("needs a camera"),
     "rtstyle live --camera clip.mp4 --model starry_night --no-window --max-frames 200 --output rec.mp4": Run(),
     "rtstyle train style --style painting.jpg --data /data/coco --out my_style.safetensors --iterations 40000 "

@@ -10,6 +10,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
+from rtstyle.presets import PRESETS, apply_preset, describe
 from rtstyle.trainconfig import (
     AMP_MODES,
     SR_ARCHS,
@@ -88,7 +89,11 @@ def register(sub: argparse._SubParsersAction) -> None:
              help="std of the Gaussian noise added to the perturbed input, [0,1] units")
     stab.add("--stability-brightness", type=float, metavar="DELTA",
              help="max brightness offset of the perturbed input, [0,1] units")
-    style.set_defaults(func=_run(StyleTrainConfig, "train_style"))
+    style.add_argument("--preset", choices=list(PRESETS),
+                       help="a whole recipe; options given on the command line still win. "
+                            + "; ".join(describe(name) for name in PRESETS)
+                            + " (the bundled models' recipe). Without it: the defaults shown here")
+    style.set_defaults(func=_with_preset(StyleTrainConfig, _run(StyleTrainConfig, "train_style")))
 
     sr = tsub.add_parser("sr", help="train an x4 / x8 super-resolution network")
     flags = _Flags(sr, SRTrainConfig)
@@ -155,6 +160,18 @@ def _report(result) -> int:
     if result.skipped_images:
         print(f"skipped {result.skipped_images} unreadable image(s)")
     return 0
+
+
+def _with_preset(config: type, run):
+    """``--preset NAME``: the preset's recipe for every option left at its default (rtstyle.presets)."""
+
+    def run_preset(args: argparse.Namespace) -> int:
+        if getattr(args, "preset", None) is not None:
+            defaults = {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
+            args = argparse.Namespace(**apply_preset(args.preset, vars(args), defaults))
+        return run(args)
+
+    return run_preset
 
 
 def _run(config: type, trainer: str):
