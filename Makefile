@@ -32,7 +32,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 # The edit-test loop: lint, then everything not marked slow (tests/slow.txt), stopping at the first
-# failure; under a minute on a quiet 2-core machine. CI runs every test.
+# failure; under a minute on a quiet 2-core machine. CI (.ci/run) runs `make lint` and every test.
 test-fast: lint
 	$(BIN)/python -m pytest -m "not slow" -x -q --durations=10
 

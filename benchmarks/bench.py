@@ -463,7 +463,7 @@ def _reference(model: _Model, cfg: BenchConfig, device: torch.device, frames: di
             path = _model_file(best["backend"], model, best["precision"], device, cfg, workdir)
             engine = open_engine(path, best["backend"], opts)
             host = [b.cpu() for b in _device_batches(pool, best["batch"], cfg.rotate, torch.device("cpu"))]
-            measured = _measure(lambda b: run_engine(engine, b), host, best["batch"], device, cfg)
+            measured = _measure(lambda b, engine=engine: run_engine(engine, b), host, best["batch"], device, cfg)
             entry["best"] = {k: best[k] for k in ("backend", "precision", "batch")} | measured
             entry["speedup"] = measured["fps"]["median"] / entry["reference"]["fps"]["median"]
         out.append(entry)

@@ -48,7 +48,7 @@ def _header(result: dict) -> list[str]:
         f"- versions: rtstyle {v['rtstyle']}, torch {v['torch']}, onnxruntime {v['onnxruntime']}, av {v['av']}, "
         f"CUDA {v['cuda']}, TensorRT {v['tensorrt']}",
         f"- model: {result['model']['source']} ({result['model']['parameters']:,} parameters)",
-        f"- ceilings measured in this run: matmul "
+        "- ceilings measured in this run: matmul "
         + ", ".join(f"{k} {t:.3g} TFLOP/s" for k, t in result["ceilings"]["matmul_tflops"].items())
         + f"; copy {result['ceilings']['copy_gbps']:.3g} GB/s",
         "",

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .choices import DEFAULT_STYLE_MODEL
 from .conditioning import StyleChoice
 from .engine import Engine, EngineOptions, open_engine
 from .errors import InputError
-from .choices import DEFAULT_STYLE_MODEL
 
 
 @dataclass(frozen=True)

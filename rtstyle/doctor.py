@@ -71,7 +71,7 @@ def _torch_checks() -> list[Check]:
 
 def _backend_checks() -> list[Check]:
     checks = []
-    for name, info in BACKENDS.items():
+    for name in BACKENDS:
         try:
             check_backend(name, EngineOptions())
         except RtstyleError as exc:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from tests.conftest import TINY_SR, TINY_STYLE
-from rtstyle.export.onnx_export import OnnxExportConfig, OnnxExportResult, export_onnx
 from rtstyle.checkpoint import save_checkpoint
+from rtstyle.export.onnx_export import OnnxExportConfig, OnnxExportResult, export_onnx
 from rtstyle.nets import build_model
+from tests.conftest import TINY_SR, TINY_STYLE
 
 CONFIGS = {"style": TINY_STYLE, "sr": TINY_SR}
 _EXPORTS: dict[tuple[str, bool, str], OnnxExportResult] = {}

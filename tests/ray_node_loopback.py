@@ -16,7 +16,7 @@ ray_constants.ENABLE_RAY_CLUSTER = True
 services.resolve_ip_for_localhost = lambda host: host
 services.get_node_ip_address = lambda address=None: "127.0.0.1"
 
-from ray.scripts.scripts import main  # after the patches above
+from ray.scripts.scripts import main  # noqa: E402 - after the patches above
 
 if __name__ == "__main__":
     sys.argv = ["ray", *sys.argv[1:]]

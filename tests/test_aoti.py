@@ -9,9 +9,9 @@ import zipfile
 import pytest
 import torch
 
-from rtstyle.export.aoti_export import AotiExportConfig, export_aoti
 from rtstyle.engine import EngineOptions, open_engine
 from rtstyle.errors import CheckpointError, InputError
+from rtstyle.export.aoti_export import AotiExportConfig, export_aoti
 from tests.helpers_export import frames
 from tests.test_engines import max_diff, reference
 

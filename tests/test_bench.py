@@ -16,10 +16,10 @@ from rtstyle.benchmarks.reference import ReferenceStylizer
 from rtstyle.benchmarks.report import write_outputs
 from rtstyle.benchmarks.roofline import achieved_fraction, roofline_floor
 from rtstyle.benchmarks.timing import percentile, rate, summarize, time_calls
+from rtstyle.checkpoint import load_checkpoint, save_checkpoint
 from rtstyle.cli import main
 from rtstyle.engine import EngineOptions, open_engine
 from rtstyle.errors import InputError
-from rtstyle.checkpoint import load_checkpoint, save_checkpoint
 from rtstyle.nets import StyleNetConfig, build_model
 
 TINY_STYLE = StyleNetConfig(width=8, num_residual=1)

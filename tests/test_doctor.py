@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 from rtstyle.cli import main
 from rtstyle.doctor import collect, format_report

@@ -190,7 +190,7 @@ def test_torch_cpu_auto_precision_follows_native_bf16(tiny_style_ckpt, monkeypat
     from rtstyle.backends import torch_backend
 
     for native, expected in ((True, "bf16"), (False, "fp32")):
-        monkeypatch.setattr(torch_backend, "cpu_has_native_bf16", lambda: native)
+        monkeypatch.setattr(torch_backend, "cpu_has_native_bf16", lambda native=native: native)
         assert open_engine(tiny_style_ckpt, "torch", EngineOptions(device="cpu")).precision == expected
 
 

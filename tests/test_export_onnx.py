@@ -8,15 +8,15 @@ import json
 import onnx
 import pytest
 import torch
-from tests.helpers_export import exported, frames
 
-from rtstyle.export import onnx_export
-from rtstyle.export.deploy import TOLERANCES, UINT8_ROUNDING, parity_tolerance
-from rtstyle.export.onnx_export import OPSET, OnnxExportConfig, export_onnx, ort_runner
 from rtstyle.checkpoint import load_checkpoint, read_metadata
 from rtstyle.cli import main
 from rtstyle.errors import ExportError, InputError, OutputError
+from rtstyle.export import onnx_export
+from rtstyle.export.deploy import TOLERANCES, UINT8_ROUNDING, parity_tolerance
+from rtstyle.export.onnx_export import OPSET, OnnxExportConfig, export_onnx, ort_runner
 from rtstyle.frames import to_float
+from tests.helpers_export import exported, frames
 
 # Every net, precision and I/O kind appears; each model is exported once per session.
 COMBOS = [("style", False, "float"), ("style", True, "uint8"), ("sr", False, "uint8"), ("sr", True, "float")]

@@ -13,8 +13,15 @@ from rtstyle.cli import main
 from rtstyle.errors import InputError, Interrupted, OutputError
 from rtstyle.frames import load_image, numpy_to_float
 from rtstyle.losses import LossConfig, PerceptualLoss
-from rtstyle.optimize import (OptimizeConfig, OptimizerSettings, build_loss, initial_image, intermediate_path,
-                              optimize_image, optimize_pixels)
+from rtstyle.optimize import (
+    OptimizeConfig,
+    OptimizerSettings,
+    build_loss,
+    initial_image,
+    intermediate_path,
+    optimize_image,
+    optimize_pixels,
+)
 from rtstyle.vgg import load_vgg16
 
 from .conftest import SAMPLES
