@@ -23,11 +23,12 @@ _ENV = "RTSTYLE_PROGRESS"  # default mode for every command, e.g. in CI logs
 
 
 def resolve_mode(mode: str | bool | None, stream: IO[str] | None = None) -> str:
-    """``auto`` (or None / True: $RTSTYLE_PROGRESS, else auto) -> bar on a terminal, plain
-    elsewhere; False is ``none``. Configs' ``progress`` fields take a bool or a mode."""
+    """``auto`` (also None / True; $RTSTYLE_PROGRESS, when set, decides for these) -> bar on a
+    terminal, plain elsewhere; False is ``none``. Configs' ``progress`` fields take a bool or a mode."""
     if mode is False:
         return "none"
-    mode = (mode if isinstance(mode, str) else None) or os.environ.get(_ENV) or "auto"
+    if mode in (None, True, "auto"):
+        mode = os.environ.get(_ENV) or "auto"
     if mode not in PROGRESS_MODES:
         raise InputError(f"unknown progress mode {mode!r}; choose from {', '.join(PROGRESS_MODES)}")
     if mode != "auto":

@@ -51,7 +51,7 @@ class TrainConfig:
     amp: str = "auto"  # auto: bf16/fp16 autocast on CUDA, off on CPU
     vgg_weights: Path | None = None
     name: str | None = None
-    progress: bool | str = True  # or a mode of rtstyle.progress: auto, bar, plain, json, none
+    progress: bool | str = "auto"  # a mode of rtstyle.progress: auto, bar, plain, json, none (or a bool)
 
     def __post_init__(self) -> None:
         self.validate()

@@ -16,8 +16,7 @@ def add_progress_arguments(p: argparse.ArgumentParser) -> None:
                    help="no progress output (--progress none)")
 
 
-def progress_mode(args: argparse.Namespace) -> str | bool:
-    """The value for a config's ``progress`` field: a mode, or True for auto (which lets
-    $RTSTYLE_PROGRESS decide, see ``rtstyle.progress.resolve_mode``)."""
-    mode = getattr(args, "progress", "auto")
-    return True if mode == "auto" else mode
+def progress_mode(args: argparse.Namespace) -> str:
+    """The value for a config's ``progress`` field (auto lets $RTSTYLE_PROGRESS decide, see
+    ``rtstyle.progress.resolve_mode``)."""
+    return getattr(args, "progress", "auto")

@@ -10,6 +10,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
+from rtstyle.choices import PROGRESS_MODES
 from rtstyle.presets import PRESETS, apply_preset, describe
 from rtstyle.trainconfig import (
     AMP_MODES,
@@ -58,7 +59,11 @@ def _common(flags: _Flags, *, data_help: str | None = None) -> None:
     flags.add("--amp", help=f"CUDA autocast: {', '.join(AMP_MODES)} (auto: bf16 or fp16 on CUDA, off on CPU)")
     flags.add("--vgg-weights", type=Path, help="VGG16 weights (.pth from torchvision or .safetensors)")
     flags.add("--name", help="model name stored in the checkpoint (default: the file name)")
-    flags.add("--no-progress", field="progress", action="store_false", help="no progress bar")
+    flags.add("--progress", choices=PROGRESS_MODES, metavar="{" + ",".join(PROGRESS_MODES) + "}",
+              help="auto: a bar on a terminal, plain lines every few seconds in a log or pipe; json: the same as "
+                   "JSON lines; none: nothing; auto follows $RTSTYLE_PROGRESS when set")
+    flags.add("-q", "--quiet", field="progress", action="store_const", const="none", help="no progress output")
+    flags.add("--no-progress", field="progress", action="store_false", help="no progress output (as -q)")
 
 
 def _weights(flags: _Flags, *names: str) -> None:
