@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from .engine import Engine
+from .errors import InputError
 from .frames import IMAGE_EXTENSIONS, Frame, resize, save_image
 from .pipeline import PipelineConfig, PipelineStats, run_pipeline
 from .sinks import Sink, SinkChain
@@ -21,6 +22,18 @@ PHOTO_OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".t
 _QUALITY = {".jpg": {"quality": 95}, ".jpeg": {"quality": 95}, ".webp": {"quality": 95}}  # PIL's default 75 shows blocks
 
 SizeRule = Callable[[int, int], tuple[int, int]]  # (width, height) -> (width, height)
+
+
+def check_photo(path: str | Path) -> tuple[int, int]:
+    """A photo's (width, height) from its header, without decoding its pixels: bad inputs are
+    named before the engine is built. Raises InputError naming the file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"not a readable image: {path} ({exc.__class__.__name__})") from None
 
 
 def is_photo(path: str | Path) -> bool:

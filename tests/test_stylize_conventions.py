@@ -175,3 +175,11 @@ def test_photo_and_video_outputs_do_not_mix(tmp_path, capsys, src_name, out_name
     src = photo(tmp_path / src_name) if src_name.endswith(".png") else make_clip(tmp_path / src_name, frames=2)
     assert run(str(src), "-o", str(tmp_path / out_name)) == 2
     assert words in capsys.readouterr().err
+
+
+def test_a_broken_photo_is_named_before_the_engine_is_built(tmp_path, capsys):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    assert run(str(bad), "-o", str(tmp_path / "out.png"), "--model", str(tmp_path / "missing.safetensors")) == 2
+    err = capsys.readouterr().err
+    assert "not a readable image" in err and "broken.jpg" in err and "missing.safetensors" not in err

@@ -143,9 +143,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from ..frames import load_image
     from ..gpu.capabilities import resolve_decoder
-    from ..photos import is_photo
+    from ..photos import check_photo, is_photo
     from ..stylize import StylizeConfig, interrupt_on_signals, open_chain, plan_outputs, stylize_files
     from ..video import EncoderConfig, VideoReader
 
@@ -177,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     pairs = plan_outputs(config)
     for src, _ in pairs:  # bad inputs and outputs fail before a (possibly slow) engine build
         if is_photo(src):
-            load_image(src, max_side=1)  # decodes little: a thumbnail-sized read says whether it is an image
+            check_photo(src)
         else:
             VideoReader(src, decoder=config.decoder)
     if not pairs:
@@ -198,5 +197,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r.input} -> {r.output}" + ("" if r.kind == "photo" else f": {r.stats.summary()}"))
     if photos:
         s = photos[0].stats
-        print(f"{len(photos)} photo{'s' if len(photos) > 1 else ''} in {s.wall_s:.1f} s ({s.batches} engine calls)")
+        print(f"{len(photos)} photo{'s' if len(photos) > 1 else ''} in {s.wall_s:.1f} s ({s.batches} engine call{'s' if s.batches != 1 else ''})")
     return 0
