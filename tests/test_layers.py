@@ -186,6 +186,16 @@ def test_no_import_cycles():
     assert not gone, f"fixed, so remove from KNOWN_CYCLES: {[sorted(c) for c in gone]}"
 
 
+def test_the_readme_layout_names_every_entry_of_the_map():
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Layout"):]
+    section = section[:section.index("\n## ", 1)]
+    missing = [p for groups in LAYERS for patterns in groups.values() for p in patterns
+               if p != "rtstyle" and not p.split(".")[-1].startswith("_")
+               and p.removesuffix(".*").split(".")[-1] not in section]
+    assert not missing, f"README.md's Layout section does not name: {missing}"
+
+
 def test_the_checker_sees_function_level_imports_and_cycles(tmp_path):
     # The checker itself: an import inside a function is an edge, and a two-module loop is a cycle.
     graph = {"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 3}, "d": {"a": 1}}
