@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rtstyle.fsutil import atomic_path
+from rtstyle.outputs import OutputPolicy
 
 
 def write_result(prefix: Path, result: dict, text: str) -> tuple[Path, Path]:
@@ -149,7 +150,7 @@ def _figure():
     return plt
 
 
-def plot_fps(result: dict, path: Path) -> Path:
+def plot_fps(result: dict, path: Path, overwrite: bool = True) -> Path:
     """fps vs resolution: one line per backend and precision at its best batch, plus the reference."""
     plt = _figure()
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -171,10 +172,10 @@ def plot_fps(result: dict, path: Path) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(f"{result['model']['source']} on {result['device']['name']}", fontsize=9)
-    return _save(fig, path)
+    return _save(fig, path, overwrite)
 
 
-def plot_stages(result: dict, path: Path) -> Path:
+def plot_stages(result: dict, path: Path, overwrite: bool = True) -> Path:
     """Bars: decode, engine, encode and whole-pipeline fps."""
     plt = _figure()
     p = result["pipeline"]
@@ -187,33 +188,43 @@ def plot_stages(result: dict, path: Path) -> Path:
     ax.set_ylabel("frames per second")
     ax.set_title(f"pipeline stages, {p['clip']['width']}x{p['clip']['height']}, efficiency {p['efficiency']:.2f}",
                  fontsize=9)
-    return _save(fig, path)
+    return _save(fig, path, overwrite)
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, overwrite: bool = True) -> Path:
     import matplotlib.pyplot as plt
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
 
-def write_outputs(result: dict[str, Any], json_path: str | Path) -> dict[str, Path]:
-    """Write ``json_path``, a Markdown report beside it (.md) and the plots (-fps.png,
-    -stages.png); returns what was written."""
+def output_paths(json_path: str | Path, pipeline: bool = True) -> list[Path]:
+    """Every file ``write_outputs`` writes for ``json_path``: check them before a long run."""
     json_path = Path(json_path)
+    stems = ["fps", "stages"] if pipeline else ["fps"]
+    return [json_path, json_path.with_suffix(".md"), *(json_path.with_name(f"{json_path.stem}-{s}.png") for s in stems)]
+
+
+def write_outputs(result: dict[str, Any], json_path: str | Path, overwrite: bool = True) -> dict[str, Path]:
+    """Write ``json_path``, a Markdown report beside it (.md) and the plots (-fps.png,
+    -stages.png); returns what was written. Without ``overwrite`` no existing file is replaced
+    (the one output rule, rtstyle.outputs)."""
+    json_path = Path(json_path)
+    for path in output_paths(json_path, bool(result.get("pipeline"))):
+        OutputPolicy(overwrite=overwrite).check(path)
     written: dict[str, Path] = {}
-    plots = [plot_fps(result, json_path.with_name(f"{json_path.stem}-fps.png"))]
+    plots = [plot_fps(result, json_path.with_name(f"{json_path.stem}-fps.png"), overwrite)]
     if result.get("pipeline"):
-        plots.append(plot_stages(result, json_path.with_name(f"{json_path.stem}-stages.png")))
+        plots.append(plot_stages(result, json_path.with_name(f"{json_path.stem}-stages.png"), overwrite))
     for p in plots:
         written[p.stem.rsplit("-", 1)[-1]] = p
     md = json_path.with_suffix(".md")
-    with atomic_path(md) as tmp:
+    with atomic_path(md, overwrite) as tmp:
         tmp.write_text(markdown_report(result, plots))
     written["markdown"] = md
-    with atomic_path(json_path) as tmp:
+    with atomic_path(json_path, overwrite) as tmp:
         tmp.write_text(json.dumps(result, indent=1, default=str) + "\n")
     written["json"] = json_path
     return written

@@ -17,9 +17,11 @@ import torch
 from rtstyle.checkpoint import load_checkpoint
 from rtstyle.engine import DEVICES, resolve_device
 from rtstyle.errors import ExportError, InputError
-from rtstyle.fsutil import atomic_path
 from rtstyle.graph_format import IO_KINDS, META_DEVICE
 from rtstyle.models import resolve_model
+from rtstyle.outputs import OutputPolicy
+from rtstyle.pt2_archive import load_pt2
+from rtstyle.trust import record_trusted
 
 from .deploy import (
     DTYPES,
@@ -101,7 +103,7 @@ def export_aoti(checkpoint: str | Path, out: str | Path, config: AotiExportConfi
         raise ExportError(f"torch.export could not trace {source.name}: {exc.__class__.__name__}: {first_line(exc)}") from exc
 
     parity: list[ParityResult] = []
-    with atomic_path(out) as tmp:
+    with OutputPolicy(overwrite=config.overwrite).writing(out, [source]) as tmp:
         try:
             with quiet_tracing():
                 torch._inductor.aoti_compile_and_package(
@@ -110,11 +112,12 @@ def export_aoti(checkpoint: str | Path, out: str | Path, config: AotiExportConfi
         except Exception as exc:  # noqa: BLE001 - compiler errors (C++ toolchain, Triton) vary
             raise ExportError(f"AOTInductor could not compile {source.name}: {exc.__class__.__name__}: {first_line(exc)}") from exc
         if config.check:
-            package = torch._inductor.aoti_load_package(str(tmp))
+            package = load_pt2(tmp)  # our own fresh package, unpacked privately
 
             def run(x: torch.Tensor) -> torch.Tensor:
                 return package(x.to(device)).cpu()
 
             shapes = parity_shapes(config.check_count, config.seed)
             parity = check_parity(run, ckpt.model, config.io, precision, shapes, config.seed, f"AOTInductor package of {source.name}")
+        record_trusted(tmp, out.name)  # rtstyle.trust: hashed before the rename, so what we vouch for is what we wrote
     return AotiExportResult(out, device.type, precision, config.io, parity, time.perf_counter() - start)

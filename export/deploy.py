@@ -28,6 +28,7 @@ from rtstyle.dtypes import TORCH_DTYPES
 from rtstyle.errors import ExportError, InputError, OutputError
 from rtstyle.frames import to_float
 from rtstyle.nets import MIN_SIDE
+from rtstyle.outputs import OutputPolicy
 from rtstyle.textutil import first_line  # noqa: F401 - re-exported
 
 DTYPES = TORCH_DTYPES  # rtstyle/dtypes.py
@@ -50,12 +51,7 @@ def check_output_path(out: Path, overwrite: bool, source: Path, suffixes: tuple[
     """One-line errors for an output that would clobber a file or the input, or is misnamed."""
     if out.suffix.lower() not in suffixes:
         raise OutputError(f"output {out} should end in {' or '.join(suffixes)}")
-    if out.resolve() == source.resolve():
-        raise OutputError(f"output {out} is the input file; choose another path")
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out} exists; pass -y/--overwrite to replace it")
-    if out.is_dir():
-        raise OutputError(f"output {out} is a folder; give a file path")
+    OutputPolicy(overwrite=overwrite).check(out, [source])  # the one output rule (rtstyle.outputs)
 
 
 @dataclass(frozen=True)

@@ -42,9 +42,9 @@ from rtstyle.backends.onnx_graph import (  # noqa: F401 - graph names re-exporte
 from rtstyle.checkpoint import load_checkpoint
 from rtstyle.conditioning import AdaINStyled, StyleChoice
 from rtstyle.errors import BackendUnavailableError, InputError
-from rtstyle.fsutil import atomic_path
 from rtstyle.graph_format import IO_KINDS, load_onnx
 from rtstyle.models import resolve_model
+from rtstyle.outputs import OutputPolicy
 
 from .deploy import ParityResult, check_choice, check_output_path, check_parity, parity_shapes, parity_tolerance
 
@@ -101,7 +101,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, config: OnnxExportConfi
     import onnx
 
     parity: list[ParityResult] = []
-    with atomic_path(out) as tmp:
+    with OutputPolicy(overwrite=config.overwrite).writing(out, [source]) as tmp:
         onnx.save_model(proto, str(tmp))
         if config.check:
             reference, feeds = parity_reference(model, config.seed)

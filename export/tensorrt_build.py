@@ -31,8 +31,10 @@ from rtstyle.backends.trt_build import (  # noqa: F401 - the build API, re-expor
     onnx_info,
     parse_shape,
 )
-from rtstyle.fsutil import atomic_path, cache_dir, sha256_file
+from rtstyle.fsutil import cache_dir, sha256_file
 from rtstyle.models import resolve_model
+from rtstyle.outputs import OutputPolicy
+from rtstyle.trust import record_trusted
 
 from .deploy import check_output_path
 
@@ -54,10 +56,14 @@ def build_tensorrt_engine(
     result = build_cached_engine(onnx_path, config, device=device, source=source)
     if out is None:
         return result
-    # The sidecar travels with the engine: the backend reads its precision from it.
+    # The sidecar travels with the engine: the backend reads its precision from it. The copy is
+    # an output like any other (rtstyle.outputs) and is recorded as trusted (rtstyle.trust).
+    policy = OutputPolicy(overwrite=config.overwrite)
     for src, dst in ((result.cache_path.with_suffix(".json"), out.with_suffix(".json")), (result.cache_path, out)):
-        with atomic_path(dst) as tmp:
+        with policy.writing(dst, [source]) as tmp:
             shutil.copyfile(src, tmp)
+            if dst == out:
+                record_trusted(tmp, out.name)
     return TensorRTBuildResult(out, result.cache_path, result.key, result.cached, result.settings,
                                time.perf_counter() - start)
 

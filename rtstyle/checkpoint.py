@@ -19,7 +19,7 @@ model, the optimiser and the step.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +65,11 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     dtype: torch.dtype | None = None,
     style_target: np.ndarray | torch.Tensor | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Write model (+ optimiser, + the style image the loss used) atomically. ``dtype`` (e.g. fp16)
-    converts float weights; ``style_target`` is a uint8 (H, W, 3) image."""
+    converts float weights; ``style_target`` is a uint8 (H, W, 3) image. Without ``overwrite`` an
+    existing file is never replaced (rtstyle.outputs)."""
     from safetensors.torch import save_file
 
     config: ModelConfig = model.config  # type: ignore[assignment]
@@ -92,7 +94,7 @@ def save_checkpoint(
         tensors.update(opt_tensors)
         meta["optimizer"] = opt_meta
     header = {"format": FORMAT, "version": str(VERSION), "rtstyle": json.dumps(meta, sort_keys=True)}
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite) as tmp:
         save_file(tensors, str(tmp), metadata=header)
     return Path(path)
 
@@ -115,10 +117,14 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} has checkpoint version {header.get('version')}, this rtstyle reads {VERSION}")
     try:
         meta = json.loads(header["rtstyle"])
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise CheckpointError(f"{path} has corrupt rtstyle metadata") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} has rtstyle metadata of type {type(meta).__name__}; expected a JSON object")
     if meta.get("task") not in TASKS or not isinstance(meta.get("model"), dict):
         raise CheckpointError(f"{path} metadata lacks a valid 'task'/'model' entry")
+    if not isinstance(meta.get("name", ""), str):
+        raise CheckpointError(f"{path} metadata 'name' is {meta['name']!r}; expected a string")
     return meta
 
 
@@ -132,6 +138,41 @@ def read_style_target(path: str | Path) -> np.ndarray | None:
         if STYLE_TARGET_KEY not in f.keys():
             return None
         return f.get_tensor(STYLE_TARGET_KEY).numpy()
+# Upper bounds on the network sizes a checkpoint may ask for, far above any model rtstyle trains
+# (bundled: width 32-64, 4-5 residual blocks): the config is read from the file, so without them a
+# tiny file could make rtstyle build a network of any size before the weights are checked.
+CONFIG_LIMITS = {
+    "width": 512,
+    "num_residual": 64,
+    "num_styles": 4096,
+    "bank_layers": 16,
+    "scales": 8,
+    "noise_channels": 256,
+    "scale": 8,
+    "noise_std": 100.0,
+}
+
+
+def checked_config(data: dict[str, Any], path: str | Path = "checkpoint") -> ModelConfig:
+    """The model config in ``data``, with each field's type checked against the config class's
+    default and each size within ``CONFIG_LIMITS``; a one-line CheckpointError naming the key."""
+    if not isinstance(data.get("arch"), str):
+        raise CheckpointError(f"{path}: model config 'arch' is {data.get('arch')!r}; expected a string")
+    config = config_from_dict(data)
+    for f in fields(config):
+        value, default = getattr(config, f.name), f.default
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float) if isinstance(default, float) else int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            raise CheckpointError(f"{path}: model config {f.name!r} is {value!r}; expected a {type(default).__name__}")
+        limit = CONFIG_LIMITS.get(f.name)
+        if limit is not None and not (0 <= value <= limit):
+            raise CheckpointError(f"{path}: model config {f.name!r} is {value!r}; allowed 0..{limit} (CONFIG_LIMITS)")
+    return config
 
 
 def load_checkpoint(
@@ -147,23 +188,28 @@ def load_checkpoint(
     meta = read_metadata(path)
     if task is not None and meta["task"] != task:
         raise CheckpointError(f"{path} is a {meta['task']!r} checkpoint, but this command needs a {task!r} one")
-    config = config_from_dict(meta["model"])
-    model = build_model(config)
+    config = checked_config(meta["model"], path)
+    # Shapes are compared on the meta device first (no memory): a config that does not describe
+    # the stored tensors is refused before a real network is allocated.
+    with torch.device("meta"):
+        expected = build_model(config).state_dict()
     with safe_open(str(path), framework="pt") as f:
         keys = list(f.keys())
+        shapes = {k: tuple(f.get_slice(k).get_shape()) for k in keys if not k.startswith(_NOT_WEIGHTS)}
+        missing = sorted(set(expected) - set(shapes))
+        unexpected = sorted(set(shapes) - set(expected))
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{path}: weights do not match its {config.arch!r} config "
+                f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
+        for key, shape in shapes.items():
+            if shape != tuple(expected[key].shape):
+                raise CheckpointError(f"{path}: {key} has shape {shape}, config needs {tuple(expected[key].shape)}")
         weights = {k: f.get_tensor(k) for k in keys if not k.startswith(_NOT_WEIGHTS)}
         opt = {k: f.get_tensor(k) for k in keys if k.startswith(_OPT_PREFIX)}
+    model = build_model(config)
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path}: weights do not match its {config.arch!r} config "
-            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
-        )
-    for key, value in weights.items():
-        if value.shape != expected[key].shape:
-            raise CheckpointError(f"{path}: {key} has shape {tuple(value.shape)}, config needs {tuple(expected[key].shape)}")
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in weights.items()}, strict=True)
     model.eval().to(device)
     return Checkpoint(model, config, meta, path, opt)

@@ -14,6 +14,7 @@ import sys
 
 from . import __version__
 from .errors import Interrupted, RtstyleError
+from .signals import hangup_as_terminate
 
 # Order is the order shown in --help.
 COMMANDS = ("stylize", "live", "serve", "train", "synth", "optimize", "export", "bench", "models", "eval", "demo", "doctor")
@@ -139,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         innermost_parser(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        return int(args.func(args) or 0)
+        with hangup_as_terminate():  # closing the terminal stops a run like SIGTERM: partial output kept
+            return int(args.func(args) or 0)
     except Interrupted as exc:
         print(f"rtstyle {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -222,6 +222,7 @@ class EngineOptions:
     batch_size: int = 4  # largest batch the engine will see (sizes TensorRT profiles)
     style: StyleChoice = field(default_factory=StyleChoice)  # multi-style models: AdaIN image/alpha, StyleBank index
     backend_options: BackendOptions | None = None
+    trust_model: bool = False  # load .pt2 packages / TensorRT engines rtstyle did not produce (rtstyle.trust)
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES and not str(self.device).startswith("cuda:"):

@@ -27,6 +27,7 @@ from .frames import fit_size, numpy_to_float
 from .fsutil import atomic_path
 from .losses import LossConfig, PerceptualLoss
 from .models import resolve_model
+from .outputs import OutputPolicy
 from .pipeline import PipelineConfig, run_pipeline
 from .progress import progress as progress_bar
 from .sinks import CallbackSink, SmoothingSink, build_sinks
@@ -56,6 +57,8 @@ class TemporalEvalConfig:
     json_path: Path | None = None
     plot_path: Path | None = None
     progress: bool | str = True  # or a mode of rtstyle.progress: auto, bar, plain, json, none
+    overwrite: bool = False  # replace an existing --json / --plot
+    trust_model: bool = False  # load a .pt2 / TensorRT engine rtstyle did not produce (rtstyle.trust)
 
     def __post_init__(self) -> None:
         if self.flow not in FLOW_METHODS:
@@ -71,6 +74,8 @@ class TemporalEvalConfig:
             path = getattr(self, name)
             if path is not None and Path(path).is_dir():
                 raise InputError(f"--{name.removesuffix('_path')} {path} is a folder; give a file name")
+            if path is not None:  # the one output rule (rtstyle.outputs): never the video, never replaced silently
+                OutputPolicy(overwrite=self.overwrite).check(path, [self.video])
         if self.plot_path is not None and Path(self.plot_path).suffix.lower() != ".png":
             raise InputError(f"--plot must end in .png, got {self.plot_path}")
 
@@ -122,7 +127,8 @@ def evaluate_temporal(config: TemporalEvalConfig, engine=None) -> dict[str, Any]
     losses = _LossMeter(config, meta) if config.losses else None
     if engine is None:
         engine = open_engine(config.model, config.backend, EngineOptions(config.device, config.precision,
-                                                                           config.batch_size))
+                                                                           config.batch_size,
+                                                                           trust_model=config.trust_model))
     size = fit_size(source.info.width, source.info.height, None, config.max_side)
     meter = WarpingErrorMeter(FlowEstimator(config.flow))
     times: list[float] = []
@@ -174,9 +180,9 @@ def evaluate_temporal(config: TemporalEvalConfig, engine=None) -> dict[str, Any]
         "warnings": [*source.warnings, *([losses.warning] if losses and losses.warning else [])],
     }
     if config.json_path is not None:
-        write_json(config.json_path, report)
+        write_json(config.json_path, report, config.overwrite)
     if config.plot_path is not None:
-        plot_errors(config.plot_path, [report])
+        plot_errors(config.plot_path, [report], config.overwrite)
     return report
 
 
@@ -184,13 +190,13 @@ def _progress(config: TemporalEvalConfig):
     return progress_bar(None, f"eval temporal {Path(config.video).name}", "frame", mode=config.progress)
 
 
-def write_json(path: Path, data: Any) -> Path:
-    with atomic_path(path) as tmp:
+def write_json(path: Path, data: Any, overwrite: bool = True) -> Path:
+    with atomic_path(path, overwrite) as tmp:
         tmp.write_text(json.dumps(data, indent=2, allow_nan=True) + "\n")
     return Path(path)
 
 
-def plot_errors(path: Path, reports: list[dict[str, Any]]) -> Path:
+def plot_errors(path: Path, reports: list[dict[str, Any]], overwrite: bool = True) -> Path:
     """Per-pair warping error over time, one line per report (named by its "label" if it has one),
     with the input's own error dashed."""
     import matplotlib
@@ -212,7 +218,7 @@ def plot_errors(path: Path, reports: list[dict[str, Any]]) -> Path:
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return Path(path)

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import InputError
+from .errors import CheckpointError, InputError
 from .fsutil import atomic_path
+from .limits import MAX_DECODE_PIXELS, check_pixels
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MILLISECONDS = Fraction(1, 1000)  # the time base of sources without one of their own (cameras, images)
@@ -114,7 +115,15 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """float NCHW in [0, 1] -> uint8 NHWC (rounded, clamped), on the images' device."""
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"to_uint8: expected (N, 3, H, W) images, got {tuple(images.shape)}")
-    out = images.detach().float().mul(255.0).clamp_(0.0, 255.0).round_().to(torch.uint8)
+    images = images.detach().float()
+    # NaN would become 0 and Inf 255 silently: a diverged or corrupt model, or an fp16 overflow,
+    # must stop the run instead of writing black frames (one sum: NaN and Inf propagate).
+    if not torch.isfinite(images.sum()):
+        bad = int((~torch.isfinite(images)).sum())
+        raise CheckpointError(f"the model's output holds {bad} NaN/Inf values of {images.numel()} (a corrupt or "
+                              "diverged model, or an fp16 overflow); nothing was written for these frames; "
+                              "try --precision fp32 or another model")
+    out = images.mul(255.0).clamp_(0.0, 255.0).round_().to(torch.uint8)
     return out.permute(0, 2, 3, 1).contiguous()
 
 
@@ -138,6 +147,8 @@ def load_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
         raise InputError(f"image not found: {path}")
     try:
         with Image.open(path) as im:
+            # The header is read, no pixel yet: refuse sizes that would not fit in memory (issue 15).
+            check_pixels(*im.size, path, MAX_DECODE_PIXELS, "shrink the image first")
             im = ImageOps.exif_transpose(im)
             im = im.convert("RGB")
             if max_side is not None and max(im.size) > max_side:
@@ -145,13 +156,17 @@ def load_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
                 size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
                 im = im.resize(size, Image.Resampling.LANCZOS)
             return np.asarray(im, dtype=np.uint8).copy()
+    except Image.DecompressionBombError:  # PIL's own guard fires first above ~180 MP
+        raise InputError(f"{path} declares more than {MAX_DECODE_PIXELS:,} pixels, above the limit rtstyle decodes "
+                         "(shrink the image first)") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"not a readable image: {path} ({exc.__class__.__name__})") from None
 
 
-def save_image(path: str | Path, image: np.ndarray | torch.Tensor, **options) -> Path:
+def save_image(path: str | Path, image: np.ndarray | torch.Tensor, overwrite: bool = True, **options) -> Path:
     """Write a uint8 HWC RGB array (or a float 1x3xHxW / 3xHxW tensor) atomically, in the format
-    of the extension; ``options`` go to PIL's writer (e.g. ``quality=95``)."""
+    of the extension; ``options`` go to PIL's writer (e.g. ``quality=95``). With ``overwrite=False``
+    an existing file is never replaced (rtstyle.outputs)."""
     from PIL import Image
 
     if isinstance(image, torch.Tensor):
@@ -159,7 +174,7 @@ def save_image(path: str | Path, image: np.ndarray | torch.Tensor, **options) ->
             image = image.unsqueeze(0)
         image = float_to_numpy(image)[0]
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite) as tmp:
         Image.fromarray(image).save(tmp, format=_pil_format(path), **options)
     return path
 

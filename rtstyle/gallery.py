@@ -16,6 +16,7 @@ from .checkpoint import load_checkpoint
 from .errors import InputError
 from .frames import IMAGE_EXTENSIONS, float_to_numpy, load_image, numpy_to_float, save_image
 from .models import resolve_model
+from .outputs import OutputPolicy
 
 
 def _images(folder: Path, limit: int | None) -> list[Path]:
@@ -73,9 +74,10 @@ def _columns(models: list[str], style_images: tuple[Path, ...]) -> list[tuple[st
 
 @torch.inference_mode()
 def style_grid(models: list[str], images: Path, out: Path, size: int = 256, limit: int | None = 4,
-               style_images: tuple[Path, ...] = ()) -> Path:
+               style_images: tuple[Path, ...] = (), overwrite: bool = False) -> Path:
     """Rows: photo, then each model's output (labelled). AdaIN models get one column per style
     image, shown in a first row."""
+    OutputPolicy(overwrite=overwrite).check(out, [*style_images, *_images(images, limit)])
     columns = _columns(models, tuple(style_images))
     rows = []
     if any(style is not None for _, _, style in columns):
@@ -88,4 +90,4 @@ def style_grid(models: list[str], images: Path, out: Path, size: int = 256, limi
         for name, net, _ in columns:
             tiles.append(_label(float_to_numpy(net(numpy_to_float(photo)))[0], name))
         rows.append(np.concatenate(tiles, axis=1))
-    return save_image(out, np.concatenate(rows, axis=0))
+    return save_image(out, np.concatenate(rows, axis=0), overwrite)

@@ -33,6 +33,7 @@ from .cpu_memory import keep_freed_memory
 from .errors import InputError, Interrupted, OutputError
 from .frames import float_to_numpy, load_image, numpy_to_float, save_image
 from .losses import LossConfig, PerceptualLoss
+from .outputs import OutputPolicy
 from .progress import progress as progress_bar
 from .vgg import LAYER_INDEX, load_vgg16
 
@@ -201,10 +202,11 @@ class OptimizeConfig:
     def _check_output(self, out: Path) -> None:
         if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
             raise OutputError(f"output {out} must end in .png, .jpg, .jpeg, .webp or .bmp")
-        if out.exists() and Path(self.content).exists() and out.resolve() == Path(self.content).resolve():
-            raise OutputError(f"output {out} is the content image; choose another path")
-        if out.exists() and not self.overwrite:
-            raise OutputError(f"output {out} exists; pass -y to replace it")
+        policy = OutputPolicy(overwrite=self.overwrite)  # the one output rule (rtstyle.outputs)
+        policy.check(out, [self.content, self.style])
+        if self.save_every:
+            for k in range(self.save_every, self.iterations, self.save_every):
+                policy.check(intermediate_path(out, k), [self.content, self.style])
 
 
 @dataclass
@@ -244,7 +246,7 @@ def optimize_image(config: OptimizeConfig) -> OptimizeResult:
     def on_iteration(k: int, image: torch.Tensor) -> None:
         latest[0] = image
         if config.save_every and k % config.save_every == 0 and k < config.iterations:
-            intermediates.append(save_image(intermediate_path(Path(config.output), k), image.cpu()))
+            intermediates.append(save_image(intermediate_path(Path(config.output), k), image.cpu(), config.overwrite))
 
     try:
         trace = optimize_pixels(loss_fn, content, config.iterations, config.settings, on_iteration=on_iteration,
@@ -252,11 +254,11 @@ def optimize_image(config: OptimizeConfig) -> OptimizeResult:
     except KeyboardInterrupt:
         where = ""
         if config.output is not None and latest[0] is not content:
-            save_image(config.output, latest[0].cpu())
+            save_image(config.output, latest[0].cpu(), config.overwrite)
             where = f"; the image so far is in {config.output}"
         raise Interrupted(f"optimisation interrupted{where}") from None
     image = float_to_numpy(trace.final)[0]
     if config.output is not None:
-        save_image(config.output, image)
+        save_image(config.output, image, config.overwrite)
     return OptimizeResult(image, trace.history, trace.seconds[-1], config.iterations,
                           Path(config.output) if config.output else None, intermediates, trace.final.cpu())

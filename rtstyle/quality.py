@@ -28,6 +28,7 @@ from .fsutil import atomic_path
 from .losses import LossConfig, PerceptualLoss
 from .models import resolve_model
 from .optimize import OptimizerSettings, build_loss, optimize_pixels
+from .outputs import OutputPolicy
 from .sources import list_images
 from .style_lookup import default_style_dirs, style_target
 
@@ -55,6 +56,7 @@ class QualityConfig:
     json_path: Path | None = None
     plot_path: Path | None = None  # default: json_path with .png
     progress: bool = True
+    overwrite: bool = False  # replace an existing --json / --plot
 
     def validate(self) -> None:
         self.settings.validate()
@@ -67,6 +69,9 @@ class QualityConfig:
             raise InputError(f"--limit must be >= 1, got {self.limit}")
         if self.timing_runs < 1:
             raise InputError(f"--timing-runs must be >= 1, got {self.timing_runs}")
+        for out in (self.json_path, self.resolved_plot_path):  # the one output rule (rtstyle.outputs)
+            if out is not None:
+                OutputPolicy(overwrite=self.overwrite).check(out, [self.images])
 
     @property
     def resolved_plot_path(self) -> Path | None:
@@ -190,15 +195,15 @@ def evaluate_quality(config: QualityConfig) -> dict[str, Any]:
         "average": _average(images, config.milestones),
     }
     if config.json_path is not None:
-        with atomic_path(config.json_path) as tmp:
+        with atomic_path(config.json_path, config.overwrite) as tmp:
             tmp.write_text(json.dumps(report, indent=2) + "\n")
         report["json"] = str(config.json_path)
     if (plot := config.resolved_plot_path) is not None:
-        report["plot"] = str(plot_quality(report, plot))
+        report["plot"] = str(plot_quality(report, plot, config.overwrite))
     return report
 
 
-def plot_quality(report: dict[str, Any], out: Path) -> Path:
+def plot_quality(report: dict[str, Any], out: Path, overwrite: bool = True) -> Path:
     """Objective vs optimisation iteration (log scale), the network's value as a dashed line."""
     import matplotlib
 
@@ -222,7 +227,7 @@ def plot_quality(report: dict[str, Any], out: Path) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(out) as tmp:
+    with atomic_path(out, overwrite) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return Path(out)

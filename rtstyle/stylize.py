@@ -10,7 +10,7 @@ frames.
 * ``plan_outputs(config)``: the (input, output) pairs, checked before any work starts (missing
   inputs, output equal to input, existing outputs without ``overwrite``, unwritable folders).
 * ``ChainEngine(first, second)``: two engines as one (style then super-resolution).
-* ``interrupt_on_signals(stop)``: SIGINT/SIGTERM set ``stop`` for the duration of a ``with``
+* ``interrupt_on_signals(stop)`` (``rtstyle.signals``): SIGINT/SIGTERM/SIGHUP set ``stop`` for the duration of a ``with``
   block, for top-level callers (the CLI); the pipeline then finalises a playable partial output
   and ``stylize_files`` raises ``Interrupted``.
 
@@ -27,17 +27,14 @@ output folder (default: beside each input) as ``<stem><suffix>.<ext>``: the suff
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
 import os
-import signal
 import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -48,9 +45,11 @@ from .errors import CheckpointError, InputError, Interrupted, OutputError
 from .frames import IMAGE_EXTENSIONS, fit_size
 from .fsutil import as_paths, atomic_path
 from .gpu.decode import DeviceVideoReader, device_file_source
+from .outputs import OutputPolicy
 from .photos import PHOTO_OUTPUT_EXTENSIONS, is_photo, stylize_photos
 from .pipeline import PipelineConfig, PipelineStats, run_pipeline
 from .progress import progress as progress_bar
+from .signals import interrupt_on_signals  # noqa: F401 - part of this module's API
 from .sinks import Display, PreviewSink, WriterSink, build_sinks
 from .sources import FileSource, Resized
 from .temporal import check_smoothing
@@ -86,6 +85,7 @@ class StylizeConfig:
     out_scale: float | None = None  # the input's size times this
     out_width: int | None = None  # one of width/height alone keeps the aspect ratio
     out_height: int | None = None
+    trust_model: bool = False  # load a .pt2 / TensorRT engine rtstyle did not produce (rtstyle.trust)
     suffix: str | None = None  # folder outputs: <stem><suffix>.<ext> (default _<model>[_<sr>])
 
     def __post_init__(self) -> None:
@@ -125,7 +125,8 @@ class StylizeConfig:
 
     def engine_options(self) -> EngineOptions:
         """Options of the style engine (the SR engine takes no style choice)."""
-        return EngineOptions(device=self.device, precision=self.precision, batch_size=self.batch_size, style=self.style)
+        return EngineOptions(device=self.device, precision=self.precision, batch_size=self.batch_size, style=self.style,
+                             trust_model=self.trust_model)
 
 
 @dataclass
@@ -229,6 +230,8 @@ def plan_outputs(config: StylizeConfig) -> list[tuple[Path, Path]]:
         if key in seen:
             raise OutputError(f"{seen[key]} and {src} would both write {dst}; give separate output folders")
         seen[key] = src
+    if config.stats_path is not None:  # never one of the inputs or the videos this run writes
+        OutputPolicy(overwrite=config.overwrite).check(config.stats_path, [p for pair in pairs for p in pair])
     return pairs
 
 
@@ -276,12 +279,7 @@ def output_size(config: StylizeConfig, original: tuple[int, int], produced: tupl
 
 
 def _check_output(src: Path, dst: Path, overwrite: bool) -> None:
-    if dst.resolve() == src.resolve():
-        raise OutputError(f"output equals input: {dst}; choose another output name")
-    if dst.is_dir():
-        raise OutputError(f"output is a folder: {dst}; give a file name such as out.mp4")
-    if dst.exists() and not overwrite:
-        raise OutputError(f"output exists: {dst}; pass -y to overwrite")
+    OutputPolicy(overwrite=overwrite).check(dst, [src])  # the one output rule (rtstyle.outputs)
     parent = dst.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -335,7 +333,7 @@ def stylize_files(config: StylizeConfig, engine: Engine | None = None,
         if display is not None:
             display.close()
         if config.stats_path is not None and results:
-            write_stats(config.stats_path, results)
+            write_stats(config.stats_path, results, config.overwrite)
     return results
 
 
@@ -371,7 +369,7 @@ def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, st
     writer = VideoWriter(  # frames of the model's output size are resized to this by WriterSink
         dst, out_w, out_h, info.time_base, info.frame_rate, encoder_with_threads(config.encoder, threads.encode),
         rotation=info.rotation, color=info.color, overwrite=config.overwrite,
-        audio=AudioSource(src, reader.start, reader.end) if info.has_audio else None,
+        audio=_audio(reader, src) if info.has_audio else None,
     )
     chain = build_sinks(config.temporal_smoothing, writer=WriterSink(writer),
                         preview=PreviewSink(display) if display is not None else None)
@@ -426,33 +424,17 @@ def _progress_bar(config: StylizeConfig, source: FileSource, src: Path):
     return progress_bar(total or None, src.name, "frame", mode=config.progress)
 
 
-def write_stats(path: Path, results: list[StylizeResult]) -> Path:
+def write_stats(path: Path, results: list[StylizeResult], overwrite: bool = True) -> Path:
     """All results as JSON, written atomically."""
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite) as tmp:
         tmp.write_text(json.dumps({"videos": [r.to_dict() for r in results]}, indent=2) + "\n")
     return path
 
 
-@contextlib.contextmanager
-def interrupt_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
-    """SIGINT/SIGTERM set ``stop`` (a second one interrupts at once); handlers restored after.
-    Only in the main thread: Python delivers signals there."""
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-    signums = [signal.SIGINT, signal.SIGTERM]
-    previous = {s: signal.getsignal(s) for s in signums}
-
-    def handler(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    for s in signums:
-        signal.signal(s, handler)
-    try:
-        yield stop
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+def _audio(reader, src: Path) -> AudioSource:
+    """The input's audio, shifted like its video (``VideoReader.audio_source``: the A/V offset is
+    kept, priming packets too); readers without it (the GPU decoder) window it by time."""
+    if hasattr(reader, "audio_source"):
+        return reader.audio_source()
+    return AudioSource(src, reader.start, reader.end)

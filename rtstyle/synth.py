@@ -20,6 +20,7 @@ from .checkpoint import load_checkpoint
 from .errors import InputError, OutputError
 from .frames import float_to_numpy, save_image
 from .models import resolve_model
+from .outputs import OutputPolicy
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 MAX_SIDE = 8192
@@ -69,12 +70,11 @@ def synthesize(cfg: SynthConfig) -> SynthResult:
     from .engine import resolve_device
 
     paths = output_paths(cfg)
+    source = resolve_model(cfg.model)
     for path in paths:
-        if path.exists() and not cfg.overwrite:
-            raise OutputError(f"{path} exists; pass -y/--overwrite to replace it")
         if not path.parent.is_dir():
             raise OutputError(f"output folder {path.parent} does not exist")
-    source = resolve_model(cfg.model)
+        OutputPolicy(overwrite=cfg.overwrite).check(path, [source])  # the one output rule (rtstyle.outputs)
     device = resolve_device(cfg.device)
     ckpt = load_checkpoint(source, task="texture", device=device)
     net = ckpt.model.to(device).eval()
@@ -93,6 +93,6 @@ def synthesize(cfg: SynthConfig) -> SynthResult:
         times.append(time.perf_counter() - start)
         if cfg.tile > 1:
             image = np.tile(image, (cfg.tile, cfg.tile, 1))
-        save_image(path, image)
+        save_image(path, image, cfg.overwrite)
     times.sort()
     return SynthResult(paths, times[(len(times) - 1) // 2], tileable)

@@ -25,6 +25,7 @@ from .netconfig import (
     TextureNetConfig,
     TextureSynthConfig,
 )
+from .outputs import OutputPolicy, same_file
 
 AMP_MODES = ("auto", "off", "fp16", "bf16")
 STYLE_ARCHS = ("johnson", "fast")  # StyleNetConfig presets
@@ -52,6 +53,7 @@ class TrainConfig:
     vgg_weights: Path | None = None
     name: str | None = None
     progress: bool | str = "auto"  # a mode of rtstyle.progress: auto, bar, plain, json, none (or a bool)
+    overwrite: bool = False  # replace an existing --out (and its .losses.csv/.png)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -71,6 +73,13 @@ class TrainConfig:
             raise InputError(f"--out must end in .safetensors, got {self.out}")
         if self.resume is not None and not Path(self.resume).is_file():
             raise InputError(f"--resume checkpoint not found: {self.resume}")
+        # The one output rule (rtstyle.outputs). Resuming into the checkpoint being resumed continues
+        # that run (each save replaces it atomically), so that one case needs no -y.
+        if not (self.resume is not None and same_file(self.out, self.resume)):
+            policy = OutputPolicy(overwrite=self.overwrite)
+            inputs = [p for p in (self.resume, self.vgg_weights) if p is not None]
+            for path in (Path(self.out), sidecar(self.out, ".losses.csv"), sidecar(self.out, ".losses.png")):
+                policy.check(path, inputs)
 
 
 @dataclass(frozen=True)

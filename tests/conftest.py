@@ -38,6 +38,15 @@ def _cpu_threads():
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache_for_module_fixtures(tmp_path_factory):
+    # Module-scoped fixtures (an exported package, a built engine) run before the function-scoped
+    # fixture below: they must not write to the user's cache (its trust list) either.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RTSTYLE_CACHE", str(tmp_path_factory.getbasetemp() / "rtstyle-cache"))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     # Share one converted-VGG cache across the session, never the user's ~/.cache.

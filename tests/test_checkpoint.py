@@ -241,3 +241,55 @@ def test_failed_save_leaves_no_partial_file_and_keeps_the_old_one(tmp_path, monk
         save_checkpoint(tmp_path / "new.safetensors", tiny_model(seed=1), META)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
     assert path.read_bytes() == before
+
+
+# ---- issue 15: metadata is untrusted input ----------------------------------------------
+
+
+def _checkpoint_with_meta(tmp_path, meta):
+    path = tmp_path / "crafted.safetensors"
+    _save_with_header(path, {"format": "rtstyle-checkpoint", "version": "1", "rtstyle": json.dumps(meta)})
+    return path
+
+
+@pytest.mark.parametrize(
+    "meta, match",
+    [
+        ([1, 2, 3], "of type list; expected a JSON object"),
+        ({"task": "style", "model": {"arch": {"nested": {"doc": 1}}}}, r"'arch' is \{'nested'"),
+        ({"task": "style", "model": {"arch": "style", "width": "abc"}}, r"'width' is 'abc'; expected a int"),
+        ({"task": "style", "model": {"arch": "style", "width": {"a": [1]}}}, r"'width' is \{'a': \[1\]\}"),
+        ({"task": "style", "model": {"arch": "style", "num_residual": True}}, "'num_residual' is True"),
+        ({"task": "style", "model": {"arch": "style", "width": 8.5}}, "'width' is 8.5"),
+        ({"task": "style", "name": ["x"], "model": {"arch": "style"}}, "'name' is"),
+        ({"task": "sr", "model": {"arch": "sr", "scale": "4"}}, "invalid model config|'scale'"),
+    ],
+)
+def test_metadata_of_the_wrong_type_is_one_line(tmp_path, meta, match):
+    with pytest.raises(CheckpointError, match=match) as info:
+        load_checkpoint(_checkpoint_with_meta(tmp_path, meta))
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("key, value", [("num_residual", 3000), ("width", 100_000), ("width", -4)])
+def test_huge_network_configs_are_refused_before_building(tmp_path, monkeypatch, key, value):
+    import rtstyle.checkpoint as checkpoint_module
+
+    built = []
+    monkeypatch.setattr(checkpoint_module, "build_model", lambda config: built.append(config))
+    path = _checkpoint_with_meta(tmp_path, {"task": "style", "model": {"arch": "style", key: value}})
+    with pytest.raises(CheckpointError, match=f"'{key}' is {value}; allowed 0..[0-9]+ \\(CONFIG_LIMITS\\)"):
+        load_checkpoint(path)
+    assert built == []
+
+
+def test_config_within_limits_but_not_matching_allocates_nothing(tmp_path):
+    # num_residual=60 is allowed, but the file holds one tensor: refused from the shapes alone,
+    # with the network only ever built on the meta device.
+    path = _checkpoint_with_meta(tmp_path, {"task": "style", "model": {"arch": "style", "width": 512, "num_residual": 60}})
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_checkpoint(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: far below the ~1.8 GB net

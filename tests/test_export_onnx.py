@@ -163,7 +163,7 @@ def test_cli_prints_parity_and_output(tmp_path_factory, tmp_path, monkeypatch, c
     assert out.is_file()
     assert main(["export", "onnx", str(ckpt), "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "exists" in err and "--overwrite" in err
+    assert err.count("\n") == 0 and "exists" in err and "pass -y" in err
 
 
 def test_cli_missing_checkpoint_is_one_line(tmp_path, capsys):

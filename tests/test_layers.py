@@ -31,7 +31,7 @@ LAYERS: list[dict[str, list[str]]] = [
     {"core": ["rtstyle.frames", "rtstyle.fsutil", "rtstyle.outputs", "rtstyle.dtypes", "rtstyle.sysinfo",
               "rtstyle.textutil", "rtstyle.choices", "rtstyle.graph_format", "rtstyle.cpu_memory", "rtstyle.degrade",
               "rtstyle.progress", "rtstyle.presets", "rtstyle.timecode", "rtstyle.netconfig", "rtstyle.trainconfig",
-              "rtstyle.threads"]},
+              "rtstyle.threads", "rtstyle.signals", "rtstyle.limits", "rtstyle.trust", "rtstyle.pt2_archive"]},
     {"nets/losses": ["rtstyle.nets.*", "rtstyle.losses", "rtstyle.vgg"]},
     {"models": ["rtstyle.checkpoint", "rtstyle.models.*", "rtstyle.conditioning"]},
     # The package itself is the Python API's front door (``rtstyle.Stylizer``, loaded on first use).

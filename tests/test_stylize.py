@@ -103,7 +103,7 @@ def test_several_inputs_and_folders_named_predictably(tmp_path):
 
 def test_output_rules(tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=2, audio=False)
-    with pytest.raises(OutputError, match="equals input"):
+    with pytest.raises(OutputError, match="is the input"):
         plan_outputs(config(src, output=src, overwrite=True))
     with pytest.raises(OutputError, match="folder"):
         plan_outputs(config(src, src, output=tmp_path / "x.mp4"))  # several inputs need a folder

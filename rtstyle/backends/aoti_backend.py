@@ -12,6 +12,8 @@ from ..engine import Engine, EngineOptions, refuse_style
 from ..errors import BackendUnavailableError, CheckpointError, InputError
 from ..graph_format import IO_KINDS, META_DEVICE, META_IO, META_PRECISION, META_SCALE, GraphIO
 from ..textutil import first_line
+from ..pt2_archive import check_pt2_entries, load_pt2
+from ..trust import check_trusted
 
 
 class AotiEngine(Engine):
@@ -33,13 +35,18 @@ class AotiEngine(Engine):
 
 def open(path: Path, options: EngineOptions, reason: str) -> AotiEngine:
     refuse_style(options.style, "aoti", path.name)
+    # Issue 15: a package is native code. Entry names and metadata are read (pure Python), then
+    # the trust list is checked, before anything is extracted or loaded; the loader unpacks into
+    # a private folder that is removed afterwards.
+    check_pt2_entries(path)
+    device = _device(path, options.device)
+    check_trusted(path, options.trust_model, "an AOTInductor package")
     try:
-        from torch._inductor import aoti_load_package
+        from torch._inductor import aoti_load_package  # noqa: F401 - availability check
     except ImportError:
         raise BackendUnavailableError(f"torch {torch.__version__} cannot load AOTInductor packages; pip install 'torch>=2.6'") from None
-    device = _device(path, options.device)
     try:
-        package = aoti_load_package(str(path), device_index=device.index if device.index is not None else -1)
+        package = load_pt2(path, device_index=device.index if device.index is not None else -1)
     except Exception as exc:  # noqa: BLE001 - the loader raises RuntimeError with C++ text
         raise CheckpointError(f"cannot load AOTInductor package {path}: {first_line(exc)}") from None
     meta = package.get_metadata()

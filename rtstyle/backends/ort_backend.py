@@ -303,11 +303,34 @@ def _graph_io(inp) -> GraphIO:
 
 
 def _scale(session, io: GraphIO) -> int:
-    """The model's scale from its metadata, else measured on one small input (foreign ONNX)."""
+    """The model's scale, measured on one small input and checked against its metadata; the
+    output must be frames of the input's batch with 3 channels (issue 15: foreign or edited
+    ONNX files ended in "unexpected" errors, or in garbage frames)."""
+    inp = session.get_inputs()[0]
     stored = session.get_modelmeta().custom_metadata_map.get(META_SCALE)
-    if stored is not None:
+    if stored is not None and "TensorrtExecutionProvider" in session.get_providers():
+        # A probe would make TensorRT build an engine for one more shape: read the metadata only.
+        if stored.strip() not in ("1", "2", "4", "8"):
+            raise CheckpointError(f"this ONNX model's metadata says {META_SCALE}={stored!r}; expected 1, 2, 4 or 8")
         return int(stored)
-    shape = (1, MIN_SIDE, MIN_SIDE, 3) if io.kind == "uint8" else (1, 3, MIN_SIDE, MIN_SIDE)
+    batch = 2 if not isinstance(inp.shape[0], int) else inp.shape[0]
+    shape = (batch, MIN_SIDE, MIN_SIDE + 4, 3) if io.kind == "uint8" else (batch, 3, MIN_SIDE, MIN_SIDE + 4)
     probe = np.zeros(shape, dtype=_NUMPY[torch.uint8 if io.kind == "uint8" else io.dtype])
-    out = session.run(None, {session.get_inputs()[0].name: probe})[0]
-    return io.spatial(out.shape)[0] // MIN_SIDE
+    try:
+        out = session.run(None, {inp.name: probe})[0]
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind exception types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"this ONNX model fails on a {'x'.join(map(str, shape))} input: {first}") from None
+    channels = out.shape[-1] if io.kind == "uint8" else (out.shape[1] if out.ndim == 4 else None)
+    if out.ndim != 4 or channels != 3 or out.shape[0] != batch:
+        raise CheckpointError(f"this ONNX model returns {tuple(out.shape)} for input {shape}; rtstyle needs "
+                              f"{io.layout} frames with 3 channels and the input's batch of {batch}")
+    h, w = io.spatial(out.shape)
+    measured = h // MIN_SIDE
+    if h % MIN_SIDE or w != (MIN_SIDE + 4) * measured or measured < 1:
+        raise CheckpointError(f"this ONNX model turns {MIN_SIDE}x{MIN_SIDE + 4} frames into {h}x{w}: not a whole "
+                              "scale of the input")
+    if stored is not None and stored.strip() != str(measured):
+        raise CheckpointError(f"this ONNX model's metadata says {META_SCALE}={stored!r} but it scales by {measured}; "
+                              "re-export it")
+    return measured

@@ -19,6 +19,7 @@ from ..dtypes import PRECISION_OF
 from ..engine import Engine, EngineOptions, TensorRTOptions, refuse_style, resolve_device
 from ..errors import BackendUnavailableError, CheckpointError, InputError
 from ..graph_format import GraphIO
+from ..trust import check_trusted
 from .onnx_graph import cached_onnx
 from .trt_build import ENGINE_SUFFIXES, TensorRTBuildConfig, build_cached_engine, import_tensorrt, onnx_info
 
@@ -145,6 +146,8 @@ def open(path: Path, options: EngineOptions, reason: str) -> TensorRTEngine:
                          "`rtstyle export tensorrt`, or open the ONNX model")
     if not built and options.precision == "bf16":
         raise InputError("the tensorrt backend builds fp16 or fp32 engines; choose --precision fp16 or fp32")
+    if built:  # issue 15: an engine is native code; engines rtstyle builds are recorded (rtstyle.trust)
+        check_trusted(path, options.trust_model, "a TensorRT engine")
     trt = import_tensorrt()
     device = resolve_device("cuda" if options.device == "auto" else options.device)
     if device.type != "cuda":

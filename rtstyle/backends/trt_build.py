@@ -30,6 +30,7 @@ from ..errors import BackendUnavailableError, ExportError, InputError
 from ..fsutil import atomic_path, cache_dir, sha256_file
 from ..graph_format import IO_KINDS, LAYOUTS, META_IO, META_PRECISION, META_SCALE, META_TASK, load_onnx
 from ..nets import MIN_SIDE
+from ..trust import is_trusted, record_trusted
 
 Shape = tuple[int, int, int, int]
 PRECISIONS = ("fp16", "fp32")
@@ -234,13 +235,15 @@ def build_cached_engine(
     )
     key = settings.key()
     cache_path = (cache or engine_cache_dir()) / f"{key}.engine"
-    cached = config.use_cache and cache_path.is_file()
+    # An engine is code (rtstyle.trust): reuse a cached one only if this rtstyle recorded building it.
+    cached = config.use_cache and cache_path.is_file() and is_trusted(cache_path)
     if not cached:
         timing = config.timing_cache or default_timing_cache(settings.tensorrt_version, settings.gpu)
         with torch.cuda.device(device):  # the builder times kernels on the current device
             engine = _build(trt, onnx_path, settings, timing)
         with atomic_path(cache_path) as tmp:
             tmp.write_bytes(engine)
+            record_trusted(tmp, cache_path.name)  # hashed before the rename: what we vouch for is what we wrote
         with atomic_path(cache_path.with_suffix(".json")) as tmp:
             tmp.write_text(json.dumps({**dataclasses.asdict(settings), "source": str(source or onnx_path)}, indent=2) + "\n")
     return TensorRTBuildResult(cache_path, cache_path, key, cached, settings, time.perf_counter() - start)

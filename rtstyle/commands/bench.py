@@ -6,6 +6,7 @@ import argparse
 
 from ..choices import BENCH_ARCHS, BENCH_QUICK_DURATION
 from ..errors import InputError
+from .output_flags import add_overwrite_flags, output_policy
 from .progress_args import add_progress_arguments, progress_mode
 
 
@@ -56,15 +57,19 @@ def register(subparsers) -> None:
     p.add_argument("--quick", action="store_true", help=f"small grid, few repetitions: {BENCH_QUICK_DURATION}")
     p.add_argument("--json", metavar="PATH", help="write every figure to PATH, with PATH.md and PNG plots beside it")
     add_progress_arguments(p)
+    add_overwrite_flags(p, "existing --json, .md and .png files")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from rtstyle.benchmarks.bench import BenchConfig, run_bench
-    from rtstyle.benchmarks.report import markdown_report, write_outputs
+    from rtstyle.benchmarks.report import markdown_report, output_paths, write_outputs
 
     if args.json is not None and not args.json.endswith(".json"):
         raise InputError(f"--json {args.json}: give a file name ending in .json (the .md and .png go beside it)")
+    if args.json is not None:  # before a long run, not after it
+        for path in output_paths(args.json, pipeline=not args.no_pipeline):
+            output_policy(args).check(path)
     config = BenchConfig(
         model=args.model, arch=args.arch, device=args.device, backends=args.backends, precisions=args.precisions,
         batch_sizes=args.batch_sizes, resolutions=args.resolutions, warmup=args.warmup, repeats=args.repeats,
@@ -75,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.json is None:
         print(markdown_report(result))
         return 0
-    written = write_outputs(result, args.json)
+    written = write_outputs(result, args.json, args.overwrite)
     print(written["markdown"].read_text())
     print("wrote " + ", ".join(str(p) for p in written.values()))
     return 0

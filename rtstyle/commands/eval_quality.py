@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .optimize import add_optimizer_arguments, optimizer_settings
+from .output_flags import add_overwrite_flags
 from .progress_args import add_progress_arguments, progress_mode
 
 
@@ -40,6 +41,7 @@ def register(subparsers) -> None:
     p.add_argument("--plot", type=Path, dest="plot_path", metavar="PNG",
                    help="loss-vs-iteration plot (default: the --json path with .png)")
     add_progress_arguments(p)
+    add_overwrite_flags(p, "existing --json / --plot files")
     p.set_defaults(func=run)
 
 
@@ -51,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         milestones=args.iterations, size=args.size, limit=args.limit, settings=optimizer_settings(args),
         timing_runs=args.timing_runs, device=args.device, vgg_weights=args.vgg_weights, json_path=args.json_path, plot_path=args.plot_path,
         progress=progress_mode(args),
+        overwrite=args.overwrite,
     )
     report = evaluate_quality(config)
     for w in report["warnings"]:

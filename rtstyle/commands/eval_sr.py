@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .output_flags import add_overwrite_flags, output_policy
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sr", help="compare an SR model with bicubic upsampling: PSNR, SSIM, LPIPS and crops")
@@ -17,13 +19,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="at most this many photos")
     p.add_argument("--json", type=Path, help="write the metrics (per image, mean, wins) as JSON")
     p.add_argument("--per-image", action="store_true", help="print every photo's metrics, not only the means")
+    add_overwrite_flags(p, "existing outputs (-o and --json)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..fsutil import atomic_path
     from ..sr_eval import METHODS, sr_comparison
 
+    policy = output_policy(args)  # the one output rule (rtstyle.outputs), before the work
+    policy.check(args.out)
+    if args.json:
+        policy.check(args.json, [args.out])
     report = sr_comparison(args.model, args.images, args.out, args.crop, args.limit)
     n = len(report.per_image)
     head = f"{'':<28} {'PSNR-Y dB':>10} {'SSIM-Y':>7} {'LPIPS':>7} {'colour':>7}"
@@ -43,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
           f"colour {w['colour_shift']}/{n} photos")
     print(f"figure: {report.figure}")
     if args.json:
-        with atomic_path(args.json) as tmp:
+        with policy.writing(args.json, [args.out]) as tmp:
             tmp.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
         print(f"json:   {args.json}")
     return 0

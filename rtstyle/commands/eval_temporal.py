@@ -7,8 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from .output_flags import add_overwrite_flags
 from .progress_args import add_progress_arguments, progress_mode
-from .stylize import add_engine_arguments, add_smoothing_argument
+from .stylize import add_engine_arguments, add_smoothing_argument, time_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="style model (bundled name or checkpoint / .onnx / engine)")
     add_engine_arguments(p)
     p.add_argument("--batch-size", type=int, default=4, help="frames per engine call (default: 4)")
-    p.add_argument("--start", type=float, metavar="SECONDS", help="start time in the input")
-    p.add_argument("--duration", type=float, metavar="SECONDS", help="length to evaluate")
+    p.add_argument("--start", type=time_arg, metavar="SECONDS", help="start time in the input")
+    p.add_argument("--duration", type=time_arg, metavar="SECONDS", help="length to evaluate")
     add_smoothing_argument(p)
     p.add_argument("--flow", default="dis", choices=("dis", "farneback"), help="optical flow on the input (default: dis)")
     p.add_argument("--style", type=Path, help="the model's style image (default: found by name in --style-dir)")
@@ -30,17 +31,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, dest="json_path", help="write the report as JSON")
     p.add_argument("--plot", type=Path, dest="plot_path", help="write per-pair warping error over time (PNG)")
     add_progress_arguments(p)
+    add_overwrite_flags(p, "existing --json / --plot files")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from ..eval_temporal import TemporalEvalConfig, evaluate_temporal, format_table
+    from ..limits import check_media_pixels
 
+    check_media_pixels(args.video, args.max_pixels)  # from the header, before a frame is decoded
     config = TemporalEvalConfig(
         video=args.video, model=args.model, style=args.style, style_dir=args.style_dir, start=args.start,
         duration=args.duration, max_side=args.max_side, backend=args.backend, device=args.device,
         precision=args.precision, batch_size=args.batch_size, smoothing=args.temporal_smoothing, flow=args.flow,
         losses=args.losses, loss_every=args.loss_every, json_path=args.json_path, plot_path=args.plot_path, progress=progress_mode(args),
+        overwrite=args.overwrite, trust_model=args.trust_model,
     )
     report = evaluate_temporal(config)
     for w in report["warnings"]:

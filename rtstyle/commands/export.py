@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..choices import IO_KINDS, LAYOUTS
+from .output_flags import add_overwrite_flags
 
 
 def register(subparsers) -> None:
@@ -23,7 +24,7 @@ def register(subparsers) -> None:
 def _common(parser: argparse.ArgumentParser, model_help: str, suffix: str) -> None:
     parser.add_argument("model", help=model_help)
     parser.add_argument("-o", "--output", type=Path, required=True, help=f"output file ({suffix})")
-    parser.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output")
+    add_overwrite_flags(parser)
 
 
 def _register_onnx(formats) -> None:

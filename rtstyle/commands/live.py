@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..choices import DEFAULT_STYLE_MODEL, LIVE_KEYS
 from ..errors import InputError, Interrupted
+from .output_flags import add_overwrite_flags
 from .stylize import (
     add_encoder_arguments,
     add_engine_arguments,
@@ -16,6 +17,7 @@ from .stylize import (
     add_style_choice_arguments,
     codec_choice,
     style_choice,
+    time_arg,
 )
 
 
@@ -33,13 +35,13 @@ def register(subparsers) -> None:
     win.add_argument("--window", dest="window", action="store_true", default=None, help="require a window")
     win.add_argument("--no-window", dest="window", action="store_false", help="headless (no window)")
     p.add_argument("--output", type=Path, metavar="FILE", help="also record the stylized feed")
-    p.add_argument("-y", "--overwrite", action="store_true", help="replace an existing --output")
+    add_overwrite_flags(p, "an existing --output")
     add_encoder_arguments(p)
     p.set_defaults(preset="veryfast")
     p.add_argument("--virtual-cam", action="store_true", help="send frames to a virtual camera (pyvirtualcam)")
     p.add_argument("--max-frames", type=int, metavar="N",
                    help="stop after N frames shown (with --every-frame: N frames processed, none skipped)")
-    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
+    p.add_argument("--duration", type=time_arg, metavar="SECONDS", help="stop after this many seconds")
     p.add_argument("--reconnect", action="store_true", help="reopen the camera after a disconnect")
     p.add_argument("--every-frame", action="store_true",
                    help="--camera FILE: process every frame in order, no dropping, no real-time pacing "
@@ -63,16 +65,19 @@ def check_has_a_consumer(args: argparse.Namespace, gui: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..limits import check_media_pixels
     from ..live import LiveConfig, run_live
+    from ..signals import interrupt_on_signals
     from ..sinks import gui_available
-    from ..stylize import interrupt_on_signals
     from ..video import EncoderConfig
 
     check_has_a_consumer(args, gui_available() if args.window is None else bool(args.window))
+    if Path(args.camera).is_file():  # a file acting as a camera: its frame size from the header
+        check_media_pixels(args.camera, args.max_pixels)
     config = LiveConfig(
         source=args.camera, models=tuple(args.model or (DEFAULT_STYLE_MODEL,)), backend=args.backend, device=args.device,
         precision=args.precision, max_side=args.max_side, window=args.window, output=args.output,
-        overwrite=args.overwrite, virtual_cam=args.virtual_cam, max_frames=args.max_frames,
+        overwrite=args.overwrite, trust_model=args.trust_model, virtual_cam=args.virtual_cam, max_frames=args.max_frames,
         duration=args.duration, reconnect=args.reconnect, every_frame=args.every_frame, show_fps=args.show_fps,
         temporal_smoothing=args.temporal_smoothing, style_dir=args.style_dir, style=style_choice(args),
         encoder=EncoderConfig(codec=codec_choice(args.codec), crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, audio="none"),

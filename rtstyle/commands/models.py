@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from .output_flags import add_overwrite_flags
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list bundled models and how they were trained")
@@ -21,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pack.add_argument("--style-image", type=Path, metavar="IMAGE",
                       help="embed this style image (must be the one the model was trained on: sha256 checked) so "
                            "eval quality/temporal need no copy of it; default: keep the checkpoint's own")
+    add_overwrite_flags(pack)
     pack.set_defaults(func=_run_pack)
 
 
@@ -47,6 +50,7 @@ def _run_pack(args: argparse.Namespace) -> int:
     from ..models import pack_model
 
     out = pack_model(args.checkpoint, args.out, name=args.name, dtype=None if args.fp32 else torch.float16,
-                     style_image=args.style_image)
+                     style_image=args.style_image,
+                     overwrite=args.overwrite)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
     return 0

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..choices import INITS, OPTIMIZERS, LossConfig
+from .output_flags import add_overwrite_flags
 from .progress_args import add_progress_arguments, progress_mode
 
 
@@ -60,7 +61,7 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--vgg-weights", type=Path, help="VGG16 weights (.pth from torchvision or .safetensors)")
     p.add_argument("--save-every", type=int, metavar="N", help="also save OUT_<iteration>.png every N iterations")
-    p.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output")
+    add_overwrite_flags(p)
     add_progress_arguments(p)
     p.set_defaults(func=run)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..choices import BACKEND_NAMES, DEFAULT_STYLE_MODEL, DEVICES, PRECISIONS
 from ..gpu.capabilities import DECODERS
+from ..limits import MAX_PIXELS
 from .cluster_args import add_cluster_arguments, check_cluster_flags, run_on_cluster
 from .progress_args import add_progress_arguments, progress_mode
 
@@ -61,6 +62,10 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} or cuda:N (default: auto)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="engine precision (default: auto)")
     p.add_argument("--max-side", type=int, metavar="N", help="shrink the model input so its longer side is at most N")
+    p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
+                   help=f"refuse frames larger than N pixels, read from the file header (default {MAX_PIXELS}: 4096x4096)")
+    p.add_argument("--trust-model", action="store_true",
+                   help="load a .pt2 package or TensorRT engine rtstyle did not export or build here (it runs native code)")
 
 
 def add_encoder_arguments(p: argparse.ArgumentParser) -> None:
@@ -143,12 +148,19 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
+    from ..fsutil import check_regular_input
     from ..gpu.capabilities import resolve_decoder
+    from ..limits import check_media_pixels
     from ..photos import check_photo, is_photo
-    from ..stylize import StylizeConfig, interrupt_on_signals, open_chain, plan_outputs, stylize_files
+    from ..signals import interrupt_on_signals
+    from ..stylize import StylizeConfig, open_chain, plan_outputs, stylize_files
     from ..video import EncoderConfig, VideoReader
 
     inputs = [*args.inputs, *args.input_flags]
+    if args.output is not None and str(args.output) == "-":
+        raise InputError("output '-' (standard output) is not supported; give a file or folder path")
+    for item in inputs:  # pipes and devices would read as "empty file" further down
+        check_regular_input(item)
     if not inputs:
         raise InputError("no input given; pass videos, photos or folders (as arguments or with -i)")
     duration = args.duration
@@ -168,13 +180,14 @@ def run(args: argparse.Namespace) -> int:
         never_overwrite=args.never_overwrite, preview=args.preview, progress=progress_mode(args),
         stats_path=args.stats, temporal_smoothing=args.temporal_smoothing, style=style_choice(args),
         keep_size=args.keep_size, out_scale=args.out_scale, out_width=args.out_width, out_height=args.out_height,
-        suffix=args.suffix,
+        suffix=args.suffix, trust_model=args.trust_model,
     )
     check_cluster_flags(args)
     if args.ray is not None:
         return run_on_cluster(args, config)
     pairs = plan_outputs(config)
     for src, _ in pairs:  # bad inputs and outputs fail before a (possibly slow) engine build
+        check_media_pixels(src, args.max_pixels)  # from the header, before a frame is decoded
         if is_photo(src):
             check_photo(src)
         else:

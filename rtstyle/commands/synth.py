@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .output_flags import add_overwrite_flags
 from .stylize import parse_size
 
 
@@ -21,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tile", type=int, default=1, metavar="N",
                    help="write each texture repeated NxN times, to show it wraps around without seams")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("-y", "--overwrite", action="store_true", help="replace existing outputs")
+    add_overwrite_flags(p)
     p.set_defaults(func=run)
 
 

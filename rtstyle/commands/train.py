@@ -24,6 +24,8 @@ from rtstyle.trainconfig import (
     TextureTrainConfig,
 )
 
+from .output_flags import add_overwrite_flags
+
 
 class _Flags:
     """``add(flag, field, ...)`` adds ``--flag`` with the config dataclass field's default."""
@@ -46,6 +48,7 @@ def _common(flags: _Flags, *, data_help: str | None = None) -> None:
     flags.add("--data", type=Path, required=data_help is None,
               help=data_help or "folder tree of training images (jpg/png/webp)")
     flags.add("--out", "-o", type=Path, required=True, help="checkpoint to write (.safetensors)")
+    add_overwrite_flags(flags.parser, "an existing --out checkpoint (and its .losses.csv/.png)")
     flags.add("--iterations", type=int, help="optimiser steps")
     flags.add("--batch-size", type=int, help="images per step (per process under torchrun)")
     flags.add("--image-size", type=int, help="training crop side in pixels")

@@ -25,8 +25,9 @@ from typing import Any, Callable
 
 from ..conditioning import StyleChoice
 from ..engine import Engine
-from ..errors import InputError, OutputError
+from ..errors import InputError
 from ..frames import MILLISECONDS
+from ..outputs import OutputPolicy
 from ..pipeline import PipelineConfig, StopFlag, run_pipeline
 from ..sinks import (
     Display,
@@ -56,6 +57,7 @@ class LiveConfig:
     window: bool | None = None  # None: a window when possible, else headless
     output: Path | None = None  # record the stylized feed
     overwrite: bool = False
+    trust_model: bool = False  # load a .pt2 / TensorRT engine rtstyle did not produce (rtstyle.trust)
     encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(preset="veryfast", audio="none"))
     virtual_cam: bool = False
     max_frames: int | None = None  # stop after this many shown frames
@@ -171,14 +173,14 @@ def run_live(config: LiveConfig, open_capture: Callable[[str], Any] = opencv_cap
              extra_sinks: list[Sink] | None = None) -> LiveResult:
     """Capture -> engine -> display/record until quit, a limit, the source's end, or ``stop``.
     ``extra_sinks`` see every shown frame after smoothing (measurements, tests)."""
-    if config.output is not None and Path(config.output).exists() and not config.overwrite:
-        raise OutputError(f"output exists: {config.output}; pass -y to overwrite")
+    if config.output is not None:  # the one output rule (rtstyle.outputs), before the camera opens
+        OutputPolicy(overwrite=config.overwrite).check(config.output, [config.source])
     if config.virtual_cam:
         check_virtual_cam_installed()
     halt = StopFlag(stop)
     ending = _Ending(halt)
     styles = Styles(config.models, config.backend, config.device, config.precision, config.style, config.style_dir,
-                    engines)
+                    engines, trust_model=config.trust_model)
     styles.current()  # open the first model before the camera, so errors come early
     display = Display("rtstyle live", config.window)
     result = LiveResult(headless=not display.window)

@@ -38,11 +38,12 @@ class Styles:
 
     def __init__(self, models: Sequence[str | Path], backend: str = "auto", device: str = "auto",
                  precision: str = "auto", style: StyleChoice | None = None, style_dir: Path | None = None,
-                 engines: list[Engine] | None = None):
+                 engines: list[Engine] | None = None, trust_model: bool = False):
         self.names = [Path(str(m)).stem for m in models] if engines is None else [f"engine {i}" for i in range(len(engines))]
         self._engines: list[Engine | None] = list(engines) if engines is not None else [None] * len(models)
         self._models, self._backend, self._device, self._precision = list(models), backend, device, precision
         self._style = style or StyleChoice()
+        self._trust_model = trust_model  # rtstyle.trust: .pt2 / engines not produced here
         self.index = 0
         self.images = style_images(style_dir) if style_dir is not None else []
         self.image_index = 0
@@ -62,7 +63,7 @@ class Styles:
         index, image = selection if selection is not None else self.selection
         if self._engines[index] is None:
             opts = EngineOptions(device=self._device, precision=self._precision, batch_size=1,
-                                 style=self._style_choice(image))
+                                 style=self._style_choice(image), trust_model=self._trust_model)
             self._engines[index] = open_engine(self._models[index], self._backend, opts)
             self._applied[index] = image
         engine = self._engines[index]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CheckpointError
+from ..outputs import OutputPolicy
 from ..presets import preset_of
 
 BUNDLED_DIR = Path(__file__).resolve().parent
@@ -34,16 +35,19 @@ def resolve_model(name_or_path: str | Path) -> Path:
 
 
 def pack_model(checkpoint: str | Path, out: str | Path, name: str | None = None, dtype="float16",
-               style_image: str | Path | None = None) -> Path:
+               style_image: str | Path | None = None, overwrite: bool = False) -> Path:
     """A release copy of a training checkpoint: weights in ``dtype`` (None keeps fp32), no optimiser
     state, and the style image the loss saw (kept from the checkpoint, or read from ``style_image``,
-    which must be the file the model was trained on: its sha256 is checked)."""
+    which must be the file the model was trained on: its sha256 is checked). Without ``overwrite``
+    an existing ``out`` is refused (rtstyle.outputs)."""
     import torch
 
     from ..checkpoint import load_checkpoint, read_style_target, save_checkpoint
     from ..errors import InputError
     from ..frames import load_image
     from ..fsutil import sha256_file
+
+    OutputPolicy(overwrite=overwrite).check(out, [checkpoint])
 
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
@@ -66,7 +70,8 @@ def pack_model(checkpoint: str | Path, out: str | Path, name: str | None = None,
         if size and list(target.shape[:2]) != list(size):
             raise InputError(f"--style-image {style_image}: resized to {list(target.shape[:2])}, "
                              f"the model was trained at {size}")
-    return save_checkpoint(out, ckpt.model, meta, dtype=dtype, style_target=target)
+    return save_checkpoint(out, ckpt.model, meta, dtype=dtype, style_target=target,
+                           overwrite=overwrite)
 
 
 

@@ -35,6 +35,9 @@ _FB_RELATIVE, _FB_ABSOLUTE = 0.01, 0.5
 _BOUNDARY_RELATIVE, _BOUNDARY_ABSOLUTE = 0.01, 0.002
 
 
+MIN_FLOW_SIDE = 12  # OpenCV's DIS refuses frames whose sides are both shorter
+
+
 class FlowEstimator:
     """Dense optical flow between uint8 grayscale frames: ``estimator(a, b) -> flow(a, b)``.
 
@@ -57,6 +60,13 @@ class FlowEstimator:
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         import cv2
 
+        h, w = a.shape[:2]
+        if max(h, w) < MIN_FLOW_SIDE:
+            # DIS needs a side of 12 px (issue 15: tiny frames ended in "unexpected error"):
+            # estimate on frames enlarged to that size, then bring the field back.
+            f = -(-MIN_FLOW_SIDE // max(h, w))
+            big = [cv2.resize(x, (w * f, h * f), interpolation=cv2.INTER_LINEAR) for x in (a, b)]
+            return resize_flow(self(*big), (w, h))
         if self._dis is not None:
             return self._dis.calc(a, b, None)
         return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
@@ -90,6 +100,8 @@ def valid_mask(bw: np.ndarray, fw: np.ndarray) -> np.ndarray:
     boundary, inside frame t. ``bw = flow(t+1, t)``, ``fw = flow(t, t+1)``."""
     fw_w = warp(fw, bw)  # the forward flow of each pixel's match, on frame t+1's grid
     occluded = _sq(fw_w + bw) > _FB_RELATIVE * (_sq(fw_w) + _sq(bw)) + _FB_ABSOLUTE
+    if min(bw.shape[:2]) < 2:  # a 1-pixel-wide frame has no motion boundary to find (np.gradient needs 2)
+        return ~occluded & inside_mask(bw)
     (du_y, du_x), (dv_y, dv_x) = np.gradient(bw[..., 0]), np.gradient(bw[..., 1])
     boundary = du_x ** 2 + du_y ** 2 + dv_x ** 2 + dv_y ** 2 > _BOUNDARY_RELATIVE * _sq(bw) + _BOUNDARY_ABSOLUTE
     return ~occluded & ~boundary & inside_mask(bw)

@@ -165,6 +165,21 @@ def _probe_opencv(path: Path) -> VideoInfo:
     return VideoInfo(
         path=path, container="opencv", codec="unknown", width=frame.shape[1], height=frame.shape[0], pix_fmt="bgr24",
         time_base=DEFAULT_TIME_BASE, frame_rate=rate, num_frames=count or None,
-        duration=count / fps if fps > 0 and count else None,
+        duration=count / fps if fps > 0 and count else None, audio_codecs=demux_info(path)[0] or (),
     )
+
+
+def demux_info(path: Path) -> tuple[tuple[str, ...] | None, float]:
+    """(audio codecs, video start in seconds) as PyAV's demuxer sees ``path``, also when OpenCV
+    decodes the video: the writer carries the audio over with PyAV. (None, 0.0) when PyAV cannot
+    open the file."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            video = next(iter(container.streams.video), None)
+            start = float(video.start_time * video.time_base) if video is not None and video.start_time else 0.0
+            return tuple(s.codec_context.name for s in container.streams.audio), start
+    except (av.FFmpegError, OSError, ValueError):
+        return None, 0.0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 from fractions import Fraction
 from pathlib import Path
@@ -12,12 +11,27 @@ import numpy as np
 
 from ..errors import InputError
 from ..frames import Frame, bgr_to_rgb
-from .probe import VideoInfo, _check_file, _ffmpeg_reason, _open_input, _probe_opencv, _UndecodableStream, probe
+from .probe import (
+    VideoInfo,
+    _check_file,
+    _ffmpeg_reason,
+    _open_input,
+    _probe_opencv,
+    _UndecodableStream,
+    demux_info,
+    probe,
+)
+from .writer import AudioSource
 
 
 class VideoReader:
     """Iterate the frames of a video file in display order, optionally a [start, start+duration)
-    window; timestamps are re-based so the first frame of the window has pts 0."""
+    window; timestamps are re-based so the first frame of the window has pts 0.
+
+    Times count from the video stream's own start (an MPEG-TS often starts at 1.4 s), seeking is
+    exact in every container (seek to the keyframe before, decode, drop what precedes), and
+    ``origin_time`` (the raw time of the first frame handed out) is the shift every other stream
+    of the file must get too (``audio_source``), so their offset is kept."""
 
     def __init__(self, path: str | Path, start: float | None = None, duration: float | None = None,
                  decoder: str = "auto", threads: int = 0):
@@ -32,6 +46,9 @@ class VideoReader:
         self.end = self.start + duration if duration is not None else None
         self.threads = threads
         self.warnings: list[str] = []
+        self.video_start = 0.0  # raw seconds of the video stream's first frame (set when decoding starts)
+        self.origin_time: float | None = None  # raw seconds of the first frame handed out
+        self._opencv_start = 0.0
         self.decoder = decoder
         if decoder == "opencv":
             _check_file(self.path)
@@ -48,14 +65,29 @@ class VideoReader:
                 except InputError:
                     raise exc from None
                 self.decoder = "opencv"
+        if self.decoder == "opencv":
+            self._note_opencv_audio()
 
     @property
     def time_base(self) -> Fraction:
         return self.info.time_base
 
+    def _note_opencv_audio(self) -> None:
+        """OpenCV decodes no audio: the writer demuxes it with PyAV; say so when PyAV cannot."""
+        codecs, self._opencv_start = demux_info(self.path)
+        if codecs is None:
+            self.warnings.append(f"{self.path.name}: PyAV cannot read this file, so any audio track is not carried "
+                                 "over (OpenCV decodes video only)")
+
     def __iter__(self) -> Iterator[Frame]:
         raw = self._iter_pyav() if self.decoder == "pyav" else self._iter_opencv()
         return self._window(raw)
+
+    def audio_source(self) -> AudioSource:
+        """The file's audio for this window, shifted by the same amount as the video."""
+        start = self.video_start + self.start
+        return AudioSource(self.path, start, None if self.end is None else self.video_start + self.end,
+                           shift=lambda: self.origin_time, from_file_start=self.start == 0)
 
     def _window(self, raw: Iterator[tuple[np.ndarray, int | None, int | None]]) -> Iterator[Frame]:
         """Apply the time window, fill missing pts, keep pts strictly increasing, re-base to 0."""
@@ -72,13 +104,15 @@ class VideoReader:
                 repaired += 1
                 pts = last + 1
             last = pts
-            t = float(pts * tb)
+            t = float(pts * tb) - self.video_start  # from the stream's start, not the raw clock
             if t < self.start - 1e-9:
                 continue
             if self.end is not None and t >= self.end - 1e-9:
                 break
             if origin is None:
                 origin = pts
+                # OpenCV counts from the stream's start: add it back, as the audio keeps raw times
+                self.origin_time = float(pts * tb) + (self._opencv_start if self.decoder == "opencv" else 0.0)
             yield Frame(image, pts - origin, tb, index, duration)
             index += 1
         if repaired:
@@ -98,20 +132,46 @@ class VideoReader:
                                  f"declared; truncated file?")
 
     def _iter_pyav(self) -> Iterator[tuple[np.ndarray, int | None, int | None]]:
-        import av
 
         with _open_input(self.path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             if self.threads:
                 stream.thread_count = self.threads
-            if self.start > 0:
-                with contextlib.suppress(av.FFmpegError):
-                    container.seek(int(self.start / stream.time_base), stream=stream, backward=True)
-            reorder = _PacketTimestamps() if self.info.decode_order_timestamps else None
-            for frame in self._decode_pyav(container, stream, reorder):
-                pts = reorder.pop() if reorder is not None else frame.pts
+            if stream.start_time is not None:
+                self.video_start = float(stream.start_time * stream.time_base)
+            frames = self._frames_from(container, stream, self.video_start + self.start)
+            for frame, pts in frames:
                 yield frame.to_ndarray(format="rgb24"), pts, frame.duration or None
+
+    def _frames_from(self, container, stream, target: float):
+        """(frame, display pts) from the last keyframe at or before ``target`` raw seconds on.
+        A seek that lands after the target (MPEG-TS seeks by byte estimate; a one-GOP file's only
+        keyframe is far back) is retried from further back, at last from the beginning."""
+        import av
+
+        backs = (0.0, 1.0, 4.0, 16.0, None) if self.start > 0 else (None,)
+        eps = 0.5 / float(self.info.frame_rate or 25)
+        for back in backs:
+            if back is not None or self.start > 0:
+                where = self.video_start if back is None else max(self.video_start, target - back)
+                try:
+                    container.seek(int(where / stream.time_base), stream=stream, backward=True, any_frame=False)
+                except av.FFmpegError:
+                    continue
+            reorder = _PacketTimestamps() if self.info.decode_order_timestamps else None
+            frames = ((f, reorder.pop() if reorder is not None else f.pts)
+                      for f in self._decode_pyav(container, stream, reorder))
+            first = next(frames, None)
+            if first is None and back is not None:
+                continue  # the seek landed at the end
+            if first is not None and back is not None and first[1] is not None \
+                    and float(first[1] * stream.time_base) > target + eps:
+                continue  # landed after the target: frames before it would be lost
+            if first is not None:
+                yield first
+                yield from frames
+            return
 
     def _decode_pyav(self, container, stream, reorder: "_PacketTimestamps | None"):
         import av

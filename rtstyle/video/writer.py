@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, OutputError
+from ..outputs import OutputPolicy, commit
 from .probe import DEFAULT_TIME_BASE, ColorInfo, _ffmpeg_reason, _open_input
 
 # CRF-like quality option per encoder family; encoders not listed get no quality option.
@@ -50,11 +52,20 @@ def choose_pix_fmt(codec, width: int, height: int, requested: str | None) -> str
 
 @dataclass
 class AudioSource:
-    """Audio to carry into the output: the streams of ``path`` within [start, end) seconds."""
+    """Audio to carry into the output: the streams of ``path`` within [start, end) raw seconds,
+    moved by ``shift()`` seconds (the video's shift, so the A/V offset is kept; default ``start``).
+    ``from_file_start``: every packet before ``end`` is kept, the ones with negative times included
+    (AAC priming, Opus pre-skip): stream copy is a copy."""
 
     path: Path
     start: float = 0.0
     end: float | None = None
+    shift: Callable[[], float | None] | None = None
+    from_file_start: bool = False
+
+    def offset(self) -> float:
+        value = self.shift() if self.shift is not None else None
+        return self.start if value is None else value
 
 
 class VideoWriter:
@@ -68,10 +79,10 @@ class VideoWriter:
 
         self.path = Path(path)
         self.config, self._audio_codec, fit_note = fit_container(self.path, config or EncoderConfig())
-        if self.path.exists() and not overwrite:
-            raise OutputError(f"output exists: {self.path}; pass -y to overwrite")
-        if self.path.is_dir():
-            raise OutputError(f"output is a folder: {self.path}; give a file name such as out.mp4")
+        # The one output rule (rtstyle.outputs): '-', folders, names too long for the temporary
+        # name, existing files without -y; stale partials of killed runs are removed.
+        OutputPolicy(overwrite=overwrite).check(self.path)
+        self.overwrite = overwrite
         self.width, self.height = width, height
         self.time_base = time_base
         self.frames_written = 0
@@ -85,7 +96,9 @@ class VideoWriter:
         self.tmp = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix or '.mp4'}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.container = av.open(str(self.tmp), "w", format=_format_for(self.path))
+            # image2 with update=1: one picture file, rewritten per frame (a one-frame input's output)
+            options = {"update": "1"} if _format_for(self.path) == "image2" else None
+            self.container = av.open(str(self.tmp), "w", format=_format_for(self.path), options=options)
         except (OSError, av.FFmpegError, ValueError) as exc:
             raise OutputError(f"cannot write {self.path} ({_ffmpeg_reason(exc)}); check the folder and extension") from None
         try:
@@ -156,13 +169,18 @@ class VideoWriter:
                 self._audio_map[s.index] = (self.container.add_stream_from_template(s), None)
                 continue
             try:
-                out = self.container.add_stream("aac", rate=s.codec_context.sample_rate or 48000)
+                rate = s.codec_context.sample_rate or 48000
+                if self._audio_codec == "libopus":
+                    rate = min((r for r in (8000, 12000, 16000, 24000, 48000) if r >= rate), default=48000)
+                out = self.container.add_stream(self._audio_codec, rate=rate)
                 out.layout = s.codec_context.layout
             except (av.FFmpegError, ValueError) as exc:
-                self.warnings.append(f"audio stream {s.index} ({name}) dropped: cannot re-encode to AAC ({exc})")
+                self.warnings.append(f"audio stream {s.index} ({name}) dropped: cannot re-encode to "
+                                     f"{self._audio_codec} ({exc})")
                 continue
             if self.config.audio == "copy":
-                self.warnings.append(f"audio {name} cannot be stored in {self.path.suffix}; re-encoded to AAC")
+                self.warnings.append(f"audio {name} cannot be stored in {self.path.suffix}; re-encoded to "
+                                     f"{self._audio_codec}")
             self._audio_map[s.index] = (out, s)
         self._audio_packets = self._audio_in.demux(*streams)
         self._pending_audio = None
@@ -222,15 +240,17 @@ class VideoWriter:
             t = float(packet.pts * packet.time_base)
             if window.end is not None and t >= window.end:
                 return
-            if t < window.start:
-                continue
-            if until is not None and t - window.start > until:
+            end_t = t + float((packet.duration or 0) * packet.time_base)
+            if not window.from_file_start and end_t <= window.start:
+                continue  # before the window (the packet overlapping its start is kept)
+            offset = window.offset()
+            if until is not None and t - offset > until:
                 self._pending_audio = packet
                 return
             out, decode_from = self._audio_map.get(packet.stream.index, (None, None))
             if out is None:
                 continue
-            shift = int(window.start / packet.time_base)
+            shift = round(offset / packet.time_base)
             try:
                 if decode_from is None:
                     packet.pts -= shift
@@ -277,7 +297,11 @@ class VideoWriter:
         if not keep:
             self._discard()
             return None
-        os.replace(self.tmp, self.path)
+        try:  # without -y, never replace a file that appeared during the run; outputs 0666-umask
+            commit(self.tmp, self.path, replace=self.overwrite)
+        except BaseException:
+            self._discard()
+            raise
         return self.path
 
     def _discard(self) -> None:
@@ -304,20 +328,22 @@ def _is_file_error(exc: Exception) -> bool:
 def _format_for(path: Path) -> str | None:
     """Container by extension; the hidden temp name keeps the extension, so this is a safety net."""
     return {".mkv": "matroska", ".webm": "webm", ".mov": "mov", ".mp4": "mp4", ".m4v": "mp4", ".avi": "avi",
-            ".gif": "gif"}.get(path.suffix.lower())
+            ".gif": "gif", ".png": "image2"}.get(path.suffix.lower())
 
 
 # Containers that hold only some codecs: (video codecs they take, the one to use instead, the audio
 # codec to re-encode to, or None for no sound). Everything else takes H.264/HEVC and AAC.
 _CONTAINER_CODECS = {
+    ".webm": (("libvpx-vp9", "libvpx", "vp8", "vp9", "libsvtav1", "libaom-av1", "av1"), "libvpx-vp9", "libopus"),
     ".gif": (("gif",), "gif", None),
+    ".png": (("png",), "png", None),
 }
 
 
 def fit_container(path: Path, config: EncoderConfig) -> tuple[EncoderConfig, str | None, str | None]:
     """(the encoder config with a codec the container can hold, the audio codec to re-encode to,
-    a note when the codec was changed). An animated .gif asked for with libx264 (the default)
-    gets FFmpeg's GIF encoder instead of failing deep in FFmpeg."""
+    a note when the codec was changed). A .webm or .gif asked for with libx264 (the default) gets
+    VP9 + Opus or FFmpeg's GIF encoder instead of failing deep in FFmpeg."""
     import dataclasses
 
     allowed = _CONTAINER_CODECS.get(path.suffix.lower())

@@ -1,0 +1,94 @@
+"""Issue 15: SIGHUP (terminal closed) stops a run like SIGTERM, with a playable partial output;
+a SIGINT ignored when rtstyle started stays ignored; SIGKILL leaves a partial that the next run
+writing that path removes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from rtstyle.signals import hangup_as_terminate, interrupt_on_signals
+from rtstyle.video import probe
+from tests.conftest import REPO
+from tests.helpers_video import make_clip, read_frames
+from tests.test_reliability import _wait_for_encoded_frames, leftovers, stylize_argv
+
+
+def _start(argv, ignore_sigint: bool = False) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+
+    def child_setup():
+        if ignore_sigint:  # what a shell does for `cmd &` in a script: SIGINT ignored from the start
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    return subprocess.Popen([sys.executable, "-m", "rtstyle", *map(str, argv)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=child_setup)
+
+
+def test_sighup_finalises_a_playable_partial_output(tmp_path, tiny_style_ckpt):
+    src = make_clip(tmp_path / "in.mp4", frames=400, size=(64, 48))
+    out = tmp_path / "o.mp4"
+    proc = _start(stylize_argv(src, out, tiny_style_ckpt, "--batch-size", "1"))
+    try:
+        _wait_for_encoded_frames(tmp_path / f".o.partial-{proc.pid}.mp4", proc)
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    images, _ = read_frames(out)
+    assert 0 < len(images) < 400 and probe(out).audio_codecs == ("aac",) and not leftovers(tmp_path)
+
+
+def test_sigkill_partial_is_removed_by_the_next_run(tmp_path, tiny_style_ckpt):
+    src = make_clip(tmp_path / "in.mp4", frames=400, size=(64, 48))
+    out = tmp_path / "o.mp4"
+    proc = _start(stylize_argv(src, out, tiny_style_ckpt, "--batch-size", "1"))
+    partial = tmp_path / f".o.partial-{proc.pid}.mp4"
+    try:
+        _wait_for_encoded_frames(partial, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert partial.exists() and not out.exists()
+    from rtstyle.outputs import OutputPolicy
+
+    OutputPolicy().check(out, [src])  # what every writer runs first
+    assert not partial.exists()
+
+
+def test_ignored_signals_stay_ignored_and_handlers_are_restored():
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with hangup_as_terminate(), interrupt_on_signals(threading.Event()) as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            signal.raise_signal(signal.SIGINT)
+            assert not stop.is_set()
+            signal.raise_signal(signal.SIGHUP)  # -> SIGTERM -> the run's stop
+            assert stop.is_set()
+    finally:
+        signal.signal(signal.SIGINT, before[signal.SIGINT])
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+
+
+def test_sigint_ignored_at_start_does_not_stop_the_cli(tmp_path, tiny_style_ckpt):
+    src = make_clip(tmp_path / "in.mp4", frames=200, size=(64, 48))
+    out = tmp_path / "o.mp4"
+    proc = _start(stylize_argv(src, out, tiny_style_ckpt, "--batch-size", "1"), ignore_sigint=True)
+    try:
+        _wait_for_encoded_frames(tmp_path / f".o.partial-{proc.pid}.mp4", proc)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert len(read_frames(out)[0]) == 200
