@@ -129,7 +129,7 @@ def test_untrusted_engine_refused_before_tensorrt_is_needed(tmp_path):
     engine = tmp_path / "download.engine"
     engine.write_bytes(b"\x00" * 64)
     with pytest.raises(UntrustedModelError, match=r"download.engine \(a TensorRT engine\)"):
-        trt_backend.open(engine, EngineOptions(device="cpu"))
+        trt_backend.open(engine, EngineOptions(device="cpu"), "test")
 
 
 def test_private_unpack_folder_restores_the_environment(tmp_path, evil_so, private_tmp, monkeypatch):
