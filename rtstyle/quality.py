@@ -71,7 +71,8 @@ class QualityConfig:
             raise InputError(f"--timing-runs must be >= 1, got {self.timing_runs}")
         for out in (self.json_path, self.resolved_plot_path):  # the one output rule (rtstyle.outputs)
             if out is not None:
-                OutputPolicy(overwrite=self.overwrite).check(out, [self.images])
+                images = [self.images] if isinstance(self.images, (str, Path)) else list(self.images or ())
+                OutputPolicy(overwrite=self.overwrite).check(out, images)
 
     @property
     def resolved_plot_path(self) -> Path | None:
