@@ -80,9 +80,9 @@ def test_stdin_fed_by_a_pipe_is_named_as_a_pipe(tmp_path):
 def test_huge_declared_png_is_refused_from_its_header(tmp_path, capsys):
     png = png_header(tmp_path / "huge.png", 8000, 8000)
     assert png.stat().st_size < 1000
-    code, err = run(capsys, "stylize", png, "-o", tmp_path / "o.mp4", "--model", "starry_night", "--no-progress")
+    code, err = run(capsys, "stylize", png, "-o", tmp_path / "o.png", "--model", "starry_night", "--no-progress")
     assert code == 2 and len(err) == 1 and "8000x8000" in err[0] and "16,777,216" in err[0] and "--max-pixels" in err[0]
-    assert not (tmp_path / "o.mp4").exists()
+    assert not (tmp_path / "o.png").exists()
 
 
 def test_max_pixels_raises_the_limit(tmp_path):
