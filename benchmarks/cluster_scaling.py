@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .bench import machine_line
+from .environment import machine_line
 from .flops import count_engine_work
 from .report import write_result
 

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .bench import machine_line
+from .environment import machine_line
 from .report import write_result
 
 _CHILD = r"""

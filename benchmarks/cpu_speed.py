@@ -30,7 +30,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from .bench import machine_line
+from .environment import machine_line
 from .report import write_result
 
 # What a sampled stack was doing, by the first rule whose text occurs in it (idle leaves first).

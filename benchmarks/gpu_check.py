@@ -33,7 +33,7 @@ import torch
 from rtstyle.errors import OutputError
 from rtstyle.textutil import first_line
 
-from . import bench, report
+from . import bench, environment, report
 from . import gpu_check_steps as steps
 
 SCHEMA = "rtstyle-gpu-check/1"
@@ -62,7 +62,7 @@ assert sum(s.budget_s for s in PLAN) <= TOTAL_BUDGET_S  # the plan fits the issu
 
 
 def device_slug(device: torch.device, dry: bool) -> str:
-    name = "cpu-dry-run" if dry else bench.device_info(device)["name"]
+    name = "cpu-dry-run" if dry else environment.device_info(device)["name"]
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "device"
 
 

@@ -30,7 +30,8 @@ from rtstyle.pipeline import PipelineConfig, run_pipeline
 from rtstyle.textutil import first_line
 from rtstyle.video import EncoderConfig, VideoWriter
 
-from . import bench
+from . import bench, config, end_to_end, model_only, timing
+from . import environment as env
 from .timing import rate, summarize, time_calls
 
 PHOTOS = Path(rtstyle.__file__).resolve().parent / "assets" / "samples" / "photos"
@@ -65,7 +66,7 @@ class Skip(Exception):
 # ------------------------------------------------------------------------------- environment
 
 def environment(ctx: CheckContext) -> dict:
-    out = {"machine": bench.machine_info(), "device": bench.device_info(ctx.device), "versions": bench.versions(),
+    out = {"machine": env.machine_info(), "device": env.device_info(ctx.device), "versions": env.versions(),
            "capabilities": {k: dataclasses.asdict(v) for k, v in {**decoder_support(), **codec_support()}.items()}}
     if torch.cuda.is_available():
         out["cuda_devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
@@ -239,13 +240,13 @@ def model_grid(ctx: CheckContext) -> dict:
     """``rtstyle bench``'s model-only grid (and its per-frame reference) with CUDA-event timing:
     640x360/1280x720/1920x1080 x batch 1, 4, 8 x fp16/bf16. Dry run: a 64x36 grid in fp32."""
     if ctx.dry:
-        cfg = bench.BenchConfig(model=GRID_MODEL, device="cpu", backends=("torch",), precisions=("fp32",),
+        cfg = config.BenchConfig(model=GRID_MODEL, device="cpu", backends=("torch",), precisions=("fp32",),
                                 resolutions=((64, 36),), batch_sizes=(1, 2), warmup=1, repeats=3, max_seconds=1.0,
                                 pipeline=False, quick=True, progress=False)
     else:
-        cfg = bench.BenchConfig(model=GRID_MODEL, device=str(ctx.device), backends=("torch",),
-                                precisions=("fp16", "bf16"), resolutions=bench.GPU_RESOLUTIONS,
-                                batch_sizes=bench.GPU_BATCHES, warmup=5, repeats=20, max_seconds=3.0,
+        cfg = config.BenchConfig(model=GRID_MODEL, device=str(ctx.device), backends=("torch",),
+                                precisions=("fp16", "bf16"), resolutions=config.GPU_RESOLUTIONS,
+                                batch_sizes=config.GPU_BATCHES, warmup=5, repeats=20, max_seconds=3.0,
                                 pipeline=False, progress=False, cuda_events=True)
     result = bench.run_bench(cfg)
     ctx.shared["bench"] = result
@@ -265,7 +266,7 @@ def _clip(ctx: CheckContext) -> Path:
     """One generated clip for the pipeline and the video-path steps (1080p, 120 frames on a GPU)."""
     if "clip" not in ctx.shared:
         w, h, n = (128, 72, 8) if ctx.dry else (1920, 1080, 120)
-        ctx.shared["clip"] = bench._make_clip(ctx.workdir / "clip.mp4", w, h, n, seed=0)
+        ctx.shared["clip"] = end_to_end.make_clip(ctx.workdir / "clip.mp4", w, h, n, seed=0)
     return ctx.shared["clip"]
 
 
@@ -273,12 +274,12 @@ def pipeline(ctx: CheckContext) -> dict:
     """``rtstyle bench``'s decode / engine / encode / end-to-end measurement on the 1080p clip."""
     _need_av(ctx)
     clip = _clip(ctx)
-    cfg = bench.BenchConfig(model=GRID_MODEL, device=str(ctx.device), clip=str(clip), reference=False,
+    cfg = config.BenchConfig(model=GRID_MODEL, device=str(ctx.device), clip=str(clip), reference=False,
                             quick=ctx.dry, progress=False, pipeline_batch=8 if not ctx.dry else 2)
     cfg = cfg.resolved(ctx.device)
-    model = bench._prepare_model(cfg, ctx.workdir)
-    progress = bench._Progress(False)
-    result = bench._pipeline(model, cfg, ctx.device, ctx.workdir, progress)
+    model = model_only.prepare_model(cfg, ctx.workdir)
+    progress = model_only.BenchProgress(False)
+    result = end_to_end.measure_pipeline(model, cfg, ctx.device, ctx.workdir, progress)
     progress.close()
     if "bench" in ctx.shared:
         ctx.shared["bench"]["pipeline"] = result
@@ -300,7 +301,7 @@ def video_path(ctx: CheckContext) -> dict:
     t0 = time.perf_counter()
     reader = DeviceVideoReader(clip, ctx.device, hardware=hw.usable)
     frames = [f.image for f in reader]
-    bench.synchronize(ctx.device)
+    timing.synchronize(ctx.device)
     out["device_decode"] = {"frames": len(frames), "fps": round(len(frames) / (time.perf_counter() - t0), 1),
                             "frames_on_device": reader.frames_on_device, "notes": reader.path_notes}
     if hw.usable:

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .bench import machine_line
+from .environment import machine_line
 from .report import write_result
 
 

@@ -26,7 +26,7 @@ from rtstyle.eval_temporal import TemporalEvalConfig, evaluate_temporal, plot_er
 from rtstyle.stylize import StylizeConfig, stylize_video
 from rtstyle.video import VIDEO_EXTENSIONS, EncoderConfig
 
-from .bench import machine_line
+from .environment import machine_line
 from .report import write_result
 
 # Issue 7's target: warping error at least 30% lower at no more than 10% higher style loss.

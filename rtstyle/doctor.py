@@ -15,7 +15,7 @@ import sys
 from dataclasses import asdict, dataclass
 
 from . import __version__
-from .benchmarks.bench import machine_info
+from .benchmarks.environment import machine_info
 from .engine import BACKENDS, EngineOptions, check_backend
 from .errors import RtstyleError
 from .gpu.capabilities import DECODERS, NVENC_CODECS, encoder_support, hw_decode_support

@@ -10,8 +10,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from rtstyle.benchmarks.bench import BenchConfig, pipeline_efficiency, run_bench, synthetic_frames
+from rtstyle.benchmarks.bench import run_bench
+from rtstyle.benchmarks.config import BenchConfig
+from rtstyle.benchmarks.end_to_end import pipeline_efficiency
 from rtstyle.benchmarks.flops import NORM_FLOPS_WITH_STATS, WorkCount, count_engine_work, count_work
+from rtstyle.benchmarks.model_only import synthetic_frames
 from rtstyle.benchmarks.reference import ReferenceStylizer
 from rtstyle.benchmarks.report import write_outputs
 from rtstyle.benchmarks.roofline import achieved_fraction, roofline_floor
@@ -197,7 +200,7 @@ def test_tiny_run_on_gpu(tiny_style_ckpt):
 
 
 def test_tensorrt_profile_covers_the_whole_grid():
-    from rtstyle.benchmarks.bench import tensorrt_profile
+    from rtstyle.benchmarks.model_only import tensorrt_profile
 
     cfg = BenchConfig(resolutions=((640, 360), (1920, 1080), (1280, 720)), batch_sizes=(1, 4, 8))
     assert tensorrt_profile(1, cfg) == ((1, 360, 640, 3), (8, 1080, 1920, 3), (8, 1080, 1920, 3))

@@ -30,7 +30,7 @@ def test_every_command_is_registered(capsys):
 
 
 def test_parser_choices_match_the_modules_that_own_them():
-    from rtstyle.benchmarks.bench import ARCHS
+    from rtstyle.benchmarks.config import ARCHS
     from rtstyle.engine import BACKENDS
 
     assert choices.BACKEND_NAMES == tuple(BACKENDS)

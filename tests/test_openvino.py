@@ -137,7 +137,9 @@ def test_refusals_are_one_line(tiny_style_ckpt, tmp_path_factory):
 
 
 def test_bench_measures_openvino_with_its_roofline_share(tmp_path):
-    from rtstyle.benchmarks.bench import BenchConfig, default_precisions, run_bench
+    from rtstyle.benchmarks.bench import run_bench
+    from rtstyle.benchmarks.config import BenchConfig
+    from rtstyle.benchmarks.environment import default_precisions
 
     assert default_precisions("openvino", torch.device("cpu"))[0] == "fp32"
     assert default_precisions("openvino", torch.device("cuda")) == []  # Intel GPUs only, not CUDA ones

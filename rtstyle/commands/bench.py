@@ -42,7 +42,7 @@ def register(subparsers) -> None:
         "to a reduced grid.",
     )
     p.add_argument("--model", help="bundled model name or rtstyle checkpoint (default: a fresh net of --arch)")
-    # Checked by BenchConfig (benchmarks.bench.ARCHS), which the parser does not import: it pulls in torch.
+    # Checked by BenchConfig (benchmarks.config.ARCHS), which the parser does not import: it pulls in torch.
     p.add_argument("--arch", help=f"architecture of the fresh net: {', '.join(BENCH_ARCHS)} (default style; --quick: style-fast)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--backends", type=_names, help="comma-separated backends (default: every available one)")
@@ -62,7 +62,8 @@ def register(subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rtstyle.benchmarks.bench import BenchConfig, run_bench
+    from rtstyle.benchmarks.bench import run_bench
+    from rtstyle.benchmarks.config import BenchConfig
     from rtstyle.benchmarks.report import markdown_report, output_paths, write_outputs
 
     if args.json is not None and not args.json.endswith(".json"):
