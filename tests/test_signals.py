@@ -10,8 +10,6 @@ import subprocess
 import sys
 import threading
 
-import pytest
-
 from rtstyle.signals import hangup_as_terminate, interrupt_on_signals
 from rtstyle.video import probe
 from tests.conftest import REPO

@@ -11,8 +11,8 @@ from ..dtypes import TORCH_DTYPES
 from ..engine import Engine, EngineOptions, refuse_style
 from ..errors import BackendUnavailableError, CheckpointError, InputError
 from ..graph_format import IO_KINDS, META_DEVICE, META_IO, META_PRECISION, META_SCALE, GraphIO
-from ..textutil import first_line
 from ..pt2_archive import check_pt2_entries, load_pt2
+from ..textutil import first_line
 from ..trust import check_trusted
 
 
