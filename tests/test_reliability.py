@@ -216,7 +216,8 @@ def test_gpu_requested_where_none_exists(tmp_path, clip, tiny_style_ckpt, capsys
     samples = REPO / "rtstyle" / "assets" / "samples"
     argv = {
         "stylize": stylize_argv(clip, tmp_path / "o.mp4", tiny_style_ckpt),
-        "live": ["live", "--camera", clip, "--model", tiny_style_ckpt, "--no-window", "--device", "cpu"],
+        "live": ["live", "--camera", clip, "--model", tiny_style_ckpt, "--no-window", "--output", tmp_path / "rec.mp4",
+                 "--device", "cpu"],
         "train": ["train", "style", "--style", samples / "styles" / "starry_night.jpg", "--data", samples / "photos",
                   "--out", tmp_path / "t.safetensors", "--no-progress", "--device", "cpu"],
     }[command]
