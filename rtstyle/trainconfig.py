@@ -118,6 +118,7 @@ def _single_process(task: str, why: str) -> None:
 @dataclass(kw_only=True)
 class StyleTrainConfig(TrainConfig):
     style: Path
+    iterations: int = 40_000  # Johnson et al.'s schedule: the defaults are the paper's recipe (--preset paper)
     style_size: int | None = 512  # longer side of the style image; None keeps its size
     arch: str = "johnson"  # StyleNetConfig preset
     width: int | None = None  # override the preset's width / residual count

@@ -91,4 +91,14 @@ def test_train_style_preset_fills_what_the_command_line_left_out(monkeypatch, ca
     assert main([*base, "--preset", "paper"]) == 0
     assert (seen[-1].arch, seen[-1].iterations, seen[-1].batch_size, seen[-1].image_size) == ("johnson", 40_000, 4, 256)
     assert main(base) == 0
-    assert seen[-1].iterations == 2000  # no preset: the config's own defaults, as --help shows them
+    assert seen[-1].iterations == 40_000  # no preset: the config's own defaults (the paper's), as --help shows them
+
+
+def test_defaults_are_the_paper_recipe():
+    """Without --preset a style training follows Johnson et al.: the paper preset changes nothing."""
+    from pathlib import Path
+
+    from rtstyle.trainconfig import StyleTrainConfig
+
+    cfg = StyleTrainConfig(style=Path("s.jpg"), data=Path("d"), out=Path("o.safetensors"))
+    assert {key: getattr(cfg, key) for key in PRESETS["paper"]} == PRESETS["paper"]

@@ -8,13 +8,11 @@ import argparse
 from ..outputs import OutputPolicy
 
 
-def add_overwrite_flags(p: argparse.ArgumentParser, what: str = "an existing output",
-                        never_dest: str = "never_overwrite") -> None:
-    """``never_dest``: where -n lands (``_never_overwrite`` for commands whose flags must all be
-    config fields: there -n is the default behaviour made explicit)."""
+def add_overwrite_flags(p: argparse.ArgumentParser, what: str = "an existing output") -> None:
+    """-y lands in ``args.overwrite``, -n in ``args.never_overwrite`` (what ``output_policy`` reads)."""
     group = p.add_mutually_exclusive_group()
     group.add_argument("-y", "--overwrite", action="store_true", help=f"replace {what}")
-    group.add_argument("-n", "--no-overwrite", dest=never_dest, action="store_true",
+    group.add_argument("-n", "--no-overwrite", dest="never_overwrite", action="store_true",
                        help="never replace an existing file (the default refuses it too; batches skip it)")
 
 

@@ -48,8 +48,9 @@ def _common(flags: _Flags, *, data_help: str | None = None) -> None:
     flags.add("--data", type=Path, required=data_help is None,
               help=data_help or "folder tree of training images (jpg/png/webp)")
     flags.add("--out", "-o", type=Path, required=True, help="checkpoint to write (.safetensors)")
-    add_overwrite_flags(flags.parser, "an existing --out checkpoint (and its .losses.csv/.png)",
-                        never_dest="_never_overwrite")
+    # -n is the default made explicit here (training never replaces --out without -y); the config
+    # takes only its own fields, so never_overwrite stays on the command line.
+    add_overwrite_flags(flags.parser, "an existing --out checkpoint (and its .losses.csv/.png)")
     flags.add("--iterations", type=int, help="optimiser steps")
     flags.add("--batch-size", type=int, help="images per step (per process under torchrun)")
     flags.add("--image-size", type=int, help="training crop side in pixels")
