@@ -8,7 +8,12 @@ frames.
 * ``stylize_files(config) -> list[StylizeResult]``: every input (files or folders) into its output,
   one engine opened once. ``stylize_video(config)`` is the single-input form.
 * ``plan_outputs(config)``: the (input, output) pairs, checked before any work starts (missing
-  inputs, output equal to input, existing outputs without ``overwrite``, unwritable folders).
+  inputs, output equal to input, existing outputs without ``overwrite``, unwritable folders);
+  every bad input is named in one error. ``plan_batch(config)`` returns the ``BatchPlan`` (good
+  pairs, bad inputs with their reason, inputs skipped by -n) for callers that check more.
+* ``stylize_batch(config, engine, stop, plan, on_done, on_failed) -> BatchReport``: with
+  ``keep_going``, a failed input is recorded and the rest still run; ``on_done`` hears of each
+  finished file as it completes (the CLI lists it then).
 * ``ChainEngine(first, second)``: two engines as one (style then super-resolution).
 * ``interrupt_on_signals(stop)`` (``rtstyle.signals``): SIGINT/SIGTERM/SIGHUP set ``stop`` for the duration of a ``with``
   block, for top-level callers (the CLI); the pipeline then finalises a playable partial output
@@ -33,15 +38,17 @@ import math
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from .batch import BatchPlan, BatchReport, one_line
 from .choices import DEFAULT_STYLE_MODEL
 from .conditioning import StyleChoice
 from .engine import Engine, EngineOptions, open_engine
-from .errors import CheckpointError, InputError, Interrupted, OutputError
+from .errors import CheckpointError, InputError, Interrupted, OutputError, RtstyleError
 from .frames import IMAGE_EXTENSIONS, fit_size
 from .fsutil import as_paths, atomic_path
 from .gpu.decode import DeviceVideoReader, device_file_source
@@ -87,6 +94,7 @@ class StylizeConfig:
     out_height: int | None = None
     trust_model: bool = False  # load a .pt2 / TensorRT engine rtstyle did not produce (rtstyle.trust)
     suffix: str | None = None  # folder outputs: <stem><suffix>.<ext> (default _<model>[_<sr>])
+    keep_going: bool = False  # many inputs: skip bad ones and go on after a failed one (summary at the end)
 
     def __post_init__(self) -> None:
         # One path (str or Path) is one input, not a sequence of one-letter file names.
@@ -189,27 +197,69 @@ def model_label(config: StylizeConfig) -> str:
     return "_".join(Path(str(m)).stem for m in names) or "stylized"
 
 
-def expand_inputs(inputs: str | Path | tuple[Path, ...]) -> list[Path]:
-    """Files named directly, plus the videos and photos in named folders (sorted, not recursive)."""
+def expand_inputs(inputs: str | Path | tuple[Path, ...],
+                  bad: list[tuple[Path, RtstyleError]] | None = None) -> list[Path]:
+    """Files named directly, plus the videos and photos in named folders (sorted, not recursive).
+    Missing inputs raise, or are appended to ``bad`` when it is given (so all can be named at once)."""
     files: list[Path] = []
     for item in as_paths(inputs):
+        problem = None
         if item.is_dir():
             found = sorted(p for p in item.iterdir() if p.is_file() and (p.suffix.lower() in VIDEO_EXTENSIONS
                                                                          or is_photo(p)))
             if not found:
-                raise InputError(f"no videos or photos in folder {item} (looked for "
-                                 f"{', '.join(VIDEO_EXTENSIONS + IMAGE_EXTENSIONS)})")
+                problem = (f"no videos or photos in folder {item} (looked for "
+                           f"{', '.join(VIDEO_EXTENSIONS + IMAGE_EXTENSIONS)})")
             files.extend(found)
         elif item.exists():
             files.append(item)
         else:
-            raise InputError(f"input not found: {item}")
+            problem = f"input not found: {item}"
+        if problem is not None:
+            if bad is None:
+                raise InputError(problem)
+            bad.append((item, InputError(problem)))
     return files
 
 
 def plan_outputs(config: StylizeConfig) -> list[tuple[Path, Path]]:
-    """(input, output) pairs; raises before any work if an output is unusable."""
-    files = expand_inputs(config.inputs)
+    """(input, output) pairs; raises before any work if an input or output is unusable (naming
+    every bad one), unless ``keep_going`` (then only the good pairs)."""
+    plan = plan_batch(config)
+    plan.raise_if_bad(config.keep_going)
+    return plan.pairs
+
+
+def plan_batch(config: StylizeConfig) -> BatchPlan:
+    """Check every input and output before any work; every problem is collected, none stops the
+    check. Callers then ``raise_if_bad`` (naming all of them) or go on with the good ones."""
+    bad: list[tuple[Path, RtstyleError]] = []
+    files = expand_inputs(config.inputs, bad)
+    if not files:
+        BatchPlan([], bad).raise_if_bad(keep_going=False)  # nothing to go on with, even with keep_going
+    plan = BatchPlan([], bad)
+    seen: dict[Path, Path] = {}
+    for src, dst in _pair_outputs(config, files):
+        if config.never_overwrite and dst.exists():  # -n: existing outputs are skipped, never replaced
+            plan.skipped.append((src, f"{dst} exists (-n)"))
+            continue
+        try:
+            _check_kind(src, dst)
+            _check_output(src, dst, config.overwrite)
+        except OutputError as exc:
+            plan.bad.append((src, exc))
+            continue
+        key = dst.resolve()
+        if key in seen:
+            raise OutputError(f"{seen[key]} and {src} would both write {dst}; give separate output folders")
+        seen[key] = src
+        plan.pairs.append((src, dst))
+    if config.stats_path is not None:  # never one of the inputs or the videos this run writes
+        OutputPolicy(overwrite=config.overwrite).check(config.stats_path, [p for pair in plan.pairs for p in pair])
+    return plan
+
+
+def _pair_outputs(config: StylizeConfig, files: list[Path]) -> list[tuple[Path, Path]]:
     label = model_label(config)
     out = Path(config.output) if config.output is not None else None
     single_file = len(files) == 1 and not any(Path(p).is_dir() for p in config.inputs)
@@ -220,18 +270,6 @@ def plan_outputs(config: StylizeConfig) -> list[tuple[Path, Path]]:
             raise OutputError(f"several inputs need an output folder, not the file {out}")
         suffix = f"_{label}" if config.suffix is None else config.suffix
         pairs = [(f, (out or f.parent) / f"{f.stem}{suffix}{default_extension(f)}") for f in files]
-    if config.never_overwrite:  # -n: existing outputs are skipped, never replaced
-        pairs = [(src, dst) for src, dst in pairs if not dst.exists()]
-    seen: dict[Path, Path] = {}
-    for src, dst in pairs:
-        _check_kind(src, dst)
-        _check_output(src, dst, config.overwrite)
-        key = dst.resolve()
-        if key in seen:
-            raise OutputError(f"{seen[key]} and {src} would both write {dst}; give separate output folders")
-        seen[key] = src
-    if config.stats_path is not None:  # never one of the inputs or the videos this run writes
-        OutputPolicy(overwrite=config.overwrite).check(config.stats_path, [p for pair in pairs for p in pair])
     return pairs
 
 
@@ -310,31 +348,69 @@ def stylize_video(config: StylizeConfig, engine: Engine | None = None,
 def stylize_files(config: StylizeConfig, engine: Engine | None = None,
                   stop: threading.Event | None = None) -> list[StylizeResult]:
     """Stylize every input; ``engine`` overrides ``config.model`` (tests, benchmarks)."""
-    pairs = plan_outputs(config)
-    if not pairs:
-        return []  # -n and every output exists
+    return stylize_batch(config, engine, stop).done
+
+
+def stylize_batch(config: StylizeConfig, engine: Engine | None = None, stop: threading.Event | None = None,
+                  plan: BatchPlan | None = None, on_done: Callable[[StylizeResult], None] | None = None,
+                  on_failed: Callable[[Path, str], None] | None = None) -> BatchReport:
+    """Stylize every planned input (``plan``, default ``plan_batch(config)``). Without
+    ``config.keep_going`` the first failure propagates; with it, a failed input is recorded
+    (``on_failed``) and the rest still run. ``on_done`` hears of each finished file as it
+    completes. An interrupt always stops the run."""
+    plan = plan if plan is not None else plan_batch(config)
+    plan.raise_if_bad(config.keep_going)
+    report = BatchReport(failed=[(src, one_line(error)) for src, error in plan.bad], skipped=list(plan.skipped))
+    if not plan.pairs:
+        if config.stats_path is not None and report.failed:
+            write_stats(config.stats_path, report, config.overwrite)
+        return report  # -n and every output exists, or every input bad (keep_going)
     engine = engine if engine is not None else open_chain(config)
     stop = stop or threading.Event()
-    photos = [(src, dst) for src, dst in pairs if is_photo(src)]
-    videos = [(src, dst) for src, dst in pairs if not is_photo(src)]
+    photos = [(src, dst) for src, dst in plan.pairs if is_photo(src)]
+    videos = [(src, dst) for src, dst in plan.pairs if not is_photo(src)]
     display = Display(title="rtstyle stylize preview", window=True) if config.preview and videos else None
-    results: list[StylizeResult] = []
+
+    def failed(srcs: list[Path], exc: Exception) -> None:
+        if not config.keep_going or isinstance(exc, Interrupted):
+            raise exc
+        for src in srcs:
+            report.failed.append((src, one_line(exc)))
+            if on_failed is not None:
+                on_failed(src, report.failed[-1][1])
+
+    def finished(result: StylizeResult) -> None:
+        report.done.append(result)
+        if on_done is not None:
+            on_done(result)
+
     try:
         if photos:
-            results += _stylize_photos(config, engine, photos, stop)
-            if results[-1].stats.interrupted:
-                raise Interrupted(f"interrupted after {sum(r.output is not None for r in results)} of {len(photos)} "
-                                  f"photos; those are written")
+            try:  # one batched pass: a failure there fails every photo of it
+                results = _stylize_photos(config, engine, photos, stop)
+            except Exception as exc:  # noqa: BLE001 - with keep_going any failure is reported, not fatal
+                failed([src for src, _ in photos], exc)
+            else:
+                for result in results:
+                    finished(result)
+                if results and results[-1].stats.interrupted:
+                    raise Interrupted(f"interrupted after {sum(r.output is not None for r in results)} of "
+                                      f"{len(photos)} photos; those are written")
         for src, dst in videos:
-            results.append(_stylize_one(config, engine, src, dst, stop, display))
-            if results[-1].stats.interrupted:
-                raise Interrupted(_interrupted_message(results[-1].frames_out, results[-1].output))
+            try:
+                result = _stylize_one(config, engine, src, dst, stop, display)
+            except Exception as exc:  # noqa: BLE001 - with keep_going any failure of one file is reported
+                failed([src], exc)
+                continue
+            finished(result)
+            if result.stats.interrupted:
+                raise Interrupted(_interrupted_message(result.frames_out, result.output))
     finally:
         if display is not None:
             display.close()
-        if config.stats_path is not None and results:
-            write_stats(config.stats_path, results, config.overwrite)
-    return results
+        if config.stats_path is not None and (report.done or report.failed):
+            write_stats(config.stats_path, report, config.overwrite)
+    return report
 
 
 def _stylize_photos(config: StylizeConfig, engine: Engine, pairs: list[tuple[Path, Path]],
@@ -424,11 +500,17 @@ def _progress_bar(config: StylizeConfig, source: FileSource, src: Path):
     return progress_bar(total or None, src.name, "frame", mode=config.progress)
 
 
-def write_stats(path: Path, results: list[StylizeResult], overwrite: bool = True) -> Path:
-    """All results as JSON, written atomically."""
+def write_stats(path: Path, results: list[StylizeResult] | BatchReport, overwrite: bool = True) -> Path:
+    """All results as JSON, written atomically; from a ``BatchReport`` also the failed inputs
+    (with the reason) and the skipped ones."""
     path = Path(path)
+    report = results if isinstance(results, BatchReport) else BatchReport(done=list(results))
+    doc: dict = {"videos": [r.to_dict() for r in report.done]}
+    if report.failed or report.skipped:
+        doc["failed"] = [{"input": str(src), "reason": reason} for src, reason in report.failed]
+        doc["skipped"] = [{"input": str(src), "reason": reason} for src, reason in report.skipped]
     with atomic_path(path, overwrite) as tmp:
-        tmp.write_text(json.dumps({"videos": [r.to_dict() for r in results]}, indent=2) + "\n")
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
     return path
 
 

@@ -137,6 +137,9 @@ def register(subparsers) -> None:
     overwrite.add_argument("-y", "--overwrite", action="store_true", help="replace existing outputs")
     overwrite.add_argument("-n", "--no-overwrite", dest="never_overwrite", action="store_true",
                            help="never replace an existing output: skip that input")
+    p.add_argument("--keep-going", action="store_true",
+                   help="many inputs: process the good ones when some are bad, go on after a failed one, "
+                        "and exit 1 at the end if any failed")
     p.add_argument("--preview", action="store_true", help="show frames while encoding (needs a display)")
     add_progress_arguments(p)
     p.add_argument("--stats", type=Path, metavar="JSON", help="write per-video statistics to this JSON file")
@@ -147,13 +150,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import InputError
+    from ..errors import InputError, RtstyleError
     from ..fsutil import check_regular_input
     from ..gpu.capabilities import resolve_decoder
     from ..limits import check_media_pixels
     from ..photos import check_photo, is_photo
     from ..signals import interrupt_on_signals
-    from ..stylize import StylizeConfig, open_chain, plan_outputs, stylize_files
+    from ..stylize import StylizeConfig, open_chain, plan_batch, stylize_batch
     from ..video import EncoderConfig, VideoReader
 
     inputs = [*args.inputs, *args.input_flags]
@@ -180,35 +183,59 @@ def run(args: argparse.Namespace) -> int:
         never_overwrite=args.never_overwrite, preview=args.preview, progress=progress_mode(args),
         stats_path=args.stats, temporal_smoothing=args.temporal_smoothing, style=style_choice(args),
         keep_size=args.keep_size, out_scale=args.out_scale, out_width=args.out_width, out_height=args.out_height,
-        suffix=args.suffix, trust_model=args.trust_model,
+        suffix=args.suffix, trust_model=args.trust_model, keep_going=args.keep_going,
     )
     check_cluster_flags(args)
     if args.ray is not None:
         return run_on_cluster(args, config)
-    pairs = plan_outputs(config)
-    for src, _ in pairs:  # bad inputs and outputs fail before a (possibly slow) engine build
-        check_media_pixels(src, args.max_pixels)  # from the header, before a frame is decoded
-        if is_photo(src):
-            check_photo(src)
-        else:
-            VideoReader(src, decoder=config.decoder)
-    if not pairs:
+    # Every input is checked before a (possibly slow) engine build, and every bad one is named.
+    plan = plan_batch(config)
+    for src, _ in list(plan.pairs):
+        try:
+            check_media_pixels(src, args.max_pixels)  # from the header, before a frame is decoded
+            if is_photo(src):
+                check_photo(src)
+            else:
+                VideoReader(src, decoder=config.decoder)
+        except RtstyleError as exc:
+            plan.refuse(src, exc)
+    plan.raise_if_bad(config.keep_going)
+    if not plan.pairs and not plan.bad:
         print("nothing to do: every output exists (-n)", file=sys.stderr)
         return 0
-    engine = open_chain(config)
-    print(f"engine: {engine.describe()} ({engine.reason})", file=sys.stderr)
-    decoder, fallback = resolve_decoder(args.decoder, engine.device.type == "cuda", args.temporal_smoothing > 0)
-    if fallback:
-        print(fallback, file=sys.stderr)
-    config = dataclasses.replace(config, decoder=decoder)
-    with interrupt_on_signals(threading.Event()) as stop:
-        results = stylize_files(config, engine, stop)
-    photos = [r for r in results if r.kind == "photo"]
-    for r in results:
+    many = len(plan.pairs) + len(plan.bad) + len(plan.skipped) > 1
+    for src, error in plan.bad:  # only with --keep-going: named now, counted as failed
+        print(f"failed: {src}: {error}", file=sys.stderr, flush=True)
+    for src, reason in plan.skipped:
+        print(f"skipped: {src}: {reason}", file=sys.stderr)
+
+    def done(r) -> None:  # each file as it completes, so a later failure cannot hide finished work
         for w in r.warnings:
             print(f"warning: {w}", file=sys.stderr)
-        print(f"{r.input} -> {r.output}" + ("" if r.kind == "photo" else f": {r.stats.summary()}"))
+        print(f"{r.input} -> {r.output}" + ("" if r.kind == "photo" else f": {r.stats.summary()}"), flush=True)
+
+    def failed(src, reason: str) -> None:
+        print(f"failed: {src}: {reason}", file=sys.stderr, flush=True)
+
+    engine = None
+    if plan.pairs:
+        engine = open_chain(config)
+        print(f"engine: {engine.describe()} ({engine.reason})", file=sys.stderr)
+        decoder, fallback = resolve_decoder(args.decoder, engine.device.type == "cuda", args.temporal_smoothing > 0)
+        if fallback:
+            print(fallback, file=sys.stderr)
+        config = dataclasses.replace(config, decoder=decoder)
+    with interrupt_on_signals(threading.Event()) as stop:
+        report = stylize_batch(config, engine, stop, plan, on_done=done, on_failed=failed)
+    photos = [r for r in report.done if r.kind == "photo"]
     if photos:
         s = photos[0].stats
         print(f"{len(photos)} photo{'s' if len(photos) > 1 else ''} in {s.wall_s:.1f} s ({s.batches} engine call{'s' if s.batches != 1 else ''})")
+    if many or report.failed:
+        print(f"summary: {report.summary()}", file=sys.stderr)
+    if report.failed:  # --keep-going: the rest ran; the run still fails
+        names = ", ".join(str(src) for src, _ in report.failed)
+        total = len(report.failed) + len(report.done) + len(report.skipped)
+        print(f"rtstyle stylize: error: {len(report.failed)} of {total} inputs failed: {names}", file=sys.stderr)
+        return 1
     return 0
