@@ -191,7 +191,12 @@ def load_checkpoint(
     config = checked_config(meta["model"], path)
     # Shapes are compared on the meta device first (no memory): a config that does not describe
     # the stored tensors is refused before a real network is allocated.
-    with torch.device("meta"):
+    try:
+        with torch.device("meta"):
+            expected = build_model(config).state_dict()
+    except NotImplementedError:
+        # A net with a frozen pretrained part (AdaIN's VGG encoder) loads real weights while it is
+        # built, which the meta device cannot hold; its config is already bounded, so build it for real.
         expected = build_model(config).state_dict()
     with safe_open(str(path), framework="pt") as f:
         keys = list(f.keys())

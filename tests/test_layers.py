@@ -35,7 +35,7 @@ LAYERS: list[dict[str, list[str]]] = [
     {"nets/losses": ["rtstyle.nets.*", "rtstyle.losses", "rtstyle.vgg"]},
     {"models": ["rtstyle.checkpoint", "rtstyle.models.*", "rtstyle.conditioning"]},
     # The package itself is the Python API's front door (``rtstyle.Stylizer``, loaded on first use).
-    {"runtime": ["rtstyle", "rtstyle.api", "rtstyle.engine", "rtstyle.backend_choice", "rtstyle.backends.*", "rtstyle.video.*",
+    {"runtime": ["rtstyle", "rtstyle.api", "rtstyle.engine", "rtstyle.counting", "rtstyle.backend_choice", "rtstyle.backends.*", "rtstyle.video.*",
                  "rtstyle.sources.*", "rtstyle.sinks", "rtstyle.pipeline", "rtstyle.live.*", "rtstyle.temporal.*",
                  "rtstyle.stylize", "rtstyle.batch", "rtstyle.photos", "rtstyle.synth", "rtstyle.cluster.*", "rtstyle.serve.*", "rtstyle.gpu.*"]},
     {"train": ["rtstyle.trainers.*"],

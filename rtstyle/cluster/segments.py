@@ -27,7 +27,7 @@ from ..pipeline import PipelineConfig, run_pipeline
 from ..sinks import CallbackSink, build_sinks
 from ..sources import FileSource, Resized
 from ..stylize import StylizeConfig
-from ..video import AudioSource, VideoReader, VideoWriter
+from ..video import VideoReader, VideoWriter
 from .plan import Segment
 
 _PART_CODEC = "ffv1"
@@ -133,6 +133,14 @@ def join_segments(config: StylizeConfig, src: Path, dst: Path, parts: list[Segme
     """Encode the segments' frames into ``dst`` as a single-machine run would; returns (frames, warnings)."""
     reader = VideoReader(src, config.start, config.duration, decoder=config.decoder)  # the whole window: audio, tags
     info = reader.info
+    audio = None
+    if info.has_audio:
+        # The audio follows the video's shift (the A/V offset is kept, priming packets too), exactly as
+        # a single-machine run: the first decoded frame fixes that shift (reader.origin_time).
+        frames = iter(reader)
+        next(frames, None)
+        frames.close()
+        audio = reader.audio_source()
     writer = None
     last = None
     try:
@@ -143,7 +151,7 @@ def join_segments(config: StylizeConfig, src: Path, dst: Path, parts: list[Segme
                     writer = VideoWriter(dst, image.shape[1], image.shape[0], info.time_base, info.frame_rate,
                                          config.encoder, rotation=info.rotation, color=info.color,
                                          overwrite=config.overwrite,
-                                         audio=AudioSource(src, reader.start, reader.end) if info.has_audio else None)
+                                         audio=audio)
                 if last is not None and pts <= last:
                     raise InputError(f"{src}: segment timestamps overlap at pts {pts} (after {last}); the file's "
                                      f"keyframes cannot be cut exactly, run it with --segment-seconds 0")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from ..counting import CountingEngine
 from ..engine import Engine
 from ..stylize import StylizeConfig, open_chain, stylize_files
 from .plan import Segment
@@ -41,29 +42,6 @@ class Task:
         if self.kind == "segment":
             return f"{self.src.name} segment {self.segment.index}"
         return f"{self.src.name} (join)" if self.kind == "join" else self.src.name
-
-
-class CountingEngine(Engine):
-    """Passes batches to ``inner`` and counts frames, so the driver can show cluster-wide progress.
-    ``inner`` does its own checks (``__call__`` goes straight to it)."""
-
-    backend = "counting"
-
-    def __init__(self, inner: Engine):
-        super().__init__(device=inner.device, precision=inner.precision, scale=inner.scale, reason=inner.reason)
-        self.inner = inner
-        self.frames = 0
-
-    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        out = self.inner(frames)
-        self.frames += len(frames)
-        return out
-
-    def _run(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.inner(frames)
-
-    def describe(self) -> str:
-        return self.inner.describe()
 
 
 class StylizeWorker:

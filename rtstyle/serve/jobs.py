@@ -14,30 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from ..conditioning import StyleChoice
-from ..engine import Engine
+from ..counting import CountingEngine
 from ..errors import InputError, RtstyleError
 from .security import Slots, UploadStore
-
-
-class CountingEngine:
-    """Delegates to ``inner`` and counts the frames it has stylized (read from another thread)."""
-
-    def __init__(self, inner: Engine):
-        self.inner = inner
-        self.backend, self.device, self.scale = inner.backend, inner.device, inner.scale
-        self.reason = inner.reason
-        self.frames = 0
-
-    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        out = self.inner(frames)
-        self.frames += len(frames)
-        return out
-
-    def describe(self) -> str:
-        return self.inner.describe()
 
 
 @dataclass(frozen=True)
