@@ -308,8 +308,9 @@ def _scale(session, io: GraphIO) -> int:
     ONNX files ended in "unexpected" errors, or in garbage frames)."""
     inp = session.get_inputs()[0]
     stored = session.get_modelmeta().custom_metadata_map.get(META_SCALE)
-    if stored is not None and "TensorrtExecutionProvider" in session.get_providers():
-        # A probe would make TensorRT build an engine for one more shape: read the metadata only.
+    if stored is not None and (isinstance(session, OnnxFile) or "TensorrtExecutionProvider" in session.get_providers()):
+        # Read the metadata only: there is no session to probe (an rtstyle model's facts are read from
+        # the file before a GPU session exists), or a probe would make TensorRT build one more engine.
         if stored.strip() not in ("1", "2", "4", "8"):
             raise CheckpointError(f"this ONNX model's metadata says {META_SCALE}={stored!r}; expected 1, 2, 4 or 8")
         return int(stored)
