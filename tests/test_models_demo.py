@@ -106,6 +106,19 @@ def test_eval_sr_cli_reports_wins_and_json(tmp_path, capsys):
     assert abs(b["psnr"] - m["psnr"]) < 0.2 and abs(b["lpips"] - m["lpips"]) < 0.01
 
 
+def test_pack_records_the_recipe_and_listing_names_the_sr_kind(tmp_path):
+    from rtstyle.checkpoint import save_checkpoint
+    from rtstyle.models import _what
+    from rtstyle.nets import SRNetConfig, build_model
+
+    ckpt = save_checkpoint(tmp_path / "res.safetensors", build_model(SRNetConfig(width=8, num_residual=1, residual=True)),
+                           {"task": "sr", "name": "res", "degradation": {"blur_sigma": 1.0}})
+    out = pack_model(ckpt, tmp_path / "packed.safetensors", recipe="rtstyle train sr --arch residual; 10 min")
+    meta = read_metadata(out)
+    assert meta["recipe"] == "rtstyle train sr --arch residual; 10 min" and meta["weights_dtype"] == "float16"
+    assert "correction on top of bicubic" in _what(meta)[0]
+
+
 def test_colour_shift_measures_a_cast_not_detail():
     from rtstyle.sr_eval import colour_shift
 

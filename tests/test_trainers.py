@@ -229,6 +229,7 @@ def test_cli_trains_residual_sr_with_colour_term(tmp_path):
     assert main(argv) == 0
     meta = read_metadata(out)
     assert meta["model"]["residual"] is True and meta["sr_arch"] == "residual" and meta["colour_weight"] == 100
+    assert meta["train"]["seconds"] > 0  # the schedule's wall time, for the bundled models' recipes
     with open(out.with_name("res.losses.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and all(float(r["colour"]) > 0 for r in rows)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rtstyle.checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
+from rtstyle.checkpoint import load_checkpoint, read_metadata, restore_optimizer, save_checkpoint
 from rtstyle.cpu_memory import keep_freed_memory
 from rtstyle.dtypes import torch_dtype
 from rtstyle.errors import InputError, Interrupted
@@ -78,9 +78,11 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
     net = build_model(task.model_config).to(device)
     task.setup_model(net)
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
-    start_step = 0
+    start_step, prior_seconds = 0, 0.0
     if cfg.resume is not None:
         start_step = _resume(cfg.resume, task, net, optimizer)
+        # Training time adds up over resumed runs, so the checkpoint says what the whole schedule cost.
+        prior_seconds = float(read_metadata(cfg.resume).get("train", {}).get("seconds", 0.0))
         if start_step >= cfg.iterations:
             raise InputError(f"--resume checkpoint is already at step {start_step} >= --iterations {cfg.iterations}")
     if device.type == "cuda":
@@ -121,6 +123,7 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
             "device": device_description(device),
             "data": _data_meta(cfg, scan),
             "torch": torch.__version__, "finished": final,
+            "seconds": round(prior_seconds + time.perf_counter() - started, 1),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
         save_checkpoint(cfg.out, net, {**meta, "train": train_meta}, optimizer=optimizer,

@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="embed this style image (must be the one the model was trained on: sha256 checked) so "
                            "eval quality/temporal need no copy of it; default: keep the checkpoint's own")
     add_overwrite_flags(pack)
+    pack.add_argument("--recipe", help="how the model was trained (commands, schedule, CPU time), stored in its metadata")
     pack.set_defaults(func=_run_pack)
 
 
@@ -50,7 +51,6 @@ def _run_pack(args: argparse.Namespace) -> int:
     from ..models import pack_model
 
     out = pack_model(args.checkpoint, args.out, name=args.name, dtype=None if args.fp32 else torch.float16,
-                     style_image=args.style_image,
-                     overwrite=args.overwrite)
+                     style_image=args.style_image, overwrite=args.overwrite, recipe=args.recipe)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
     return 0

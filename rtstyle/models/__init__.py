@@ -35,11 +35,12 @@ def resolve_model(name_or_path: str | Path) -> Path:
 
 
 def pack_model(checkpoint: str | Path, out: str | Path, name: str | None = None, dtype="float16",
-               style_image: str | Path | None = None, overwrite: bool = False) -> Path:
+               style_image: str | Path | None = None, overwrite: bool = False, recipe: str | None = None) -> Path:
     """A release copy of a training checkpoint: weights in ``dtype`` (None keeps fp32), no optimiser
     state, and the style image the loss saw (kept from the checkpoint, or read from ``style_image``,
     which must be the file the model was trained on: its sha256 is checked). Without ``overwrite``
-    an existing ``out`` is refused (rtstyle.outputs)."""
+    an existing ``out`` is refused (rtstyle.outputs). ``recipe`` (how it was trained, in words:
+    commands, schedule, time) is stored as the metadata's ``recipe``."""
     import torch
 
     from ..checkpoint import load_checkpoint, read_style_target, save_checkpoint
@@ -57,6 +58,8 @@ def pack_model(checkpoint: str | Path, out: str | Path, name: str | None = None,
     meta["name"] = name or out.name.removesuffix(".safetensors")
     if dtype is not None:
         meta["weights_dtype"] = str(dtype).removeprefix("torch.")
+    if recipe:
+        meta["recipe"] = recipe
     target = read_style_target(checkpoint)
     if style_image is not None:
         record = meta.get("style_image") or {}
@@ -80,7 +83,8 @@ def _what(meta: dict) -> tuple[str, str]:
     model = meta["model"]
     style = f"style image {meta.get('style_image', {}).get('name', '?')}"
     if meta["task"] == "sr":
-        return (f"super-resolution x{model['scale']} (width {model['width']}, {model['num_residual']} residual)",
+        kind = "correction on top of bicubic" if model.get("residual") else "the paper's net"
+        return (f"super-resolution x{model['scale']} ({kind}; width {model['width']}, {model['num_residual']} residual)",
                 f"degradation: blur sigma {meta.get('degradation', {}).get('blur_sigma', '?')} + bicubic")
     if meta["task"] == "texture":
         return f"texture generator, noise in (`rtstyle synth`; {model['scales']} scales, width {model['width']})", style
@@ -112,6 +116,8 @@ def describe_bundled() -> list[dict]:
         provenance = (f"{source}; {train.get('iterations', '?')} it x batch {train.get('batch_size', '?')} at "
                       f"{train.get('image_size', '?')} px {content}; loss {weights}; trained on "
                       f"{train.get('device', '?')}, {train.get('date', '?')[:10]}")
+        if train.get("seconds"):
+            provenance += f" ({train['seconds'] / 60:.0f} min)"
         preset = preset_of(meta)
         if preset is not None:  # which `rtstyle train style --preset` reproduces this recipe
             provenance += f"; recipe: --preset {preset}"
