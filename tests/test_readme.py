@@ -59,6 +59,7 @@ PLANS: dict[str, Run | CoveredBy | Skip] = {
     "rtstyle stylize input.mp4 -o output.mp4 --model starry_night": Run(),
     "rtstyle stylize clips/ -o out/ --model great_wave --batch-size 8 --crf 20 --preset fast": Run(),
     "rtstyle stylize input.mp4 -o big.mp4 --model starry_night --sr sr_x4 --max-side 320": Run("--max-side 24"),
+    "rtstyle stylize input.mp4 -o huge.mp4 --model starry_night --sr sr_x8 --max-side 240": Run("--max-side 24"),
     "rtstyle stylize input.mp4 -o part.mp4 --model composition_viii --start 10 --duration 5 --stats stats.json": Run(),
     "rtstyle stylize photo.jpg -o styled.png": Run(),
     "rtstyle stylize photos/ clip.mp4 -o styled/ --suffix _sn --max-side 480 --keep-size": Run("--max-side 24"),
@@ -73,7 +74,7 @@ PLANS: dict[str, Run | CoveredBy | Skip] = {
     "torchrun --nproc-per-node 4 -m rtstyle train style ...": CoveredBy("tests/test_trainers.py::test_distributed_training_with_gloo_two_processes"),
     "rtstyle train style ... --resume my_style.safetensors":
         CoveredBy("tests/test_trainers.py::test_resume_matches_uninterrupted_run"),
-    "rtstyle train sr --scale 4 --data /data/coco --out sr_x4.safetensors --pixel-weight 1.0":
+    "rtstyle train sr --scale 4 --arch residual --colour-weight 10000 --data /data/coco --out sr_x4.safetensors":
         Run(TINY_TRAIN + " --image-size 64"),
     "rtstyle export onnx starry_night -o starry.onnx": Run(),
     "rtstyle export onnx starry_night -o starry_fp16.onnx --fp16 --io uint8": Run(),

@@ -109,6 +109,8 @@ def describe_bundled() -> list[dict]:
         summary, source = _what(meta)
         weights = ", ".join(f"{k.removesuffix('_weight')} {v:g}" for k, v in loss.items()
                             if k.endswith("_weight") and k != "style_layer_weights" and v)
+        if meta.get("colour_weight"):  # SR's low-resolution consistency term (trainers/sr.py)
+            weights += f", low-res colour {meta['colour_weight']:g}"
         if meta.get("stability", {}).get("weight"):
             weights += f", stabilisation {meta['stability']['weight']:g}"
         data = train.get("data")
