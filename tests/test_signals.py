@@ -8,9 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 
-from rtstyle.signals import hangup_as_terminate, interrupt_on_signals
 from rtstyle.video import probe
 from tests.conftest import REPO
 from tests.helpers_video import make_clip, read_frames
@@ -19,13 +17,13 @@ from tests.test_reliability import _wait_for_encoded_frames, leftovers, stylize_
 
 def _start(argv, ignore_sigint: bool = False) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-
-    def child_setup():
-        if ignore_sigint:  # what a shell does for `cmd &` in a script: SIGINT ignored from the start
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    return subprocess.Popen([sys.executable, "-m", "rtstyle", *map(str, argv)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=child_setup)
+    # SIGINT ignored from the start, as a shell does for `cmd &` in a script. Set in the child's own
+    # Python before rtstyle starts (a preexec_fn would run Python between fork and exec in this
+    # many-threaded test process, which is not safe).
+    prelude = "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); " if ignore_sigint else ""
+    code = prelude + "import runpy, sys; sys.argv[0] = 'rtstyle'; runpy.run_module('rtstyle', run_name='__main__')"
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, argv)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_sighup_finalises_a_playable_partial_output(tmp_path, tiny_style_ckpt):
@@ -62,18 +60,27 @@ def test_sigkill_partial_is_removed_by_the_next_run(tmp_path, tiny_style_ckpt):
 
 
 def test_ignored_signals_stay_ignored_and_handlers_are_restored():
-    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        with hangup_as_terminate(), interrupt_on_signals(threading.Event()) as stop:
-            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-            signal.raise_signal(signal.SIGINT)
-            assert not stop.is_set()
-            signal.raise_signal(signal.SIGHUP)  # -> SIGTERM -> the run's stop
-            assert stop.is_set()
-    finally:
-        signal.signal(signal.SIGINT, before[signal.SIGINT])
-    assert {s: signal.getsignal(s) for s in before} == before
+    # Real signals, so in a fresh interpreter: raised inside this test process they would also reach
+    # whatever native handlers earlier tests' libraries left installed.
+    code = """
+import signal, threading
+from rtstyle.signals import hangup_as_terminate, interrupt_on_signals
+before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+with hangup_as_terminate(), interrupt_on_signals(threading.Event()) as stop:
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    signal.raise_signal(signal.SIGINT)
+    assert not stop.is_set()
+    signal.raise_signal(signal.SIGHUP)  # -> SIGTERM -> the run's stop
+    assert stop.is_set()
+assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+signal.signal(signal.SIGINT, before[signal.SIGINT])
+assert {s: signal.getsignal(s) for s in before} == before
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
 
 
 
