@@ -306,9 +306,12 @@ def test_serve_command_stops_cleanly_on_signals(tmp_path, signum):
     """Ctrl-C or SIGTERM (also with SIGINT ignored, as in a background shell job) closes the server
     with exit code 0 and leaves no upload folder behind."""
     env = {**os.environ, "TMPDIR": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "rtstyle", "serve", "--port", "0", "--model", "starry_night"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    # SIGINT ignored by the child's own Python before rtstyle starts (no preexec_fn: running Python
+    # between fork and exec is unsafe in this many-threaded test process).
+    code = ("import signal, runpy, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); sys.argv[0] = 'rtstyle'; "
+            "runpy.run_module('rtstyle', run_name='__main__')")
+    proc = subprocess.Popen([sys.executable, "-c", code, "serve", "--port", "0", "--model", "starry_night"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert "http://127.0.0.1:" in proc.stdout.readline()
         assert len(list(tmp_path.glob("rtstyle-serve-*"))) == 1  # the private upload folder
