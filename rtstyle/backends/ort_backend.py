@@ -320,8 +320,7 @@ def _scale(session, io: GraphIO) -> int:
     try:
         out = session.run(None, {inp.name: probe})[0]
     except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind exception types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"this ONNX model fails on a {'x'.join(map(str, shape))} input: {first}") from None
+        raise CheckpointError(f"this ONNX model fails on a {'x'.join(map(str, shape))} input: {first_line(exc)}") from None
     channels = out.shape[-1] if io.kind == "uint8" else (out.shape[1] if out.ndim == 4 else None)
     if out.ndim != 4 or channels != 3 or out.shape[0] != batch:
         raise CheckpointError(f"this ONNX model returns {tuple(out.shape)} for input {shape}; rtstyle needs "
