@@ -16,7 +16,7 @@ from .errors import InputError
 from .frames import IMAGE_EXTENSIONS, Frame, resize, save_image
 from .pipeline import PipelineConfig, PipelineStats, run_pipeline
 from .sinks import Sink, SinkChain
-from .sources import ImageSource, Source
+from .sources import ImageSource, Source, Transformed
 
 PHOTO_OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 _QUALITY = {".jpg": {"quality": 95}, ".jpeg": {"quality": 95}, ".webp": {"quality": 95}}  # PIL's default 75 shows blocks
@@ -41,34 +41,21 @@ def is_photo(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-class EachFitted(Source):
+class EachFitted(Transformed):
     """Another source's frames, each brought to ``model_size(w, h)`` of its own size (photos of
     different sizes stay different; ``Resized`` would force one size on all). ``sizes[i]`` is
     frame i's original size."""
 
     def __init__(self, inner: Source, model_size: SizeRule):
-        super().__init__()
-        self.inner, self.model_size = inner, model_size
-        self.warnings = inner.warnings
+        super().__init__(inner)
+        self.model_size = model_size
         self.sizes: dict[int, tuple[int, int]] = {}
 
-    def start(self) -> EachFitted:
-        self.inner.start()
-        return self
-
-    def read(self) -> Frame | None:
-        frame = self.inner.read()
-        if frame is None:
-            self.end_reason = self.inner.end_reason
-            return None
+    def transform(self, frame: Frame) -> Frame:
         h, w = frame.image.shape[:2]
         self.sizes[frame.index] = (w, h)
         frame.image = resize(frame.image, self.model_size(w, h))
-        self.frames_read += 1
         return frame
-
-    def stop(self) -> None:
-        self.inner.stop()
 
 
 class PhotoSink(Sink):

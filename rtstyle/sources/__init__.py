@@ -11,11 +11,11 @@ A new source (a WebRTC track, a GPU decoder) goes in a module of its own here, s
 
 from __future__ import annotations
 
-from .base import Resized, Source
+from .base import Resized, Source, Transformed
 from .camera import CameraSource, LatestFrameGrabber, is_camera, opencv_capture, source_fps
 from .file import FileSource
 from .images import ImageSource, list_images
 from .push import PushSource
 
-__all__ = ["CameraSource", "FileSource", "ImageSource", "LatestFrameGrabber", "PushSource", "Resized", "Source", "is_camera",
+__all__ = ["CameraSource", "FileSource", "ImageSource", "LatestFrameGrabber", "PushSource", "Resized", "Source", "Transformed", "is_camera",
            "list_images", "opencv_capture", "source_fps"]

@@ -56,21 +56,20 @@ class Source:
         self.stop()
 
 
-class Resized(Source):
-    """Another source's frames at one size: ``size`` if given, else the first frame's size fitted
-    by ``fit_size(resize, max_side)``. Later frames of another resolution are brought to the same
-    size, so a batch and a video writer always see one size."""
+class Transformed(Source):
+    """Another source's frames, each changed by ``transform`` (a subclass hook); start, stop, the
+    end reason, liveness and warnings are the inner source's."""
 
-    def __init__(self, inner: Source, size: tuple[int, int] | None = None, resize_to: tuple[int, int] | None = None,
-                 max_side: int | None = None):
+    def __init__(self, inner: Source):
         super().__init__()
         self.inner = inner
         self.live = inner.live
         self.warnings = inner.warnings  # one list: the inner source's warnings show through
-        self.size = size
-        self._resize, self._max_side = resize_to, max_side
 
-    def start(self) -> "Resized":
+    def transform(self, frame: Frame) -> Frame:
+        raise NotImplementedError
+
+    def start(self) -> "Transformed":
         self.inner.start()
         return self
 
@@ -79,12 +78,27 @@ class Resized(Source):
         if frame is None:
             self.end_reason = self.inner.end_reason
             return None
+        self.frames_read += 1
+        return self.transform(frame)
+
+    def stop(self) -> None:
+        self.inner.stop()
+
+
+class Resized(Transformed):
+    """Another source's frames at one size: ``size`` if given, else the first frame's size fitted
+    by ``fit_size(resize, max_side)``. Later frames of another resolution are brought to the same
+    size, so a batch and a video writer always see one size."""
+
+    def __init__(self, inner: Source, size: tuple[int, int] | None = None, resize_to: tuple[int, int] | None = None,
+                 max_side: int | None = None):
+        super().__init__(inner)
+        self.size = size
+        self._resize, self._max_side = resize_to, max_side
+
+    def transform(self, frame: Frame) -> Frame:
         if self.size is None:
             h, w = frame.image.shape[:2]
             self.size = fit_size(w, h, self._resize, self._max_side)
         frame.image = resize(frame.image, self.size)
-        self.frames_read += 1
         return frame
-
-    def stop(self) -> None:
-        self.inner.stop()
