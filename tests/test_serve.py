@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 
+from rtstyle.benchmarks.serve_latency import stop_server
 from rtstyle.engine import EngineOptions, open_engine
 from rtstyle.serve.app import STUDIO
 from rtstyle.serve.probe import STAMP_ROWS, probe
@@ -210,12 +211,7 @@ def test_readme_browser_studio_commands(tmp_path):
         frames, _ = read_frames(tmp_path / "output.mp4")
         assert len(frames) == 8 and audio_duration(tmp_path / "output.mp4") > 0.9
     finally:
-        os.kill(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc)  # SIGINT by pid, then SIGKILL if it hangs
     assert proc.returncode == 0, proc.stderr.read()
 
 
