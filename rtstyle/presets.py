@@ -27,7 +27,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fast": {"arch": "fast", "iterations": 600, "batch_size": 2, "image_size": 128, "lr": 1e-3,
              "content_weight": 1.0, "style_weight": 2.5, "tv_weight": 1e-4},
 }
-DEFAULT_PRESET = "paper"
 # What identifies a recipe: iterations vary from model to model within one recipe.
 _RECIPE_KEYS = ("arch", "batch_size", "image_size", "lr", "content_weight", "style_weight", "tv_weight")
 

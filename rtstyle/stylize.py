@@ -110,8 +110,7 @@ class StylizeConfig:
             raise InputError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.resize is not None and self.max_side is not None:
             raise InputError("give either --resize or --max-side, not both")
-        if self.overwrite and self.never_overwrite:
-            raise InputError("give either -y (overwrite) or -n (never overwrite), not both")
+        self.output_policy()  # -y with -n is refused there, as for every command
         for name, flag in (("start", "-ss/--start"), ("duration", "-t/--duration")):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):
@@ -130,6 +129,10 @@ class StylizeConfig:
         if self.decoder == "pyav-cuda" and self.temporal_smoothing > 0:
             raise InputError("--decoder pyav-cuda keeps frames on the GPU, but --temporal-smoothing computes optical "
                              "flow from them on the CPU; use --decoder auto with smoothing")
+
+    def output_policy(self) -> OutputPolicy:
+        """The one output rule with this run's -y / -n (rtstyle.outputs)."""
+        return OutputPolicy(overwrite=self.overwrite, never=self.never_overwrite)
 
     def engine_options(self) -> EngineOptions:
         """Options of the style engine (the SR engine takes no style choice)."""
@@ -239,13 +242,14 @@ def plan_batch(config: StylizeConfig) -> BatchPlan:
         BatchPlan([], bad).raise_if_bad(keep_going=False)  # nothing to go on with, even with keep_going
     plan = BatchPlan([], bad)
     seen: dict[Path, Path] = {}
+    policy = config.output_policy()
     for src, dst in _pair_outputs(config, files):
-        if config.never_overwrite and dst.exists():  # -n: existing outputs are skipped, never replaced
+        if policy.skip(dst):  # -n: existing outputs are skipped, never replaced
             plan.skipped.append((src, f"{dst} exists (-n)"))
             continue
         try:
             _check_kind(src, dst)
-            _check_output(src, dst, config.overwrite)
+            _check_output(src, dst, policy)
         except OutputError as exc:
             plan.bad.append((src, exc))
             continue
@@ -255,7 +259,7 @@ def plan_batch(config: StylizeConfig) -> BatchPlan:
         seen[key] = src
         plan.pairs.append((src, dst))
     if config.stats_path is not None:  # never one of the inputs or the videos this run writes
-        OutputPolicy(overwrite=config.overwrite).check(config.stats_path, [p for pair in plan.pairs for p in pair])
+        policy.check(config.stats_path, [p for pair in plan.pairs for p in pair])
     return plan
 
 
@@ -316,8 +320,8 @@ def output_size(config: StylizeConfig, original: tuple[int, int], produced: tupl
     return want_w, want_h
 
 
-def _check_output(src: Path, dst: Path, overwrite: bool) -> None:
-    OutputPolicy(overwrite=overwrite).check(dst, [src])  # the one output rule (rtstyle.outputs)
+def _check_output(src: Path, dst: Path, policy: OutputPolicy) -> None:
+    policy.check(dst, [src])  # the one output rule (rtstyle.outputs)
     parent = dst.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent

@@ -18,6 +18,7 @@ from ..choices import BACKEND_NAMES, DEFAULT_STYLE_MODEL, DEVICES, PRECISIONS
 from ..gpu.capabilities import DECODERS
 from ..limits import MAX_PIXELS
 from .cluster_args import add_cluster_arguments, check_cluster_flags, run_on_cluster
+from .output_flags import add_overwrite_flags
 from .progress_args import add_progress_arguments, progress_mode
 
 
@@ -133,10 +134,7 @@ def register(subparsers) -> None:
     p.add_argument("--encoder-opt", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="option passed to the video encoder as-is, e.g. tune=film (repeatable)")
     p.add_argument("--suffix", help="folder outputs: added to each input's name (default: _<model>)")
-    overwrite = p.add_mutually_exclusive_group()
-    overwrite.add_argument("-y", "--overwrite", action="store_true", help="replace existing outputs")
-    overwrite.add_argument("-n", "--no-overwrite", dest="never_overwrite", action="store_true",
-                           help="never replace an existing output: skip that input")
+    add_overwrite_flags(p, "existing outputs")
     p.add_argument("--keep-going", action="store_true",
                    help="many inputs: process the good ones when some are bad, go on after a failed one, "
                         "and exit 1 at the end if any failed")

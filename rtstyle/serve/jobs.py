@@ -146,9 +146,3 @@ class JobManager:
     def close(self) -> None:
         self._stop.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def check_kind(kind: str) -> str:
-    if kind not in ("video", "image"):
-        raise InputError(f"unknown job kind {kind!r}; choose from video, image")
-    return kind
