@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import torch
 
-from .errors import RtstyleError
+from .errors import CheckpointError, RtstyleError
 from .fsutil import atomic_path, cache_dir, sha256_file
 from .sysinfo import cpu_model
 from .threads import available_cores
@@ -147,6 +147,10 @@ def open_fastest(model_path: Path, candidates: list[str], precision: str, opener
         try:
             engine = opener(name, "measuring for --backend auto")
             timings[name] = round((measurer or measure)(engine, batch), 2)
+        except CheckpointError:
+            # The model itself is refused (onnxruntime, tried first for .onnx, checks channels, batch and
+            # scale on a probe): no other backend may run it anyway and write garbage frames.
+            raise
         except (RtstyleError, RuntimeError, ImportError) as exc:
             timings[name] = None  # this backend cannot run the model here: not a candidate
             errors.append(exc)
