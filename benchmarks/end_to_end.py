@@ -61,7 +61,6 @@ def _timed(fn: Callable[[], int], device: torch.device, repeats: int) -> dict[st
 
 def measure_pipeline(model: BenchModel, cfg: BenchConfig, device: torch.device, workdir: Path, progress: BenchProgress) -> dict:
     from rtstyle.pipeline import HostBatcher, PipelineConfig, run_engine, run_pipeline
-    from rtstyle.stylize import encoder_with_threads
     from rtstyle.video import VideoReader, VideoWriter, probe
 
     threads = plan_threads()  # the same split of the cores as rtstyle stylize
@@ -79,7 +78,7 @@ def measure_pipeline(model: BenchModel, cfg: BenchConfig, device: torch.device, 
                  "codec": info.codec, "frames": info.num_frames},
         "engine": {"backend": engine.backend, "description": engine.describe(), "reason": engine.reason},
         "batch": cfg.pipeline_batch,
-        "encoder": dataclasses.asdict(_encoder_config()),
+        "encoder": dataclasses.asdict(_encoder_config(engine.device.type, threads.encode)),
         "threads": dataclasses.asdict(threads),
     }
 
@@ -110,7 +109,7 @@ def measure_pipeline(model: BenchModel, cfg: BenchConfig, device: torch.device, 
 
     def writer(name: str) -> VideoWriter:
         return VideoWriter(workdir / name, out_w, out_h, info.time_base, info.frame_rate,
-                           encoder_with_threads(_encoder_config(), threads.encode), overwrite=True)
+                           _encoder_config(engine.device.type, threads.encode), overwrite=True)
 
     def encode_only() -> int:
         with writer("encode.mp4") as out:
@@ -136,9 +135,9 @@ def measure_pipeline(model: BenchModel, cfg: BenchConfig, device: torch.device, 
     return result
 
 
-def _encoder_config():
+def _encoder_config(device_type: str, threads: int):
     from rtstyle.video import EncoderConfig
 
-    return EncoderConfig()  # the encoder stylize uses by default
+    return EncoderConfig().beside_engine(device_type, threads)  # the encoder stylize uses by default
 
 

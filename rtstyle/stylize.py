@@ -447,7 +447,7 @@ def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, st
     out_w, out_h = output_size(config, (info.width, info.height), (size[0] * engine.scale, size[1] * engine.scale),
                                info.rotation)
     writer = VideoWriter(  # frames of the model's output size are resized to this by WriterSink
-        dst, out_w, out_h, info.time_base, info.frame_rate, encoder_with_threads(config.encoder, threads.encode),
+        dst, out_w, out_h, info.time_base, info.frame_rate, config.encoder.beside_engine(engine.device.type, threads.encode),
         rotation=info.rotation, color=info.color, overwrite=config.overwrite,
         audio=_audio(reader, src) if info.has_audio else None,
     )
@@ -480,13 +480,6 @@ def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, st
         raise InputError(f"no frames decoded from {src}{window}")
     return StylizeResult(src, output, stats.frames_in, stats.frames_out, stats, engine.describe(),
                          source.warnings + writer.warnings)
-
-
-def encoder_with_threads(encoder: EncoderConfig, threads: int) -> EncoderConfig:
-    """``encoder`` with ffmpeg's ``threads`` option set, unless the user set it."""
-    if "threads" in encoder.options:
-        return encoder
-    return dataclasses.replace(encoder, options={**encoder.options, "threads": str(threads)})
 
 
 def _interrupted_message(frames: int, output: Path | None) -> str:

@@ -90,12 +90,26 @@ class StabilityConfig:
     shift: float = 2.0  # max translation in pixels (uniform in [-shift, shift] per axis, sub-pixel)
     noise: float = 0.02  # std of Gaussian input noise, in [0, 1] units
     brightness: float = 0.05  # max absolute brightness offset of the input, in [0, 1] units
+    # Synthetic motion beyond the translation (all 0: translation only, the term of issue 7).
+    rotate: float = 0.0  # max rotation of T, degrees
+    zoom: float = 0.0  # max relative scale change of T (0.05: x0.95 to x1.05)
+    flow: float = 0.0  # amplitude of T's smooth local flow field, pixels
+    occlusion: float = 0.0  # chance per image of an occluder (a patch of another photo) in the moved input
 
     def __post_init__(self) -> None:
-        for name in ("weight", "shift", "noise", "brightness"):
+        for name in ("weight", "shift", "noise", "brightness", "rotate", "zoom", "flow", "occlusion"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise InputError(f"--stability-{name} must be a finite number >= 0, got {value}")
+        if self.zoom >= 0.5:
+            raise InputError(f"--stability-zoom must be below 0.5, got {self.zoom}")
+        if self.occlusion > 1:
+            raise InputError(f"--stability-occlusion is a chance in [0, 1], got {self.occlusion}")
+
+    @property
+    def moves(self) -> bool:
+        """True when T is more than a translation (the synthetic-motion form)."""
+        return bool(self.rotate or self.zoom or self.flow or self.occlusion)
 
     @property
     def enabled(self) -> bool:
@@ -131,6 +145,10 @@ class StyleTrainConfig(TrainConfig):
     stability_shift: float = StabilityConfig.shift
     stability_noise: float = StabilityConfig.noise
     stability_brightness: float = StabilityConfig.brightness
+    stability_rotate: float = StabilityConfig.rotate
+    stability_zoom: float = StabilityConfig.zoom
+    stability_flow: float = StabilityConfig.flow
+    stability_occlusion: float = StabilityConfig.occlusion
 
     def validate(self) -> None:
         super().validate()
@@ -140,7 +158,9 @@ class StyleTrainConfig(TrainConfig):
 
     def stability_config(self) -> StabilityConfig:
         return StabilityConfig(weight=self.stability_weight, shift=self.stability_shift,
-                               noise=self.stability_noise, brightness=self.stability_brightness)
+                               noise=self.stability_noise, brightness=self.stability_brightness,
+                               rotate=self.stability_rotate, zoom=self.stability_zoom, flow=self.stability_flow,
+                               occlusion=self.stability_occlusion)
 
     def model_config(self) -> StyleNetConfig:
         if self.arch not in STYLE_ARCHS:

@@ -204,3 +204,13 @@ def test_real_clip_all_frames_timing_and_audio(shared_data, tmp_path):
     assert r.frames_out == 455 and info.num_frames == 455
     assert abs(info.duration - probe(src).duration) < 0.05
     assert abs(audio_duration(r.output) - audio_duration(src)) < 0.05
+
+
+def test_cpu_engine_encodes_with_the_cpu_preset(tmp_path):
+    # --preset auto beside a CPU engine: x264 "faster" (subme 4; medium's is 7), one encoder thread.
+    src = make_clip(tmp_path / "in.mp4", frames=4, audio=False)
+    result = stylize_video(config(src, output=tmp_path / "o.mp4"), engine=IdentityEngine())
+    data = result.output.read_bytes()
+    start = data.index(b"x264 - core")
+    settings = data[start:data.index(b"\x00", start)].decode("ascii", "replace").split()
+    assert "subme=4" in settings and "threads=1" in settings

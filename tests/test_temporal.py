@@ -13,6 +13,7 @@ import av
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from rtstyle.checkpoint import read_metadata
 from rtstyle.cli import main
@@ -200,6 +201,35 @@ def test_translate_moves_content_by_integer_pixels():
     torch.testing.assert_close(moved[..., 1:, 2:], x[..., :-1, :-2], atol=1e-5, rtol=0)
 
 
+def test_synthetic_motion_loss_zero_for_equivariant_nets_and_skips_occluders():
+    torch.manual_seed(0)
+    x = F.avg_pool2d(torch.rand(4, 3, 64, 80), 5, 1, 2)
+    cfg = StabilityConfig(weight=1.0, shift=3.0, noise=0.0, brightness=0.0, rotate=3.0, zoom=0.05, flow=2.0,
+                          occlusion=1.0)
+    term = StabilityLoss(cfg)
+    extra_in, motion = term.inputs(x)
+    # Every image got an occluder: the moved input differs from the moved clean batch there only.
+    mask, _ = motion.occluder
+    assert mask.any(dim=(1, 2, 3)).all()
+    assert torch.equal(extra_in[~mask.expand_as(extra_in)], motion.apply(x)[~mask.expand_as(x)].clamp(0, 1))
+    assert not (motion.valid & mask).any()  # occluded pixels never count
+    assert 0.3 < motion.valid.float().mean() < 0.95
+    assert term(x, extra_in, motion).item() == pytest.approx(0.0, abs=1e-10)  # f = identity
+    # A net that ignores the motion (output = its clean input) is penalised.
+    assert term(x, x, motion).item() > 1e-3
+    # The motion is more than a translation: a row of pixels is not moved rigidly.
+    field = motion.grid[0] - motion.grid[0, :1, :1]
+    assert field.std(dim=(0, 1)).max() > 1e-3
+
+
+def test_synthetic_motion_settings_are_checked():
+    with pytest.raises(InputError, match="stability-occlusion"):
+        StabilityConfig(occlusion=1.5)
+    with pytest.raises(InputError, match="stability-zoom"):
+        StabilityConfig(zoom=0.7)
+    assert not StabilityConfig().moves and StabilityConfig(flow=1.0).moves
+
+
 def test_training_with_stability_logs_and_records_it(tmp_path):
     cfg = StyleTrainConfig(style=STYLE, data=PHOTOS, out=tmp_path / "s.safetensors", iterations=2, batch_size=2,
                            image_size=48, style_size=64, arch="fast", width=8, num_residual=1, log_every=1,
@@ -209,7 +239,8 @@ def test_training_with_stability_logs_and_records_it(tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and all(float(r["stability"]) > 0 for r in rows)
     meta = read_metadata(result.checkpoint)
-    assert meta["stability"] == {"weight": 100.0, "shift": 2.0, "noise": 0.02, "brightness": 0.05}
+    assert meta["stability"] == {"weight": 100.0, "shift": 2.0, "noise": 0.02, "brightness": 0.05,
+                                 "rotate": 0.0, "zoom": 0.0, "flow": 0.0, "occlusion": 0.0}
     with pytest.raises(InputError, match="stability-noise"):
         StyleTrainConfig(style=STYLE, data=PHOTOS, out=tmp_path / "t.safetensors",
                          stability_noise=-1.0).stability_config()

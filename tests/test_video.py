@@ -161,3 +161,30 @@ def test_decode_order_timestamps_are_repaired(shared_data):
     times = [f.time for f in VideoReader(path, duration=3.0)]
     steps = np.diff(times)
     assert len(times) > 80 and steps.min() > 0.03 and steps.max() < 0.036
+
+
+def test_auto_preset_follows_the_engine_device():
+    cfg = EncoderConfig()
+    assert cfg.preset == "auto"
+    assert cfg.beside_engine("cpu", 1).preset == "faster"  # the encoder shares the engine's cores
+    assert cfg.beside_engine("cpu", 1).options == {"threads": "1"}
+    assert cfg.beside_engine("cuda", 2).preset == "medium"
+    assert EncoderConfig(preset="veryfast").beside_engine("cpu").preset == "veryfast"  # the user's choice stays
+    assert EncoderConfig(options={"threads": "4"}).beside_engine("cpu", 1).options == {"threads": "4"}
+    assert EncoderConfig(codec="libsvtav1").beside_engine("cpu").preset is None  # numeric presets: codec default
+
+
+def _x264_settings(path) -> str:
+    data = path.read_bytes()
+    start = data.index(b"x264 - core")
+    return data[start:data.index(b"\x00", start)].decode("ascii", "replace")
+
+
+@pytest.mark.parametrize("preset, subme", [("auto", "subme=7"), ("faster", "subme=4")])
+def test_writer_passes_the_preset_to_x264(tmp_path, preset, subme):
+    # x264 writes its settings into the stream: medium (the unresolved "auto") uses subme 7, faster 4.
+    out = tmp_path / f"{preset}.mp4"
+    with VideoWriter(out, 64, 48, Fraction(1, 30), Fraction(30), EncoderConfig(preset=preset, audio="none")) as w:
+        for i in range(3):
+            w.write(np.full((48, 64, 3), 40 * i, np.uint8), pts=i)
+    assert subme in _x264_settings(out).split()

@@ -75,7 +75,9 @@ def add_encoder_arguments(p: argparse.ArgumentParser) -> None:
                         "has NVENC, else libx264); `python -m rtstyle.gpu.capabilities` says which work here "
                         "(default: %(default)s)")
     p.add_argument("--crf", type=float, default=18.0, help="quality, lower is better (default: 18)")
-    p.add_argument("--preset", default="medium", help="encoder speed preset (default: %(default)s)")
+    p.add_argument("--preset", default="auto",
+                   help="encoder speed preset; auto: x264/x265 'faster' when the engine runs on the CPU (it shares "
+                        "the cores), 'medium' otherwise; other codecs their own default (default: %(default)s)")
     p.add_argument("--pix-fmt", help="output pixel format (default: yuv420p, yuv444p for odd sizes)")
 
 

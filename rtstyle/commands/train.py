@@ -99,6 +99,13 @@ def register(sub: argparse._SubParsersAction) -> None:
              help="std of the Gaussian noise added to the perturbed input, [0,1] units")
     stab.add("--stability-brightness", type=float, metavar="DELTA",
              help="max brightness offset of the perturbed input, [0,1] units")
+    stab.add("--stability-rotate", type=float, metavar="DEG", help="max rotation of T, degrees (synthetic motion)")
+    stab.add("--stability-zoom", type=float, metavar="FRACTION",
+             help="max relative scale change of T, e.g. 0.05 for x0.95..x1.05 (synthetic motion)")
+    stab.add("--stability-flow", type=float, metavar="PX",
+             help="amplitude of T's smooth random local flow, pixels (synthetic motion)")
+    stab.add("--stability-occlusion", type=float, metavar="P",
+             help="chance of an occluding patch in the moved input; the loss skips it and its surround")
     style.add_argument("--preset", choices=list(PRESETS),
                        help="a whole recipe; options given on the command line still win. "
                             + "; ".join(describe(name) for name in PRESETS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 from collections.abc import Callable
@@ -20,13 +21,20 @@ from .probe import DEFAULT_TIME_BASE, ColorInfo, _ffmpeg_reason, _open_input
 _QUALITY_OPTION = {"libx264": "crf", "libx265": "crf", "libvpx-vp9": "crf", "libaom-av1": "crf", "libsvtav1": "crf",
                    "h264_nvenc": "cq", "hevc_nvenc": "cq", "av1_nvenc": "cq"}
 _PRESET_CODECS = ("libx264", "libx265", "h264_nvenc", "hevc_nvenc", "av1_nvenc", "libsvtav1")
+# preset="auto" (the default) for the x264/x265 family: beside a CPU engine the encoder takes its
+# time from the engine's cores, and "faster" costs 0.55x medium's encode time for the same file size
+# and 0.16 dB less PSNR-Y (benchmarks/results/cpu-encoder-presets-2026-11-29.md); with the engine on
+# a GPU the encoder has the CPU to itself and keeps x264's own default, "medium". Other codecs get
+# their own default (their preset names differ: NVENC p1-p7, SVT-AV1 numbers).
+AUTO_PRESETS = {"cpu": "faster", "other": "medium"}
+_AUTO_PRESET_CODECS = ("libx264", "libx265")
 
 
 @dataclass(frozen=True)
 class EncoderConfig:
     codec: str = "libx264"
     crf: float | None = 18.0  # quality (lower is better); mapped to the codec's own option
-    preset: str | None = "medium"
+    preset: str | None = "auto"  # auto: see AUTO_PRESETS (resolved by ``beside_engine``)
     pix_fmt: str | None = None  # None: yuv420p when both sides are even, else yuv444p (no padding, exact size)
     audio: str = "copy"  # copy (re-encode to AAC where the container cannot hold it) | aac | none
     options: dict[str, str] = field(default_factory=dict)  # passed to the encoder as-is
@@ -34,6 +42,16 @@ class EncoderConfig:
     def __post_init__(self) -> None:
         if self.audio not in ("copy", "aac", "none"):
             raise InputError(f"unknown audio mode {self.audio!r}; choose from copy, aac, none")
+
+    def beside_engine(self, device_type: str, threads: int | None = None) -> "EncoderConfig":
+        """This config for an encoder that runs beside an engine on ``device_type`` ("cpu", "cuda",
+        ...): preset "auto" resolved (AUTO_PRESETS) and ffmpeg's ``threads`` set to ``threads``
+        unless the user set them."""
+        preset = self.preset
+        if preset == "auto":
+            preset = AUTO_PRESETS["cpu" if device_type == "cpu" else "other"] if self.codec in _AUTO_PRESET_CODECS else None
+        options = self.options if threads is None or "threads" in self.options else {**self.options, "threads": str(threads)}
+        return dataclasses.replace(self, preset=preset, options=options)
 
 
 def choose_pix_fmt(codec, width: int, height: int, requested: str | None) -> str:
@@ -132,8 +150,9 @@ class VideoWriter:
             if cfg.codec == "libvpx-vp9" or cfg.codec.endswith("_nvenc"):
                 # Constant-quality mode; NVENC otherwise also caps the rate at its 2 Mbit/s default.
                 options.setdefault("b", "0")
-        if cfg.preset and cfg.codec in _PRESET_CODECS:
-            options.setdefault("preset", cfg.preset)
+        preset = cfg.preset if cfg.preset != "auto" else cfg.beside_engine("unknown").preset
+        if preset and cfg.codec in _PRESET_CODECS:
+            options.setdefault("preset", preset)
         stream = self.container.add_stream(codec.name, rate=frame_rate or Fraction(30), options=options)
         stream.width, stream.height = self.width, self.height
         self.pix_fmt = choose_pix_fmt(codec, self.width, self.height, cfg.pix_fmt)
