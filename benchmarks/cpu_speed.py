@@ -30,6 +30,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from .config import ARCHS
 from .environment import machine_line
 from .report import write_result
 
@@ -85,12 +86,27 @@ def reference(clip: Path, out: Path, model: str) -> int:
     reader = VideoReader(clip)
     info = reader.info
     count = 0
-    with VideoWriter(out, info.width, info.height, info.time_base, info.frame_rate, EncoderConfig(),
+    # The same encoder settings stylize uses beside a CPU engine (preset "faster"), so the pair
+    # differs only in how frames reach and leave the network.
+    with VideoWriter(out, info.width, info.height, info.time_base, info.frame_rate, EncoderConfig().beside_engine("cpu"),
                      overwrite=True) as writer:
         for frame in reader:
             writer.write(stylizer(frame.image), frame.pts, frame.duration)
             count += 1
     return count
+
+
+def fresh_checkpoint(arch: str, path: Path) -> Path:
+    """A randomly initialised net of ``arch`` (bench's ARCHS) saved as an rtstyle checkpoint."""
+    import torch
+
+    from rtstyle.checkpoint import save_checkpoint
+    from rtstyle.nets import build_model
+
+    torch.manual_seed(0)
+    config = ARCHS[arch]
+    task = "sr" if arch.startswith("sr") else "style"
+    return save_checkpoint(path, build_model(config), {"task": task, "name": f"fresh-{arch}"})
 
 
 def _wall(command: list[str]) -> float:
@@ -213,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="640x272")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--model", default="starry_night")
+    parser.add_argument("--arch", choices=sorted(ARCHS),
+                        help="time a freshly initialised net of this architecture instead of --model (style: "
+                             "Johnson et al.'s size; speed does not depend on trained weights)")
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--out", type=Path, help="write <out>.json and <out>.md")
@@ -228,11 +247,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="rtstyle-cpu-speed-") as tmp:
         workdir = Path(tmp)
         clip = make_clip(args.source, workdir / "clip.mp4", (width, height), args.frames)
+        if args.arch:
+            args.model = str(fresh_checkpoint(args.arch, workdir / f"fresh-{args.arch}.safetensors"))
         result: dict[str, Any] = {
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "machine": machine_line(),
             "clip": {"source": args.source.name, "width": width, "height": height, "frames": args.frames},
-            "model": args.model,
+            "model": f"freshly initialised {args.arch} net" if args.arch else args.model,
             "paired": paired_runs(clip, args.model, args.pairs, workdir),
         }
         result["profile"] = None if args.no_profile else profile(clip, args.model, workdir)
