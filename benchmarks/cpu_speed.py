@@ -34,7 +34,8 @@ from .config import ARCHS
 from .environment import machine_line
 from .report import write_result
 
-# What a sampled stack was doing, by the first rule whose text occurs in it (idle leaves first).
+# What a sampled stack was doing, by the first rule whose text occurs in it (idle leaves first;
+# py-spy names methods with their class, "Condition.wait (threading.py:331)", so match inside).
 _IDLE_LEAVES = ("wait (threading.py", "_worker (concurrent/futures", "select (selectors.py", "get (queue.py")
 _CATEGORIES = (
     ("engine inference (OpenVINO, waited on)", ("openvino_backend.py", "openvino/")),
@@ -154,11 +155,14 @@ def profile(clip: Path, model: str, workdir: Path) -> dict[str, Any] | None:
         n, frames = int(count), stack.split(";")
         total += n
         thread = frames[0].partition(": ")[2] or "?"
-        if frames[-1].startswith(_IDLE_LEAVES):
+        if any(k in frames[-1] for k in _IDLE_LEAVES):
             idle += n
             continue
         threads[thread] += n
         text = ";".join(frames[1:])
+        if not text:  # a thread with no Python frame: the interpreter starting up or shutting down
+            busy["interpreter start/exit (no Python frame)"] += n
+            continue
         busy[next((name for name, keys in _CATEGORIES if any(k in text for k in keys)), "other")] += n
     active = max(1, total - idle)
     return {"samples": total, "rate_hz": 100, "idle_samples": idle,
