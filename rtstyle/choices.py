@@ -22,6 +22,12 @@ BENCH_ARCHS = ("style", "style-fast", "sr4", "sr8")  # benchmarks.config.ARCHS
 OPTIMIZERS = ("lbfgs", "adam")  # rtstyle optimize
 PROGRESS_MODES = ("auto", "bar", "plain", "json", "none")  # rtstyle.progress: --progress
 INITS = ("content", "noise", "mix")
+# rtstyle eval temporal --cut-threshold (rtstyle.temporal.flow.CUT_THRESHOLD): a frame pair whose
+# input warping error (squared) exceeds it is a scene cut. Ordinary pairs of real clips measure
+# 0.0003-0.005; a black-to-picture pair or a hard cut between unrelated shots ~0.1-0.5. 0.05 sits
+# 10x above the highest ordinary floor (fast motion is never taken for a cut) and 2x below the
+# smallest cut.
+TEMPORAL_CUT_THRESHOLD = 0.05
 # rtstyle live's keys: its --help and the on-screen key help (h) both list these.
 LIVE_KEYS = (
     ("q, Esc", "quit"),

@@ -4,7 +4,16 @@ the style and content loss on the same frames so steadiness is never bought by l
 The video runs through the runtime's one frame path (``sources.FileSource`` -> pipeline ->
 ``sinks.build_sinks`` with the same smoothing sink as ``stylize``); the measurements are sinks
 of their own. Flow is estimated on the *input* frames (``temporal.flow``), so the stylization is
-held to the motion of the real scene. Evaluation layer: it may load VGG; the runtime never does.
+held to the motion of the real scene. Both forms are reported: the squared one of Lai et al.
+(``warping_error``) and the absolute one (``warping_error_abs``); pairs across a scene cut are
+left out of every mean and counted (``skipped_pairs``, ``skipped_times``; the rule is in
+``temporal.flow``'s docstring).
+
+With ``encoded`` the stylized frames also go through the writer ``stylize`` uses (its default
+encoder settings, resolved for this engine's device) into a private temporary folder, always
+removed; the file is decoded again and measured the same way against the input frames (read
+again, streamed), under ``report["encoded"]``: what a viewer of ``stylize``'s output sees,
+compression included. Evaluation layer: it may load VGG; the runtime never does.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +40,14 @@ from .models import resolve_model
 from .outputs import OutputPolicy
 from .pipeline import PipelineConfig, run_pipeline
 from .progress import progress as progress_bar
-from .sinks import CallbackSink, SmoothingSink, build_sinks
+from .sinks import CallbackSink, SmoothingSink, WriterSink, build_sinks
 from .sources import FileSource, Resized
 from .style_lookup import style_target
-from .temporal import FLOW_METHODS, FlowEstimator, WarpingErrorMeter, check_smoothing
+from .stylize import StylizeConfig
+from .temporal import CUT_THRESHOLD, FLOW_METHODS, FlowEstimator, WarpingErrorMeter, check_smoothing
+from .threads import plan_threads
 from .vgg import LAYER_INDEX, load_vgg16
+from .video import EncoderConfig, VideoReader, VideoWriter
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,8 @@ class TemporalEvalConfig:
     batch_size: int = 4
     smoothing: float = 0.0  # runtime smoothing alpha (0 = off)
     flow: str = "dis"
+    cut_threshold: float = CUT_THRESHOLD  # skip a pair whose input warping error (squared) exceeds this
+    encoded: bool = False  # also measure the stylized frames encoded as stylize writes them
     losses: bool = True  # style and content loss on the same frames
     loss_every: int = 1  # the losses on every n-th frame only (the VGG pass dominates on CPUs)
     json_path: Path | None = None
@@ -69,6 +84,8 @@ class TemporalEvalConfig:
             raise InputError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.loss_every < 1:
             raise InputError(f"--loss-every must be >= 1, got {self.loss_every}")
+        if not self.cut_threshold > 0:  # NaN fails too
+            raise InputError(f"--cut-threshold must be > 0 (default {CUT_THRESHOLD}), got {self.cut_threshold}")
         check_smoothing(self.smoothing)
         for name in ("json_path", "plot_path"):
             path = getattr(self, name)
@@ -130,43 +147,54 @@ def evaluate_temporal(config: TemporalEvalConfig, engine=None) -> dict[str, Any]
                                                                            config.batch_size,
                                                                            trust_model=config.trust_model))
     size = fit_size(source.info.width, source.info.height, None, config.max_side)
-    meter = WarpingErrorMeter(FlowEstimator(config.flow))
-    times: list[float] = []
+    meter = WarpingErrorMeter(FlowEstimator(config.flow), config.cut_threshold)
     bar = _progress(config)
 
     def measure(image: np.ndarray, frame) -> None:
-        if meter.update(frame.image, image) is not None:
-            times.append(frame.time)
+        meter.update(frame.image, image, frame.time)
         if losses is not None and frame.index % config.loss_every == 0:
             losses.update(frame.image, image)
         if bar is not None:
             bar.update(1)
 
-    chain = build_sinks(config.smoothing, measure=[CallbackSink(measure)])  # the same smoothing as stylize
-    smoother = next((s.smoother for s in chain.sinks if isinstance(s, SmoothingSink)), None)
-    try:
-        stats = run_pipeline(Resized(source, size), engine, chain, PipelineConfig(batch_size=config.batch_size))
-    finally:
-        chain.close()
-        if bar is not None:
-            bar.close()
-    if stats.frames_out < 2:
-        raise InputError(f"{config.video}: {stats.frames_out} frame(s) decoded; the warping error needs at least 2 "
-                         f"(check --start/--duration)")
+    # The private folder of the encoded copy goes whatever happens (the writer's partial file too).
+    with tempfile.TemporaryDirectory(prefix="rtstyle-eval-temporal-") as tmp:
+        writer = _encoded_writer(Path(tmp), source, engine) if config.encoded else None
+        chain = build_sinks(config.smoothing, measure=[CallbackSink(measure)], writer=writer)  # as stylize's chain
+        smoother = next((s.smoother for s in chain.sinks if isinstance(s, SmoothingSink)), None)
+        outcome = "failed"
+        try:
+            stats = run_pipeline(Resized(source, size), engine, chain, PipelineConfig(batch_size=config.batch_size))
+            outcome = "done"
+        finally:
+            chain.close(outcome)
+            if bar is not None:
+                bar.close()
+        if stats.frames_out < 2:
+            raise InputError(f"{config.video}: {stats.frames_out} frame(s) decoded; the warping error needs at least 2 "
+                             f"(check --start/--duration)")
+        encoded = _measure_encoded(config, size, writer, stats.frames_out) if writer is not None else None
     engine_ms = 1000.0 * stats.busy_s["engine"] / stats.frames_out
+    skipped = meter.skipped
     report = {
         "video": str(config.video),
         "model": str(config.model) if config.model is not None else engine.describe(),
         "engine": engine.describe(),
         "frames": stats.frames_out,
-        "pairs": len(meter.errors),
+        "pairs": len(meter.errors),  # the pairs every mean is over (scene cuts left out)
         "size": [size[0] * engine.scale, size[1] * engine.scale],
         "start": config.start, "duration": config.duration,
         "flow": config.flow,
         "smoothing": config.smoothing,
-        "warping_error": meter.mean(meter.errors),
+        "warping_error": meter.mean(meter.errors),  # squared, as Lai et al.
+        "warping_error_abs": meter.mean(meter.errors_abs),
         "input_warping_error": meter.mean(meter.input_errors),
+        "input_warping_error_abs": meter.mean(meter.input_errors_abs),
         "valid_fraction": meter.mean(meter.valid_fractions),
+        "cut_threshold": config.cut_threshold,
+        "skipped_pairs": len(skipped),
+        "skipped_times": [p.time for p in skipped],
+        "encoded": encoded,
         "loss_frames": len(losses.style_losses) if losses else 0,
         "style_loss": float(np.mean(losses.style_losses)) if losses else None,
         "content_loss": float(np.mean(losses.content_losses)) if losses else None,
@@ -175,8 +203,9 @@ def evaluate_temporal(config: TemporalEvalConfig, engine=None) -> dict[str, Any]
         "engine_ms_per_frame": engine_ms,
         "smoothing_ms_per_frame": smoother.ms_per_frame if smoother else 0.0,
         "stability_training": meta.get("stability"),
-        "per_pair": [{"time": t, "warping_error": e, "input_warping_error": i, "valid_fraction": v}
-                     for t, e, i, v in zip(times, meter.errors, meter.input_errors, meter.valid_fractions)],
+        "per_pair": [{"time": p.time, "warping_error": p.squared, "warping_error_abs": p.absolute,
+                      "input_warping_error": p.input_squared, "input_warping_error_abs": p.input_absolute,
+                      "valid_fraction": p.valid_fraction, "skipped": p.skipped} for p in meter.pairs],
         "warnings": [*source.warnings, *([losses.warning] if losses and losses.warning else [])],
     }
     if config.json_path is not None:
@@ -184,6 +213,42 @@ def evaluate_temporal(config: TemporalEvalConfig, engine=None) -> dict[str, Any]
     if config.plot_path is not None:
         plot_errors(config.plot_path, [report], config.overwrite)
     return report
+
+
+def stylize_encoder(device_type: str) -> EncoderConfig:
+    """``stylize``'s default encoder settings as it resolves them beside an engine on ``device_type``
+    (without audio: only the picture is measured)."""
+    default = next(f for f in dataclasses.fields(StylizeConfig) if f.name == "encoder").default_factory()
+    return dataclasses.replace(default, audio="none").beside_engine(device_type, plan_threads().encode)
+
+
+def _encoded_writer(folder: Path, source: FileSource, engine) -> WriterSink:
+    """The writer sink of ``stylize``, opened on the first frame (the engine's output size) in ``folder``."""
+    info = source.info
+    encoder = stylize_encoder(engine.device.type)
+    return WriterSink(open_writer=lambda w, h: VideoWriter(folder / "encoded.mp4", w, h, info.time_base, info.frame_rate,
+                                                           encoder, rotation=info.rotation, color=info.color))
+
+
+def _measure_encoded(config: TemporalEvalConfig, size: tuple[int, int], writer: WriterSink, frames: int) -> dict[str, Any]:
+    """Decode the encoded copy and measure it against the input window read again (both streamed)."""
+    meter = WarpingErrorMeter(FlowEstimator(config.flow), config.cut_threshold)
+    inputs = iter(Resized(FileSource(config.video, config.start, config.duration), size))
+    decoded = read_again = 0
+    for frame in VideoReader(writer.output):
+        decoded += 1
+        source = next(inputs, None)
+        if source is not None:
+            read_again += 1
+            meter.update(source.image, frame.image, source.time)
+    read_again += sum(1 for _ in inputs)
+    if not decoded == read_again == frames:
+        raise InputError(f"{config.video}: the encoded copy decodes to {decoded} frame(s), {frames} were stylized and "
+                         f"{read_again} read again; cannot pair them (try without --encoded)")
+    enc = writer.writer.config
+    return {"warping_error": meter.mean(meter.errors), "warping_error_abs": meter.mean(meter.errors_abs),
+            "pairs": len(meter.errors), "skipped_pairs": len(meter.skipped), "codec": enc.codec, "preset": enc.preset,
+            "crf": enc.crf, "pix_fmt": writer.writer.pix_fmt}
 
 
 def _progress(config: TemporalEvalConfig):
@@ -197,24 +262,30 @@ def write_json(path: Path, data: Any, overwrite: bool = True) -> Path:
 
 
 def plot_errors(path: Path, reports: list[dict[str, Any]], overwrite: bool = True) -> Path:
-    """Per-pair warping error over time, one line per report (named by its "label" if it has one),
-    with the input's own error dashed."""
+    """Per-pair warping error (squared) over time, one line per report (named by its "label" if it
+    has one), with the input's own error dashed; scene cuts (skipped pairs) are gaps."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def kept(pair: dict[str, Any], key: str) -> float:
+        return math.nan if pair.get("skipped") else pair[key]  # reports older than scene-cut skipping have no flag
+
     fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
     for r in reports:
         t = [p["time"] for p in r["per_pair"]]
         label = r.get("label") or Path(str(r["model"])).stem + (f" + smoothing {r['smoothing']:g}" if r["smoothing"] else "")
-        ax.plot(t, [p["warping_error"] for p in r["per_pair"]], linewidth=1.2, label=label)
+        ax.plot(t, [kept(p, "warping_error") for p in r["per_pair"]], linewidth=1.2, label=label)
     first = reports[0]
-    ax.plot([p["time"] for p in first["per_pair"]], [p["input_warping_error"] for p in first["per_pair"]],
+    ax.plot([p["time"] for p in first["per_pair"]], [kept(p, "input_warping_error") for p in first["per_pair"]],
             "k--", linewidth=0.8, label="input frames (floor)")
+    for t in first.get("skipped_times", []):
+        ax.axvline(t, color="0.6", linewidth=0.6, linestyle=":")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("warping error (squared RGB distance)")
-    ax.set_title(f"{Path(first['video']).name}: warping error per frame pair")
+    cuts = f", {len(first['skipped_times'])} scene cut(s) skipped (dotted)" if first.get("skipped_times") else ""
+    ax.set_title(f"{Path(first['video']).name}: warping error per frame pair{cuts}")
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -225,14 +296,23 @@ def plot_errors(path: Path, reports: list[dict[str, Any]], overwrite: bool = Tru
 
 
 def format_table(reports: list[dict[str, Any]]) -> str:
-    """A short Markdown table of the headline numbers."""
+    """A short Markdown table of the headline numbers: the warping error squared (Lai et al.) and
+    absolute, raw and (when measured) encoded, the input floor, the skipped scene-cut pairs."""
     def num(v: Any, fmt: str) -> str:
         return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
-    lines = ["| video | model | smoothing | frames | warping error | input floor | style loss | content loss |",
-             "|---|---|---|---|---|---|---|---|"]
+    encoded = any(r.get("encoded") for r in reports)
+    head = ["video", "model", "smoothing", "frames", "pairs skipped", "warping error", "abs", "input floor", "input abs"]
+    head += ["encoded warping error", "encoded abs"] if encoded else []
+    head += ["style loss", "content loss"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in reports:
-        lines.append(f"| {Path(r['video']).name} | {Path(str(r['model'])).stem} | {r['smoothing']:g} | {r['frames']} | "
-                     f"{num(r['warping_error'], '.5f')} | {num(r['input_warping_error'], '.5f')} | "
-                     f"{num(r['style_loss'], '.4g')} | {num(r['content_loss'], '.4g')} |")
+        cells = [Path(r["video"]).name, Path(str(r["model"])).stem, f"{r['smoothing']:g}", str(r["frames"]),
+                 str(r.get("skipped_pairs", 0)), num(r["warping_error"], ".5f"), num(r.get("warping_error_abs"), ".4f"),
+                 num(r["input_warping_error"], ".5f"), num(r.get("input_warping_error_abs"), ".4f")]
+        if encoded:
+            e = r.get("encoded") or {}
+            cells += [num(e.get("warping_error"), ".5f"), num(e.get("warping_error_abs"), ".4f")]
+        cells += [num(r["style_loss"], ".4g"), num(r["content_loss"], ".4g")]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..choices import TEMPORAL_CUT_THRESHOLD as CUT_THRESHOLD
 from .output_flags import add_overwrite_flags
 from .progress_args import add_progress_arguments, progress_mode
 from .stylize import add_engine_arguments, add_smoothing_argument, time_arg
@@ -23,6 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", type=time_arg, metavar="SECONDS", help="length to evaluate")
     add_smoothing_argument(p)
     p.add_argument("--flow", default="dis", choices=("dis", "farneback"), help="optical flow on the input (default: dis)")
+    p.add_argument("--cut-threshold", type=float, default=CUT_THRESHOLD, metavar="E",
+                   help="skip a frame pair as a scene cut when the input's own warping error (squared) exceeds E, "
+                        f"or under 10%% of its pixels can be followed (default: {CUT_THRESHOLD})")
+    p.add_argument("--encoded", action="store_true",
+                   help="also measure the output as stylize encodes it (its default encoder, a temporary file)")
     p.add_argument("--style", type=Path, help="the model's style image (default: found by name in --style-dir)")
     p.add_argument("--style-dir", type=Path, help="folder holding the model's style image "
                    "(default: ../shared/data/styles beside the repo, else the bundled samples)")
@@ -44,6 +50,7 @@ def _run(args: argparse.Namespace) -> int:
         video=args.video, model=args.model, style=args.style, style_dir=args.style_dir, start=args.start,
         duration=args.duration, max_side=args.max_side, backend=args.backend, device=args.device,
         precision=args.precision, batch_size=args.batch_size, smoothing=args.temporal_smoothing, flow=args.flow,
+        cut_threshold=args.cut_threshold, encoded=args.encoded,
         losses=args.losses, loss_every=args.loss_every, json_path=args.json_path, plot_path=args.plot_path, progress=progress_mode(args),
         overwrite=args.overwrite, trust_model=args.trust_model,
     )
@@ -51,9 +58,15 @@ def _run(args: argparse.Namespace) -> int:
     for w in report["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     print(format_table([report]))
-    print(f"{report['pairs']} frame pairs at {report['size'][0]}x{report['size'][1]}, "
-          f"{report['valid_fraction']:.0%} of pixels valid; engine {report['engine_ms_per_frame']:.1f} ms/frame"
+    cuts = report["skipped_pairs"]
+    times = ", ".join(f"{t:.2f}" for t in report["skipped_times"])
+    print(f"{report['pairs']} frame pairs at {report['size'][0]}x{report['size'][1]}"
+          + (f" ({cuts} more skipped as scene cuts, at {times} s)" if cuts else "")
+          + f", {report['valid_fraction']:.0%} of pixels valid; engine {report['engine_ms_per_frame']:.1f} ms/frame"
           + (f", smoothing {report['smoothing_ms_per_frame']:.1f} ms/frame" if report["smoothing"] else ""))
+    if report["encoded"]:
+        e = report["encoded"]
+        print(f"encoded: {e['codec']} preset {e['preset']} crf {e['crf']:g} ({e['pix_fmt']}), as stylize writes it")
     for label, path in (("json", args.json_path), ("plot", args.plot_path)):
         if path is not None:
             print(f"{label}: {path}")

@@ -8,16 +8,22 @@ from __future__ import annotations
 
 from ..frames import to_gray
 from .flow import (
+                   CUT_THRESHOLD,
                    FLOW_METHODS,
+                   MIN_VALID_FRACTION,
                    FlowEstimator,
+                   PairError,
                    WarpingErrorMeter,
                    inside_mask,
                    resize_flow,
                    valid_mask,
                    warp,
                    warping_error,
+                   warping_error_abs,
+                   warping_errors,
 )
 from .smoothing import TemporalSmoother, check_smoothing
 
-__all__ = ["FLOW_METHODS", "FlowEstimator", "TemporalSmoother", "WarpingErrorMeter", "check_smoothing", "inside_mask",
-           "resize_flow", "to_gray", "valid_mask", "warp", "warping_error"]
+__all__ = ["CUT_THRESHOLD", "FLOW_METHODS", "MIN_VALID_FRACTION", "FlowEstimator", "PairError", "TemporalSmoother",
+           "WarpingErrorMeter", "check_smoothing", "inside_mask", "resize_flow", "to_gray", "valid_mask", "warp",
+           "warping_error", "warping_error_abs", "warping_errors"]
