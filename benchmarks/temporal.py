@@ -70,7 +70,8 @@ def evaluate_all(models: dict[str, Path], videos: list[Path], smoothing: list[fl
             for alpha in sorted({0.0, *smoothing}) if name in args.smooth else (0.0,):
                 cfg = TemporalEvalConfig(video=video, model=path, start=args.start, duration=args.duration,
                                          max_side=args.max_side, smoothing=alpha, loss_every=args.loss_every,
-                                         device="cpu", progress=False, encoded=args.encoded)
+                                         device="cpu", progress=False,
+                                         encoded=getattr(args, "encoded", True))  # callers may not say: on
                 report = evaluate_temporal(cfg)
                 report["label"] = _label(name, alpha)
                 config, seed = _split_seed(name)
@@ -166,7 +167,7 @@ def markdown(result: dict[str, Any]) -> str:
              "distance ([0, 1], channels summed) between frame t+1 and frame t warped onto it; *abs*: the same with "
              "the absolute distance; *encoded*: both measured on the output as `rtstyle stylize` encodes it "
              f"({_encoder_line(result)}); pairs across scene cuts (the input's own squared error above "
-             f"{s.get('cut_threshold', 'the default threshold')}, or under 10% valid pixels) are skipped and counted; "
+             f"{s.get('cut_threshold', CUT_THRESHOLD)}, or under 10% valid pixels) are skipped and counted; "
              "style/content loss: unweighted Gram / content-feature distances of the model's loss on every "
              f"{s['loss_every']}th frame",
              "", "## Mean over clips (change vs the first row of the same seed)", "",

@@ -259,3 +259,17 @@ def test_bench_reports_both_forms_encoded_and_skipped_pairs():
     rows = summarise(raw)
     assert "encoded_warping_error" not in rows[1] and rows[1]["warping_error_abs_change"] == pytest.approx(-0.5)
     assert "n/a" in markdown({**result, "summary": rows, "across_seeds": across_seeds(rows), "runs": raw})
+
+
+def test_bench_evaluate_all_measures_the_encoded_output_by_default(tmp_path):
+    """``flicker_study`` calls ``evaluate_all`` with its own arguments, which do not name --raw-only."""
+    import argparse
+
+    from rtstyle.benchmarks.temporal import evaluate_all
+
+    clip = write_clip(tmp_path / "pan.mkv", panning(5, 24, 32))
+    args = argparse.Namespace(start=None, duration=None, max_side=24, loss_every=4, smooth=[], out=tmp_path / "r")
+    (run,) = evaluate_all({"base@starry_night-1": Path("starry_night")}, [clip], [], args)
+    assert run["seed"] == "starry_night-1" and run["config"] == "base"
+    assert run["encoded"]["pairs"] == run["pairs"] == 4 and run["warping_error_abs"] > 0
+    assert (tmp_path / "r-pan.png").stat().st_size > 1000
