@@ -42,11 +42,14 @@ ITERATIONS = 450
 STYLE_SIZE = 256
 
 # Candidate stabilisation settings (trainers/stability.py); "base" is the recipe without the term.
-_MOTION = {"stability_rotate": 2.0, "stability_zoom": 0.03, "stability_flow": 1.5, "stability_occlusion": 0.5}
+# Every setting is spelled out, so a changed default never changes what a name means.
+_SHIFT = {"stability_shift": 2.0, "stability_noise": 0.02, "stability_brightness": 0.05,
+          "stability_rotate": 0.0, "stability_zoom": 0.0, "stability_flow": 0.0, "stability_occlusion": 0.0}
+_MOTION = {**_SHIFT, "stability_rotate": 2.0, "stability_zoom": 0.03, "stability_flow": 1.5, "stability_occlusion": 0.5}
 CONFIGS: dict[str, dict[str, float]] = {
     "base": {"stability_weight": 0.0},
-    "shift150": {"stability_weight": 150.0},  # the term of issue 7 at its old default weight
-    "shift400": {"stability_weight": 400.0},
+    "shift150": {"stability_weight": 150.0, **_SHIFT},  # the term of issue 7 at its old default weight
+    "shift400": {"stability_weight": 400.0, **_SHIFT},
     "motion150": {"stability_weight": 150.0, **_MOTION},  # synthetic motion, ReCoNet-style
     "motion400": {"stability_weight": 400.0, **_MOTION},
 }
@@ -86,6 +89,7 @@ def run_phase(phase: str, configs: list[str], seeds: tuple[int, ...], args) -> d
     videos = [args.videos / name for name in clips]
     eval_args = argparse.Namespace(start=None, duration=args.duration, max_side=args.max_side, loss_every=args.loss_every,
                                    smooth=[n for n in models if n.startswith("base@")] if phase == "report" else [],
+                                   encoded=phase == "report",  # the encoded forms are for the report only
                                    out=args.out)
     runs = temporal.evaluate_all(models, videos, list(SMOOTHING) if phase == "report" else [], eval_args)
     summary = temporal.summarise(runs)
@@ -117,7 +121,8 @@ def preamble(result: dict[str, Any]) -> str:
              f"seeds: {', '.join(map(str, p['seeds']))}",
              f"- held out for the report: styles {', '.join(p['report_styles'])}, clips {', '.join(p['report_clips'])}",
              f"- recipe: {p['recipe']}, {p['iterations']} iterations, style image {p['style_size']} px; configurations:"]
-    lines += [f"  - `{name}`: " + (", ".join(f"{k.removeprefix('stability_')} {v:g}" for k, v in cfg.items()))
+    lines += [f"  - `{name}`: " + (", ".join(f"{k.removeprefix('stability_')} {v:g}" for k, v in cfg.items() if v)
+                                   if cfg.get("stability_weight") else "weight 0 (no stabilisation term)")
               for name, cfg in p["configs"].items()]
     if result["train_seconds"]:
         secs = sorted(result["train_seconds"].items())
@@ -150,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     configs = ["base", *[c for c in (args.config or TUNE_CONFIGS) if c != "base"]]
     args.work.mkdir(parents=True, exist_ok=True)
     result = run_phase(args.phase, configs, TUNE_SEEDS if args.phase == "tune" else REPORT_SEEDS, args)
-    text = preamble(result) + temporal.markdown(result)
+    # The study's own title comes first; the tables' title becomes a section.
+    text = preamble(result) + temporal.markdown(result).replace("# Temporal stability (issue 7), ", "## Measured ", 1)
     write_result(args.out, result, text)
     print(text)
     return 0
