@@ -43,7 +43,7 @@ from .model_only import (
     work_section,
 )
 from .roofline import achieved_fraction, measure_ceilings
-from .timing import assess_noise, relative_spread
+from .timing import NOISY_BUSY_CORES, assess_noise, relative_spread
 
 # -------------------------------------------------------------------------------- summary
 
@@ -51,7 +51,9 @@ def _noise(result: dict) -> dict[str, Any]:
     cells = [c for c in result["model_only"] if "fps" in c]
     spreads = [relative_spread(c["seconds_per_call"]) for c in cells if "seconds_per_call" in c]
     shares = [c["roofline"]["achieved_fraction"] for c in cells if "achieved_fraction" in c.get("roofline", {})]
-    return assess_noise(spreads, result["machine"]["load_average_before"], result["machine"]["cores"], shares)
+    machine = result["machine"]
+    return assess_noise(spreads, machine["load_average_before"], machine["cores"], shares,
+                        machine.get("busy_cores_before"))
 
 
 def _targets(result: dict) -> dict[str, Any]:
@@ -107,9 +109,11 @@ def _notes(result: dict, cfg: BenchConfig, model: BenchModel) -> list[str]:
     if result["device"]["type"] == "cpu" and not cfg.quick and cfg.resolutions == CPU_RESOLUTIONS:
         notes.append(f"CPU: reduced grid {[res_name(r) for r in CPU_RESOLUTIONS]} x batch {list(CPU_BATCHES)} "
                      "(the GPU grid at 1080p would take hours); pass --resolutions/--batch-sizes to change it")
-    load = result["machine"]["load_average_before"]
+    load, busy = result["machine"]["load_average_before"], result["machine"].get("busy_cores_before")
     cores = result["machine"]["cores"] or 1
-    if load is not None and load[0] >= 0.5:
+    if busy is not None and busy > NOISY_BUSY_CORES:
+        notes.append(f"measured while other jobs were running ({busy} of {cores} cores busy before the run)")
+    elif busy is None and load is not None and load[0] >= 0.5:
         notes.append(f"measured while other jobs were running (load average {load[0]} on {cores} cores before the run)")
     for s in result["skipped"]:
         notes.append(f"skipped {s['backend']} {s['precision']}: {s['reason']}")

@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from .config import ARCHS
-from .environment import machine_line
+from .environment import busy_cores, machine_line
 from .report import write_result
+from .timing import NOISY_BUSY_CORES
 
 # What a sampled stack was doing, by the first rule whose text occurs in it (idle leaves first;
 # py-spy names methods with their class, "Condition.wait (threading.py:331)", so match inside).
@@ -170,6 +171,16 @@ def profile(clip: Path, model: str, workdir: Path) -> dict[str, Any] | None:
             "busy_share_by_thread": {k: round(v / active, 3) for k, v in threads.most_common()}}
 
 
+def _quiet_line(result: dict[str, Any]) -> str:
+    """Quiet or loaded, from the cores other processes kept busy just before and just after the
+    runs (the load average would count the runs themselves)."""
+    busy = [b for b in (result.get("busy_cores_before"), result.get("busy_cores_after")) if b is not None]
+    if not busy:
+        return "machine load unknown (load averages per pair below)"
+    verdict = "**loaded machine** (other jobs running)" if max(busy) > NOISY_BUSY_CORES else "quiet machine"
+    return f"{verdict}: cores busy with other processes before / after the runs {' / '.join(map(str, busy))}"
+
+
 def summarize(result: dict[str, Any]) -> str:
     runs = result["paired"]["runs"]
     frames = result["clip"]["frames"]
@@ -180,7 +191,7 @@ def summarize(result: dict[str, Any]) -> str:
     lines = [
         f"# CPU whole-process speed: rtstyle stylize vs the per-frame reference ({result['date']})",
         "",
-        f"- machine: {result['machine']} -- **loaded machine** (shared by other jobs; load averages per pair below)",
+        f"- machine: {result['machine']} -- {_quiet_line(result)}",
         f"- clip: {result['clip']['width']}x{result['clip']['height']}, {frames} frames, cut from "
         f"{result['clip']['source']}; model `{result['model']}`",
         f"- stylize: `{result['paired']['stylize_command']}` (default backend and precision)",
@@ -254,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.arch:
             args.model = str(fresh_checkpoint(args.arch, workdir / f"fresh-{args.arch}.safetensors"))
         result: dict[str, Any] = {
+            "busy_cores_before": busy_cores(),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "machine": machine_line(),
             "clip": {"source": args.source.name, "width": width, "height": height, "frames": args.frames},
@@ -261,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             "paired": paired_runs(clip, args.model, args.pairs, workdir),
         }
         result["profile"] = None if args.no_profile else profile(clip, args.model, workdir)
+        result["busy_cores_after"] = busy_cores()
     write_result(args.out, result, summarize(result))
     print(summarize(result))
     return 0

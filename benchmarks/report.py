@@ -45,7 +45,9 @@ def _header(result: dict) -> list[str]:
         f"# rtstyle bench: {d['name']} ({d['type']}), {result['date']}",
         "",
         f"- machine: {m['cpu']}, {m['cores']} cores ({m['torch_threads']} torch threads), {mem}, load average "
-        f"before/after {load} / {m.get('load_average_after')}",
+        f"before/after {load} / {m.get('load_average_after')}"
+        + (f"; cores busy with other processes just before: {m['busy_cores_before']}"
+           if m.get("busy_cores_before") is not None else ""),
         f"- versions: rtstyle {v['rtstyle']}, torch {v['torch']}, onnxruntime {v['onnxruntime']}, av {v['av']}, "
         f"CUDA {v['cuda']}, TensorRT {v['tensorrt']}",
         f"- model: {result['model']['source']} ({result['model']['parameters']:,} parameters)",

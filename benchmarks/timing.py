@@ -96,6 +96,7 @@ def rate(items_per_call: float, seconds: dict[str, float]) -> dict[str, float]:
 # reports figures but refuses to draw verdicts from them.
 NOISY_SPREAD = 0.25  # median over cells of (p90 - p10) / median per-call time
 NOISY_LOAD_PER_CORE = 0.5  # 1-minute load average per core before the run (other jobs running)
+NOISY_BUSY_CORES = 0.25  # cores kept busy by other processes just before the run (environment.busy_cores)
 IMPOSSIBLE_FLOOR_SHARE = 1.05  # faster than the roofline floor: the floor's ceilings were measured under load
 
 
@@ -105,23 +106,28 @@ def relative_spread(seconds: dict[str, float]) -> float:
 
 
 def assess_noise(spreads: Sequence[float], load_before: Sequence[float] | None, cores: int | None,
-                 floor_shares: Sequence[float] = ()) -> dict[str, Any]:
+                 floor_shares: Sequence[float] = (), busy_before: float | None = None) -> dict[str, Any]:
     """Whether a run's figures can carry verdicts, and why not.
 
-    ``spreads`` are the cells' ``relative_spread``; ``load_before`` is ``os.getloadavg()`` taken
-    before the run (the run's own load would count itself); ``floor_shares`` are measured /
-    roofline-floor speed ratios, which cannot exceed 1 when both were measured fairly.
+    ``spreads`` are the cells' ``relative_spread``; ``busy_before`` is how many cores other
+    processes kept busy just before the run (``environment.busy_cores``); where it is unknown,
+    ``load_before`` (``os.getloadavg()`` before the run; it trails by minutes, so it also counts a
+    benchmark that has just finished) stands in. ``floor_shares`` are measured / roofline-floor
+    speed ratios, which cannot exceed 1 when both were measured fairly.
     """
     reasons = []
     spread = statistics.median(spreads) if spreads else None
     if spread is not None and spread > NOISY_SPREAD:
         reasons.append(f"timings spread {100 * spread:.0f}% between repetitions (p10-p90 over median; "
                        f"quiet is under {100 * NOISY_SPREAD:.0f}%)")
-    if load_before and cores and load_before[0] / cores > NOISY_LOAD_PER_CORE:
+    if busy_before is not None:
+        if busy_before > NOISY_BUSY_CORES:
+            reasons.append(f"other processes kept {busy_before:.2f} of {cores} cores busy before the run")
+    elif load_before and cores and load_before[0] / cores > NOISY_LOAD_PER_CORE:
         reasons.append(f"load average {load_before[0]:.2f} on {cores} cores before the run")
     impossible = [s for s in floor_shares if s > IMPOSSIBLE_FLOOR_SHARE]
     if impossible:
         reasons.append(f"{len(impossible)} cell(s) beat the roofline floor (up to {100 * max(impossible):.0f}%): "
                        "the ceilings were measured while the machine was busy")
     return {"reliable": not reasons, "reasons": reasons, "median_spread": spread,
-            "load_average_before": list(load_before) if load_before else None}
+            "load_average_before": list(load_before) if load_before else None, "busy_cores_before": busy_before}

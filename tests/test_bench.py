@@ -235,6 +235,27 @@ def test_noise_assessment_refuses_verdicts_on_a_busy_machine():
     assert "spread" in text and "load average 5.80 on 2 cores" in text and "260%" in text
 
 
+def test_busy_cores_not_load_average_decide_when_known():
+    import subprocess
+    import sys
+
+    from rtstyle.benchmarks.environment import busy_cores
+    from rtstyle.benchmarks.timing import assess_noise
+
+    # A high load average left by a benchmark that just finished does not make a quiet machine noisy...
+    assert assess_noise([0.01], [1.9, 1.8, 1.7], 2, busy_before=0.05)["reliable"]
+    # ...while other processes busy right now do, and the reason says how many cores they took.
+    noisy = assess_noise([0.01], [0.1, 0.1, 0.1], 2, busy_before=1.6)
+    assert not noisy["reliable"] and "1.60 of 2 cores busy" in noisy["reasons"][0]
+    # The measurement sees a process that spins on a core while it sleeps.
+    spinner = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 3: pass"])
+    try:
+        busy = busy_cores(1.0)
+    finally:
+        spinner.wait()
+    assert busy is not None and busy >= 0.5
+
+
 def test_noisy_run_reports_figures_but_no_verdicts(tiny_run):
     from rtstyle.benchmarks.bench import _targets
     from rtstyle.benchmarks.report import markdown_report
