@@ -73,7 +73,7 @@ def test_train_defaults_live_in_the_configs_alone():
 
 
 @pytest.mark.parametrize("argv, shown", [
-    (["train", "style"], ["(default: 40000)", "(default: 150)", "(default: johnson)"]),
+    (["train", "style"], ["(default: 40000)", "(default: 400)", "(default: johnson)"]),
     (["train", "adain"], ["(default: 20000)", "(default: 0.0001)"]),
     (["train", "sr"], ["(default: 288)", "(default: batch)"]),
     (["stylize"], ["(default: auto)"]),

@@ -92,7 +92,7 @@ PLANS: dict[str, Run | CoveredBy | Skip] = {
         Run("--iterations 2,3 --size 32 --limit 1 --timing-runs 1 --no-progress"),
     "rtstyle eval temporal clip.mp4 --model starry_night --json t.json": Run("--no-progress"),
     "rtstyle eval temporal clip.mp4 --model starry_night --encoded --cut-threshold 0.05": Run("--no-progress --no-losses"),
-    "rtstyle train style ... --stability-weight 150":
+    "rtstyle train style ... --stability-weight 400":
         CoveredBy("tests/test_cli.py::test_train_flag_defaults_match_the_trainer_configs"),
     "rtstyle stylize input.mp4 -o out.mp4 --model starry_night --temporal-smoothing 0.5": Run("-y"),
     "rtstyle optimize photo.jpg --style painting.jpg -o out.png --iterations 300 --optimizer lbfgs":

@@ -183,14 +183,15 @@ def test_warping_error_helper_is_nan_without_valid_pixels():
 def test_stability_loss_zero_for_translation_equivariant_identity():
     torch.manual_seed(0)
     x = torch.rand(2, 3, 32, 40)
-    clean = StabilityLoss(StabilityConfig(weight=10.0, shift=2.0, noise=0.0, brightness=0.0))
+    shift_only = {"rotate": 0.0, "zoom": 0.0, "flow": 0.0, "occlusion": 0.0}  # issue 7's term
+    clean = StabilityLoss(StabilityConfig(weight=10.0, shift=2.0, noise=0.0, brightness=0.0, **shift_only))
     extra_in, shifts = clean.inputs(x)
     assert clean(x, extra_in, shifts).item() == pytest.approx(0.0, abs=1e-10)  # f = identity
     # A net that is not translation equivariant (a fixed positional pattern) is penalised...
     ramp = torch.linspace(0.5, 1.0, 40).view(1, 1, 1, 40)
     assert clean(x * ramp, extra_in * ramp, shifts).item() > 1e-4
     # ... and so is an identity that passes the input noise through.
-    noisy = StabilityLoss(StabilityConfig(weight=1.0, shift=1.0, noise=0.05, brightness=0.0))
+    noisy = StabilityLoss(StabilityConfig(weight=1.0, shift=1.0, noise=0.05, brightness=0.0, **shift_only))
     extra_in, shifts = noisy.inputs(x)
     assert noisy(x, extra_in, shifts).item() == pytest.approx(0.05 ** 2, rel=0.3)
 
@@ -227,7 +228,8 @@ def test_synthetic_motion_settings_are_checked():
         StabilityConfig(occlusion=1.5)
     with pytest.raises(InputError, match="stability-zoom"):
         StabilityConfig(zoom=0.7)
-    assert not StabilityConfig().moves and StabilityConfig(flow=1.0).moves
+    assert StabilityConfig().moves  # synthetic motion is the default (issue 18)
+    assert not StabilityConfig(rotate=0, zoom=0, flow=0, occlusion=0).moves
 
 
 def test_training_with_stability_logs_and_records_it(tmp_path):
@@ -240,7 +242,7 @@ def test_training_with_stability_logs_and_records_it(tmp_path):
     assert len(rows) == 2 and all(float(r["stability"]) > 0 for r in rows)
     meta = read_metadata(result.checkpoint)
     assert meta["stability"] == {"weight": 100.0, "shift": 2.0, "noise": 0.02, "brightness": 0.05,
-                                 "rotate": 0.0, "zoom": 0.0, "flow": 0.0, "occlusion": 0.0}
+                                 "rotate": 2.0, "zoom": 0.03, "flow": 1.5, "occlusion": 0.5}
     with pytest.raises(InputError, match="stability-noise"):
         StyleTrainConfig(style=STYLE, data=PHOTOS, out=tmp_path / "t.safetensors",
                          stability_noise=-1.0).stability_config()

@@ -1,9 +1,12 @@
-"""The stabilisation term of ``rtstyle train style`` (``--stability-weight W``; issue 7).
+"""The stabilisation term of ``rtstyle train style`` (``--stability-weight W``; issues 7 and 18).
 
-On by default at weight 150, the weight that met issue 7's target in every training seed tried:
-warping error -44% (-43%/-46%) at style loss +7% (+6%/+7%) on four real clips, against the same
-training without it (benchmarks/results/temporal-seeds-2026-11-24.md). ``--stability-weight 0``
-turns it off.
+On by default: synthetic motion (rotation 2 deg, zoom 3%, local flow 1.5 px, occluders in half the
+pairs, plus the shift, noise and brightness below) at weight 400, chosen on tuning styles and
+clips and then measured on styles and clips that played no part in the choice
+(benchmarks/results/flicker-tune-2026-11-29.md, flicker-report-2026-11-29.md; the README has
+the held-out figures). ``--stability-weight 0`` turns it off; ``--stability-rotate 0
+--stability-zoom 0 --stability-flow 0 --stability-occlusion 0`` gives issue 7's translation-only
+term, which generalised poorly to held-out styles and clips.
 
 Per-frame style networks flicker because a small change of the input (a sub-pixel shift,
 sensor noise, a brightness change) becomes a large change of the output texture. Without
@@ -17,7 +20,7 @@ followed by Gaussian noise and a brightness offset (input side only: the output 
 them). A translation-equivariant network that ignores noise scores 0. Pixels within
 ``ceil(shift)`` of the border are left out: there the shifted image shows padding, not content.
 
-With ``--stability-rotate/-zoom/-flow/-occlusion`` T is a richer synthetic motion
+With ``--stability-rotate/-zoom/-flow/-occlusion`` (the default) T is a richer synthetic motion
 (``random_motion``): a random affine map plus a smooth local flow field, and optionally an
 occluding patch of another photo in the moved input, as ReCoNet (Gao et al. 2018) trains on
 pairs made from one image. Pixels near the occluder and near the border are left out.

@@ -92,8 +92,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     stab = _Flags(style.add_argument_group("stabilisation (less flicker on video; see `rtstyle eval temporal`)"),
                   StyleTrainConfig)
     stab.add("--stability-weight", type=float,
-             help="weight of ||f(T(x)) - T(f(x))||^2 for small random perturbations T (-44%% flicker at +7%% "
-                  "style loss, see README; 0 turns it off)")
+             help="weight of ||f(T(x)) - T(f(x))||^2 for small random motions T (synthetic motion: see the flags below; "
+                  "held-out figures in the README; 0 turns it off)")
     stab.add("--stability-shift", type=float, metavar="PX", help="max random sub-pixel translation of T, in pixels")
     stab.add("--stability-noise", type=float, metavar="STD",
              help="std of the Gaussian noise added to the perturbed input, [0,1] units")
