@@ -111,8 +111,10 @@ def describe_bundled() -> list[dict]:
                             if k.endswith("_weight") and k != "style_layer_weights" and v)
         if meta.get("colour_weight"):  # SR's low-resolution consistency term (trainers/sr.py)
             weights += f", low-res colour {meta['colour_weight']:g}"
-        if meta.get("stability", {}).get("weight"):
-            weights += f", stabilisation {meta['stability']['weight']:g}"
+        stability = meta.get("stability", {})
+        if stability.get("weight"):
+            moves = any(stability.get(k) for k in ("rotate", "zoom", "flow", "occlusion"))
+            weights += f", stabilisation {stability['weight']:g} ({'synthetic motion' if moves else 'shift only'})"
         data = train.get("data")
         content = f"on {data.get('images', '?')} photos" if data else "on noise (no photos)"
         provenance = (f"{source}; {train.get('iterations', '?')} it x batch {train.get('batch_size', '?')} at "
