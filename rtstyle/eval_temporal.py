@@ -43,7 +43,6 @@ from .progress import progress as progress_bar
 from .sinks import CallbackSink, SmoothingSink, WriterSink, build_sinks
 from .sources import FileSource, Resized
 from .style_lookup import style_target
-from .stylize import StylizeConfig
 from .temporal import CUT_THRESHOLD, FLOW_METHODS, FlowEstimator, WarpingErrorMeter, check_smoothing
 from .threads import plan_threads
 from .vgg import LAYER_INDEX, load_vgg16
@@ -216,10 +215,9 @@ def evaluate_temporal(config: TemporalEvalConfig, engine=None) -> dict[str, Any]
 
 
 def stylize_encoder(device_type: str) -> EncoderConfig:
-    """``stylize``'s default encoder settings as it resolves them beside an engine on ``device_type``
-    (without audio: only the picture is measured)."""
-    default = next(f for f in dataclasses.fields(StylizeConfig) if f.name == "encoder").default_factory()
-    return dataclasses.replace(default, audio="none").beside_engine(device_type, plan_threads().encode)
+    """``stylize``'s default encoder settings (``StylizeConfig.encoder`` is ``EncoderConfig()``) as it
+    resolves them beside an engine on ``device_type``, without audio: only the picture is measured."""
+    return EncoderConfig(audio="none").beside_engine(device_type, plan_threads().encode)
 
 
 def _encoded_writer(folder: Path, source: FileSource, engine) -> WriterSink:

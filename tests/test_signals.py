@@ -26,16 +26,21 @@ def _start(argv, ignore_sigint: bool = False) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _signal_once_encoding(proc: subprocess.Popen, folder, signum: int, timeout: float = 60) -> str:
+    """Send ``signum`` once the child has encoded some frames into its partial output; its stderr."""
+    try:
+        _wait_for_encoded_frames(folder / f".o.partial-{proc.pid}.mp4", proc)
+        proc.send_signal(signum)
+        return proc.communicate(timeout=timeout)[1]
+    finally:
+        proc.kill()
+
+
 def test_sighup_finalises_a_playable_partial_output(tmp_path, tiny_style_ckpt):
     src = make_clip(tmp_path / "in.mp4", frames=400, size=(64, 48))
     out = tmp_path / "o.mp4"
     proc = _start(stylize_argv(src, out, tiny_style_ckpt, "--batch-size", "1"))
-    try:
-        _wait_for_encoded_frames(tmp_path / f".o.partial-{proc.pid}.mp4", proc)
-        proc.send_signal(signal.SIGHUP)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    err = _signal_once_encoding(proc, tmp_path, signal.SIGHUP)
     assert proc.returncode == 130, err
     images, _ = read_frames(out)
     assert 0 < len(images) < 400 and probe(out).audio_codecs == ("aac",) and not leftovers(tmp_path)
@@ -89,11 +94,6 @@ def test_sigint_ignored_at_start_does_not_stop_the_cli(tmp_path, tiny_style_ckpt
     src = make_clip(tmp_path / "in.mp4", frames=200, size=(64, 48))
     out = tmp_path / "o.mp4"
     proc = _start(stylize_argv(src, out, tiny_style_ckpt, "--batch-size", "1"), ignore_sigint=True)
-    try:
-        _wait_for_encoded_frames(tmp_path / f".o.partial-{proc.pid}.mp4", proc)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
+    err = _signal_once_encoding(proc, tmp_path, signal.SIGINT, timeout=120)
     assert proc.returncode == 0, err
     assert len(read_frames(out)[0]) == 200

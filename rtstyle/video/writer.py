@@ -43,13 +43,20 @@ class EncoderConfig:
         if self.audio not in ("copy", "aac", "none"):
             raise InputError(f"unknown audio mode {self.audio!r}; choose from copy, aac, none")
 
+    def resolved_preset(self, device_type: str | None) -> str | None:
+        """The preset to pass: the user's, or for "auto" AUTO_PRESETS' choice beside an engine on
+        ``device_type`` (None: not known, x264's own default)."""
+        if self.preset != "auto":
+            return self.preset
+        if self.codec not in _AUTO_PRESET_CODECS:
+            return None
+        return AUTO_PRESETS["cpu" if device_type == "cpu" else "other"]
+
     def beside_engine(self, device_type: str, threads: int | None = None) -> "EncoderConfig":
         """This config for an encoder that runs beside an engine on ``device_type`` ("cpu", "cuda",
         ...): preset "auto" resolved (AUTO_PRESETS) and ffmpeg's ``threads`` set to ``threads``
         unless the user set them."""
-        preset = self.preset
-        if preset == "auto":
-            preset = AUTO_PRESETS["cpu" if device_type == "cpu" else "other"] if self.codec in _AUTO_PRESET_CODECS else None
+        preset = self.resolved_preset(device_type)
         options = self.options if threads is None or "threads" in self.options else {**self.options, "threads": str(threads)}
         return dataclasses.replace(self, preset=preset, options=options)
 
@@ -150,7 +157,7 @@ class VideoWriter:
             if cfg.codec == "libvpx-vp9" or cfg.codec.endswith("_nvenc"):
                 # Constant-quality mode; NVENC otherwise also caps the rate at its 2 Mbit/s default.
                 options.setdefault("b", "0")
-        preset = cfg.preset if cfg.preset != "auto" else cfg.beside_engine("unknown").preset
+        preset = cfg.resolved_preset(None)
         if preset and cfg.codec in _PRESET_CODECS:
             options.setdefault("preset", preset)
         stream = self.container.add_stream(codec.name, rate=frame_rate or Fraction(30), options=options)
