@@ -81,7 +81,8 @@ class LineProgress:
                                "rate": round(rate, 2), "elapsed_s": round(elapsed, 1)}
         if self.total and rate > 0:
             out["eta_s"] = round(max(0, self.total - self.n) / rate, 1)
-        return {**out, **self._postfix}
+        # A postfix never replaces a field of the line itself (a loss called "total" once did).
+        return {**out, **{k: v for k, v in self._postfix.items() if k not in out}}
 
     def _emit(self, final: bool) -> None:
         f = self.fields()

@@ -63,3 +63,19 @@ def test_none_is_silent_and_bar_is_tqdm():
     bar.update(5)
     bar.close()
     assert "5/5" in out.getvalue()
+
+
+def test_postfix_named_like_a_field_does_not_replace_it():
+    # The trainer's loss terms include one called "total"; it used to replace the step total and
+    # crash the plain line at its percentage.
+    for mode in ("plain", "json"):
+        out = io.StringIO()
+        with progress(10, "train", unit="it", mode=mode, stream=out) as bar:
+            bar.set_postfix({"total": "3.1", "content": "2.9"})
+            bar.update(10)
+        last = out.getvalue().splitlines()[-1]
+        if mode == "plain":
+            assert last.startswith("train: 10/10 its (100%)") and "content 2.9" in last
+        else:
+            row = json.loads(last)
+            assert row["total"] == 10 and row["content"] == "2.9"

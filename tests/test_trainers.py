@@ -99,6 +99,18 @@ def test_resume_continues_step_count_and_log(tmp_path):
     with open(second.csv) as f:
         steps = [int(r["step"]) for r in csv.DictReader(f)]
     assert steps == [1, 2, 3, 4, 5, 6]
+    assert read_metadata(second.checkpoint)["train"]["lr_schedule"] == [[0, 1e-3]]
+
+
+def test_resume_with_a_new_lr_uses_it_and_records_the_schedule(tmp_path):
+    # The optimiser state saved in the checkpoint carries the old learning rate; --lr on resume wins
+    # (a step decay), and the checkpoint says which rate ran from which step.
+    first = train_style(_style_cfg(tmp_path, iterations=2))
+    second = train_style(_style_cfg(tmp_path, iterations=4, lr=2e-4, resume=first.checkpoint))
+    train_meta = read_metadata(second.checkpoint)["train"]
+    assert train_meta["lr"] == 2e-4 and train_meta["lr_schedule"] == [[0, 1e-3], [2, 2e-4]]
+    ckpt = load_checkpoint(second.checkpoint)
+    assert {group["lr"] for group in ckpt.meta["optimizer"]["param_groups"]} == {2e-4}
 
 
 def test_resume_matches_uninterrupted_run(tmp_path):

@@ -78,11 +78,19 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
     net = build_model(task.model_config).to(device)
     task.setup_model(net)
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
-    start_step, prior_seconds = 0, 0.0
+    start_step, prior_seconds, lr_schedule = 0, 0.0, [[0, cfg.lr]]
     if cfg.resume is not None:
         start_step = _resume(cfg.resume, task, net, optimizer)
+        # The restored optimiser state carries the old run's learning rate; this run's --lr wins, so
+        # a resume can lower it (a step decay). The schedule [[from_step, lr], ...] goes in the metadata.
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr
+        prior = read_metadata(cfg.resume).get("train", {})
+        lr_schedule = prior.get("lr_schedule", [[0, prior.get("lr", cfg.lr)]])
+        if lr_schedule[-1][1] != cfg.lr:
+            lr_schedule = [*lr_schedule, [start_step, cfg.lr]]
         # Training time adds up over resumed runs, so the checkpoint says what the whole schedule cost.
-        prior_seconds = float(read_metadata(cfg.resume).get("train", {}).get("seconds", 0.0))
+        prior_seconds = float(prior.get("seconds", 0.0))
         if start_step >= cfg.iterations:
             raise InputError(f"--resume checkpoint is already at step {start_step} >= --iterations {cfg.iterations}")
     if device.type == "cuda":
@@ -118,7 +126,8 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
             return
         train_meta = {
             "iterations": step, "target_iterations": cfg.iterations, "batch_size": cfg.batch_size,
-            "world_size": dist.world_size, "image_size": task.crop_size, "lr": cfg.lr, "seed": cfg.seed,
+            "world_size": dist.world_size, "image_size": task.crop_size, "lr": cfg.lr, "lr_schedule": lr_schedule,
+            "seed": cfg.seed,
             "amp": str(autocast).removeprefix("torch.") if autocast else "off",
             "device": device_description(device),
             "data": _data_meta(cfg, scan),
@@ -159,7 +168,7 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
                 t_last, n_last = now, step
                 if log is not None:
                     log.write(step, terms_f, rate, now - started)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in terms_f.items()}, refresh=False)
+                bar.set_postfix({("loss" if k == "total" else k): f"{v:.3g}" for k, v in terms_f.items()}, refresh=False)
             bar.update(1)
             if step % cfg.checkpoint_every == 0 and step < cfg.iterations:
                 save(final=False)
