@@ -184,6 +184,7 @@ class SRTrainConfig(TrainConfig):
     norm: str = SRNetConfig.norm
     blur_sigma: float = 1.0
     content_weight: float = 1.0
+    content_layers: tuple[str, ...] = ("relu2_2",)  # the paper's feature loss; deeper layers are an option
     pixel_weight: float = 0.0
     tv_weight: float = 0.0
     colour_weight: float = 0.0  # MSE(degrade(output), LR input): low-resolution colour consistency
@@ -208,7 +209,7 @@ class SRTrainConfig(TrainConfig):
                            residual=self.arch == "residual")
 
     def loss_config(self) -> LossConfig:
-        return LossConfig(content_layers=("relu2_2",), style_layers=(), content_weight=self.content_weight,
+        return LossConfig(content_layers=tuple(self.content_layers), style_layers=(), content_weight=self.content_weight,
                           style_weight=0.0, tv_weight=self.tv_weight, pixel_weight=self.pixel_weight)
 
 

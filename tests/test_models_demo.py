@@ -33,6 +33,11 @@ def test_at_least_four_styles_and_one_sr_model_are_bundled_with_provenance():
         assert "optimizer" not in meta and row["size_mb"] < 10
         if meta["task"] == "style":
             assert meta["style_image"]["name"].endswith(".jpg") and len(meta["style_image"]["sha256"]) == 64
+        schedule = meta["train"].get("lr_schedule", [])
+        if len(schedule) > 1:  # resumed at a lower rate: the description gives every step of the schedule
+            assert "; lr " + ", ".join(f"{lr:g}" + (f" from {step}" if step else "") for step, lr in schedule) in row["provenance"]
+        if meta["task"] == "sr":
+            assert " at relu" in row["provenance"]  # which VGG layers the feature loss used
         load_checkpoint(row["path"])  # strict load works
 
 

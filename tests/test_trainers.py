@@ -16,7 +16,7 @@ import torch
 from rtstyle.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from rtstyle.cli import main
 from rtstyle.degrade import degrade, gaussian_blur
-from rtstyle.errors import CheckpointError, InputError
+from rtstyle.errors import CheckpointError, ConfigError, InputError
 from rtstyle.frames import load_image, numpy_to_float
 from rtstyle.losses import PerceptualLoss
 from rtstyle.nets import build_model
@@ -236,16 +236,24 @@ def test_cli_trains_residual_sr_with_colour_term(tmp_path):
     """--arch residual is recorded in the model config and the metadata; --colour-weight is logged."""
     out = tmp_path / "res.safetensors"
     argv = ["train", "sr", "--scale", "4", "--arch", "residual", "--colour-weight", "100", "--data", str(PHOTOS),
+            "--content-layers", "relu2_2,relu3_3",
             "--out", str(out), "--image-size", "64", "--width", "8", "--num-residual", "1", "--norm", "none",
             "--iterations", "2", "--batch-size", "1", "--log-every", "1", "--device", "cpu", "--no-progress"]
     assert main(argv) == 0
     meta = read_metadata(out)
     assert meta["model"]["residual"] is True and meta["sr_arch"] == "residual" and meta["colour_weight"] == 100
+    assert meta["loss"]["content_layers"] == ["relu2_2", "relu3_3"]
     assert meta["train"]["seconds"] > 0  # the schedule's wall time, for the bundled models' recipes
     with open(out.with_name("res.losses.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and all(float(r["colour"]) > 0 for r in rows)
     assert abs(float(rows[-1]["total"]) - sum(float(rows[-1][k] or 0) for k in ("content", "colour"))) < 1e-3
+
+
+def test_sr_content_layers_default_to_the_paper_and_unknown_ones_are_named():
+    assert SRTrainConfig(data=PHOTOS, out=Path("x.safetensors")).loss_config().content_layers == ("relu2_2",)
+    with pytest.raises(ConfigError, match="unknown VGG layer 'relu9_9'; choose from"):
+        SRTrainConfig(data=PHOTOS, out=Path("x.safetensors"), content_layers=("relu9_9",)).loss_config()
 
 
 def test_sr_arch_must_be_known():

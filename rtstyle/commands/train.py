@@ -27,6 +27,11 @@ from rtstyle.trainconfig import (
 from .output_flags import add_overwrite_flags
 
 
+def _layer_list(text: str) -> tuple[str, ...]:
+    """``relu2_2,relu3_3`` -> a tuple of VGG16 layer names (checked by LossConfig, naming the allowed ones)."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 class _Flags:
     """``add(flag, field, ...)`` adds ``--flag`` with the config dataclass field's default."""
 
@@ -123,6 +128,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     flags.add("--norm", help="normalisation in the residual blocks: batch or none")
     flags.add("--blur-sigma", type=float, help="Gaussian blur before the bicubic downsampling of the LR input")
     _weights(flags, "content", "pixel", "tv")
+    flags.add("--content-layers", type=_layer_list, metavar="LAYERS",
+              help="VGG16 layers of the feature loss, comma-separated, e.g. relu2_2,relu3_3 (the paper: relu2_2)")
     flags.add("--colour-weight", type=float,
               help="MSE between the output degraded like the input (blur + bicubic down) and the input")
     sr.set_defaults(func=_run(SRTrainConfig, "train_sr"))

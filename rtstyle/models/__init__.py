@@ -107,8 +107,10 @@ def describe_bundled() -> list[dict]:
         meta = read_metadata(path)
         train, loss = meta.get("train", {}), meta.get("loss", {})
         summary, source = _what(meta)
-        weights = ", ".join(f"{k.removesuffix('_weight')} {v:g}" for k, v in loss.items()
-                            if k.endswith("_weight") and k != "style_layer_weights" and v)
+        # SR's feature loss names its VGG layers (the paper's relu2_2, or deeper ones too).
+        layers = "+".join(loss.get("content_layers", ())) if meta.get("task") == "sr" else ""
+        weights = ", ".join(f"{k.removesuffix('_weight')} {v:g}" + (f" at {layers}" if k == "content_weight" and layers else "")
+                            for k, v in loss.items() if k.endswith("_weight") and k != "style_layer_weights" and v)
         if meta.get("colour_weight"):  # SR's low-resolution consistency term (trainers/sr.py)
             weights += f", low-res colour {meta['colour_weight']:g}"
         stability = meta.get("stability", {})
@@ -122,6 +124,9 @@ def describe_bundled() -> list[dict]:
                       f"{train.get('device', '?')}, {train.get('date', '?')[:10]}")
         if train.get("seconds"):
             provenance += f" ({train['seconds'] / 60:.0f} min)"
+        schedule = train.get("lr_schedule") or []
+        if len(schedule) > 1:  # resumed with a lower rate: a step decay (trainers/loop.py)
+            provenance += "; lr " + ", ".join(f"{lr:g}" + (f" from {step}" if step else "") for step, lr in schedule)
         preset = preset_of(meta)
         if preset is not None:  # which `rtstyle train style --preset` reproduces this recipe
             provenance += f"; recipe: --preset {preset}"
