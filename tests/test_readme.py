@@ -74,7 +74,7 @@ PLANS: dict[str, Run | CoveredBy | Skip] = {
     "torchrun --nproc-per-node 4 -m rtstyle train style ...": CoveredBy("tests/test_trainers.py::test_distributed_training_with_gloo_two_processes"),
     "rtstyle train style ... --resume my_style.safetensors":
         CoveredBy("tests/test_trainers.py::test_resume_matches_uninterrupted_run"),
-    "rtstyle train sr --scale 4 --arch residual --colour-weight 10000 --data /data/coco --out sr_x4.safetensors":
+    "rtstyle train sr --scale 4 --arch residual --colour-weight 10000 --content-layers relu2_2,relu3_3 --data /data/coco --out sr_x4.safetensors":
         Run(TINY_TRAIN + " --image-size 64"),
     "rtstyle export onnx starry_night -o starry.onnx": Run(),
     "rtstyle export onnx starry_night -o starry_fp16.onnx --fp16 --io uint8": Run(),
