@@ -209,7 +209,7 @@ class SRTrainConfig(TrainConfig):
                            residual=self.arch == "residual")
 
     def loss_config(self) -> LossConfig:
-        return LossConfig(content_layers=tuple(self.content_layers), style_layers=(), content_weight=self.content_weight,
+        return LossConfig(content_layers=self.content_layers, style_layers=(), content_weight=self.content_weight,
                           style_weight=0.0, tv_weight=self.tv_weight, pixel_weight=self.pixel_weight)
 
 

@@ -24,12 +24,8 @@ from rtstyle.trainconfig import (
     TextureTrainConfig,
 )
 
+from .optimize import layer_list  # "relu2_2,relu3_3" -> names; LossConfig checks them
 from .output_flags import add_overwrite_flags
-
-
-def _layer_list(text: str) -> tuple[str, ...]:
-    """``relu2_2,relu3_3`` -> a tuple of VGG16 layer names (checked by LossConfig, naming the allowed ones)."""
-    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 class _Flags:
@@ -128,7 +124,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     flags.add("--norm", help="normalisation in the residual blocks: batch or none")
     flags.add("--blur-sigma", type=float, help="Gaussian blur before the bicubic downsampling of the LR input")
     _weights(flags, "content", "pixel", "tv")
-    flags.add("--content-layers", type=_layer_list, metavar="LAYERS",
+    flags.add("--content-layers", type=layer_list, metavar="LAYERS",
               help="VGG16 layers of the feature loss, comma-separated, e.g. relu2_2,relu3_3 (the paper: relu2_2)")
     flags.add("--colour-weight", type=float,
               help="MSE between the output degraded like the input (blur + bicubic down) and the input")
