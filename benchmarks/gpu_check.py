@@ -64,14 +64,15 @@ class Step:
 PLAN = (
     Step("environment", 20, steps.environment, "versions, GPU, NVDEC probe (a generated H.264 clip into GPU memory), encoders"),
     Step("aoti-compile", 5, steps.aoti_start, "starts `rtstyle export aoti` of the Johnson-size net for CUDA, in the background"),
-    Step("gpu-tests", 70, steps.gpu_tests, f"pytest -m '{steps.GPU_TESTS_MARKER}' on the test files that have GPU tests"),
-    Step("parity", 40, steps.parity, "bundled models: fp16/bf16 vs fp32 (TF32 off), CUDA graph vs eager; p99.9 and mean"),
-    Step("onnxruntime-cuda", 15, steps.onnxruntime_cuda, "onnxruntime's CUDA provider: parity and fps",
+    Step("gpu-tests", 65, steps.gpu_tests, f"pytest -m '{steps.GPU_TESTS_MARKER}' on the test files that have GPU tests"),
+    Step("parity", 35, steps.parity, "bundled models: fp16/bf16 vs fp32 (TF32 off), CUDA graph vs eager; p99.9 and mean"),
+    Step("onnxruntime-cuda", 10, steps.onnxruntime_cuda, "onnxruntime's CUDA provider: parity and fps",
          steps.onnxruntime_missing),
     Step("aoti", 60, steps.aoti, "waits for the compile; the AOTInductor package's parity and 1080p fps"),
     Step("grid-johnson", 60, steps.grid_johnson, "Johnson-size net: 640x360..1920x1080 x batch 1/4/8 x fp16/bf16, CUDA events"),
-    Step("grid-bundled", 45, steps.grid_bundled, "the bundled net, the same grid"),
-    Step("pipeline", 45, steps.pipeline, "decode/engine/encode/end to end, 1080p clip, encoder on the cores, NV12 on the GPU"),
+    Step("grid-bundled", 40, steps.grid_bundled, "the bundled net, the same grid"),
+    Step("grid-archs", 25, steps.grid_archs, "every style architecture preset: 1080p fp16, batch 1 and 8"),
+    Step("pipeline", 40, steps.pipeline, "decode/engine/encode/end to end, 1080p clip, encoder on the cores, NV12 on the GPU"),
     Step("video-path", 40, steps.video_path, "NVDEC into torch, output ring, NVENC, the GPU path end to end"),
     Step("tensorrt", 50, steps.tensorrt, "TensorRT 1080p engine: build time, parity, fps", steps.tensorrt_missing),
 )
@@ -240,6 +241,10 @@ def markdown(result: dict, plots: list[Path]) -> str:
                 if isinstance(d, dict):
                     lines.append(f"| {row['model']} | {key} | {d[pct]} | {d['mean']:g} | {d['max']} | {d['tolerance']} | "
                                  f"{d['mean_tolerance']} | {'yes' if d['ok'] else 'NO'} |")
+    if "grid-archs" in result:
+        lines += ["", "## Style architectures (1080p fp16)", "", "| arch | kFLOP/px | fps |", "|---|---|---|"]
+        lines += [f"| {name} | {row['kflop_per_pixel']} | {', '.join(f'{k}: {v}' for k, v in row['fps'].items())} |"
+                  for name, row in result["grid-archs"].items()]
     for name in ("gpu-tests", "aoti", "onnxruntime-cuda", "tensorrt", "pipeline", "video-path"):
         if name in result:
             lines += ["", f"## {name}", "", "```", json.dumps(result[name], indent=1, default=str)[:4000], "```"]
@@ -262,6 +267,9 @@ def summary_lines(result: dict) -> list[str]:
             out.append(f"grid {net} ({grid['kflop_per_pixel']} kFLOP/px) {largest} best fps: "
                        + ", ".join(f"{p} {v}" for p, v in best.items())
                        + (" (target 250 fp16)" if net == "johnson" else ""))
+    for name, row in result.get("grid-archs", {}).items():
+        out.append(f"arch {name} ({row['kflop_per_pixel']} kFLOP/px): "
+                   + ", ".join(f"{k} {v}" for k, v in row["fps"].items()))
     if "aoti" in result and "fps_1080p_b8" in result["aoti"]:
         a = result["aoti"]
         out.append(f"aoti 1080p b8 fps {a['fps_1080p_b8']['median']}, compile {a['compile_s']} s, "

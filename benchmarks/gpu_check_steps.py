@@ -487,6 +487,33 @@ def grid_bundled(ctx: CheckContext) -> dict:
     return _grid(ctx, "bundled")
 
 
+def grid_archs(ctx: CheckContext) -> dict:
+    """Every style architecture preset (the architecture study's designs among them) at 1920x1080,
+    fp16, batch 1 and 8, CUDA graphs and CUDA events: a few seconds each, so the GPU figure of
+    whichever design is bundled next is measured too. Dry run: 64x36 fp32."""
+    out: dict[str, Any] = {}
+    for name in sorted(config.ARCHS):
+        if not name.startswith("style"):
+            continue
+        if ctx.dry:
+            cfg = config.BenchConfig(arch=name, device="cpu", backends=("torch",), precisions=("fp32",),
+                                     resolutions=((64, 36),), batch_sizes=(1,), warmup=1, repeats=2, max_seconds=0.5,
+                                     reference=False, pipeline=False, quick=True, progress=False)
+        else:
+            cfg = config.BenchConfig(arch=name, device=str(ctx.device), backends=("torch",), precisions=("fp16",),
+                                     resolutions=((1920, 1080),), batch_sizes=(1, 8), warmup=5, repeats=20,
+                                     max_seconds=1.5, rotate=2, reference=False, pipeline=False, progress=False,
+                                     cuda_events=True)
+        result = bench.run_bench(cfg)
+        work = next(iter(result["work"].values()))
+        res = next(iter(result["work"]))
+        out[name] = {"kflop_per_pixel": round(next(iter(work.values()))["flops"] / _pixels(res) / 1e3, 1),
+                     "fps": {f"{c['resolution']} b{c['batch']} {c['precision']}": round(c["fps"]["median"], 1)
+                             for c in result["model_only"] if "fps" in c},
+                     "failed_cells": [c for c in result["model_only"] if "error" in c]}
+    return out
+
+
 def _need_av(ctx: CheckContext) -> None:
     if not ctx.has_av:
         raise Skip("PyAV is not installed: carry the av wheel (see README, GPU section) and "

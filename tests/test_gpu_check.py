@@ -44,7 +44,7 @@ def test_the_script_dry_run_walks_the_plan_and_writes_the_report(tmp_path):
     assert [s.name for s in gpu_check.PLAN] == list(status)
     assert all(s["status"] != "failed" for s in status.values()), result["steps"]
     assert {k for k, v in status.items() if v["status"] == "ok"} >= {
-        "environment", "aoti-compile", "gpu-tests", "parity", "grid-johnson", "grid-bundled", "pipeline", "video-path"}
+        "environment", "aoti-compile", "gpu-tests", "parity", "grid-johnson", "grid-bundled", "grid-archs", "pipeline", "video-path"}
     # What needs a GPU or a package the machine cannot have says so.
     assert status["tensorrt"]["reason"].startswith("TensorRT not installable here")
     assert "onnxruntime-gpu" in status["onnxruntime-cuda"]["reason"]
@@ -56,6 +56,8 @@ def test_the_script_dry_run_walks_the_plan_and_writes_the_report(tmp_path):
     assert {"p99.9", "mean", "max", "ok"} <= set(row)
     # The grid: the Johnson-size net (the targets' net) and the bundled one, told apart by their work.
     assert result["grid-johnson"]["kflop_per_pixel"] > 300 > result["grid-bundled"]["kflop_per_pixel"]
+    assert set(result["grid-archs"]) >= {"style", "style-fast", "style-lowres"}
+    assert result["grid-archs"]["style"]["kflop_per_pixel"] > 300 and all(r["fps"] for r in result["grid-archs"].values())
     assert set(result["bench"]) == {"johnson", "bundled"} and result["bench"]["johnson"]["pipeline"]["efficiency"] > 0
     assert result["video-path"]["device_decode"]["frames"] == 8
     assert "not testable here" in result["video-path"]["zero_host_copies"]
