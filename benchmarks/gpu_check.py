@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,7 +156,8 @@ def _run_step(step: Step, missing: str | None, result: dict, shared: dict, devic
         except StepTimeout as exc:
             entry.update(status="failed", reason=str(exc))
         except Exception as exc:  # noqa: BLE001 - one broken step must not hide what the others find
-            entry.update(status="failed", reason=f"{exc.__class__.__name__}: {first_line(exc)}")
+            entry.update(status="failed", reason=f"{exc.__class__.__name__}: {first_line(exc)}",
+                         traceback=traceback.format_exc()[-2500:])  # a GPU run is rare: keep where it broke
         entry["seconds"] = round(time.perf_counter() - t0, 1)
         if entry["seconds"] > step.budget_s:
             entry["over_budget"] = True  # it used time earlier steps left unused

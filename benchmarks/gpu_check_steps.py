@@ -283,6 +283,10 @@ def gpu_tests(ctx: CheckContext) -> dict:
         out.update({k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")})
         out["failed"] = [f"{c.get('classname')}.{c.get('name')}" for c in suite.iter("testcase")
                          if c.find("failure") is not None or c.find("error") is not None]
+        # What each failure said (a GPU run is rare: the reasons must come back with it).
+        out["failure_messages"] = {f"{c.get('classname')}.{c.get('name')}": (f.get("message") or f.text or "")[:400]
+                                   for c in suite.iter("testcase")
+                                   for f in (c.find("failure"), c.find("error")) if f is not None}
         out["skipped_because"] = sorted({(c.find("skipped").get("message") or "")[:160] for c in suite.iter("testcase")
                                          if c.find("skipped") is not None})
     if ctx.dry:

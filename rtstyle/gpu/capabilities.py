@@ -149,6 +149,23 @@ def h264_probe_clip() -> bytes:
     return buf.getvalue()
 
 
+def cuda_hwaccel(device_index: int, allow_software_fallback: bool):
+    """PyAV's NVDEC settings, decoding into torch's own CUDA context.
+
+    For frames that stay on the GPU PyAV asks FFmpeg for the device's primary context, which FFmpeg
+    wants with its own flags (blocking sync) and refuses once torch has made it with others
+    ("Primary context already active with incompatible flags": every decode after the first CUDA op
+    of a process). So torch makes its context current on this thread first, and FFmpeg takes it as
+    it is (``current_ctx``, FFmpeg 6.1+): the DLPack pointers of decoded frames are then torch's."""
+    import torch
+    from av.codec.hwaccel import HWAccel
+
+    with torch.cuda.device(device_index):
+        torch.cuda.current_stream().synchronize()  # a runtime call: the primary context is current here
+        return HWAccel("cuda", device=str(device_index), allow_software_fallback=allow_software_fallback,
+                       is_hw_owned=True, options={"primary_ctx": "0", "current_ctx": "1"})
+
+
 def _nvdec_probe(device_index: int) -> str | None:
     """Decode ``h264_probe_clip`` with CUDA hardware decoding (no software fallback); None when
     every frame stayed on the GPU with its grey level, else what went wrong."""
@@ -156,10 +173,9 @@ def _nvdec_probe(device_index: int) -> str | None:
 
     import av
     import torch
-    from av.codec.hwaccel import HWAccel
 
-    hw = HWAccel("cuda", device=str(device_index), allow_software_fallback=False, is_hw_owned=True)
     lumas = []
+    hw = cuda_hwaccel(device_index, allow_software_fallback=False)
     with av.open(io.BytesIO(h264_probe_clip()), "r", format="h264", hwaccel=hw) as container:
         for frame in container.decode(video=0):
             if frame.format.name != "cuda":

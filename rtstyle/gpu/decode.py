@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 from ..sources import FileSource
 from ..video import VideoReader
-from .capabilities import ffmpeg_errors_in_exceptions
+from .capabilities import cuda_hwaccel, ffmpeg_errors_in_exceptions
 from .colour import SEMI_PLANAR, spec_for, yuv_to_rgb
 
 # Software pixel formats repacked to a semi-planar one for the device conversion.
@@ -98,11 +98,9 @@ class DeviceVideoReader(VideoReader):
 
         if not self.hardware:
             return av.open(str(self.path), "r")
-        from av.codec.hwaccel import HWAccel
-
-        # is_hw_owned: frames stay in GPU memory (PyAV then retains the primary CUDA context,
-        # the one torch uses, so the DLPack pointers are valid in torch).
-        hw = HWAccel("cuda", device=str(self.device.index), allow_software_fallback=True, is_hw_owned=True)
+        # Frames stay in GPU memory, decoded in torch's context (cuda_hwaccel), so the DLPack
+        # pointers are valid in torch.
+        hw = cuda_hwaccel(self.device.index or 0, allow_software_fallback=True)
         try:
             with ffmpeg_errors_in_exceptions():
                 return av.open(str(self.path), "r", hwaccel=hw)
