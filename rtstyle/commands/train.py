@@ -66,6 +66,9 @@ def _common(flags: _Flags, *, data_help: str | None = None) -> None:
     flags.add("--workers", field="num_workers", type=int, help="data-loader processes (default 0 on CPU, 4 on CUDA)")
     flags.add("--amp", help=f"autocast: {', '.join(AMP_MODES)} (auto: bf16 or fp16 on CUDA, bf16 on CPUs with "
                             "native bf16 (AMX, AVX512-BF16), off on other CPUs)")
+    flags.add("--max-cpu-seconds", type=float,
+              help="stop (with a final checkpoint) once training has used this much CPU time, resumes included: "
+                   "a budget that other processes' load does not shrink")
     flags.add("--compile", help=f"torch.compile the network and the loss: {', '.join(COMPILE_MODES)} (auto: on for "
                                 f"CPU runs of {COMPILE_AUTO_MIN_STEPS}+ steps; about a minute to compile)")
     flags.add("--vgg-weights", type=Path, help="VGG16 weights (.pth from torchvision or .safetensors)")
