@@ -25,84 +25,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from rtstyle.checkpoint import load_checkpoint, read_metadata
+from rtstyle.checkpoint import read_metadata
 from rtstyle.fsutil import atomic_path
-from rtstyle.metrics import border_deviation
-from rtstyle.netconfig import describe_style_arch
-from rtstyle.optimize import OptimizerSettings, build_loss
 from rtstyle.presets import style_arch_name
-from rtstyle.quality import QualityConfig, evaluate_quality, loss_config_of
-from rtstyle.style_lookup import style_target
 
 from . import environment, photo_split
-from .bench import run_bench
-from .config import BenchConfig
-from .flops import count_engine_work
+from .style_models import MILESTONES, measure, speed
 
 SCHEMA = "rtstyle-arch-study/1"
-MILESTONES = (25, 50, 100, 200)
-SIZE = 256
-
-
-def objective(ckpt_path: Path, photos: list[Path]) -> dict[str, float]:
-    """Mean of the network's own training objective over ``photos`` at SIZE px (network only)."""
-    from rtstyle.frames import load_image, numpy_to_float
-
-    ckpt = load_checkpoint(ckpt_path, task="style")
-    loss_fn = build_loss(loss_config_of(ckpt), numpy_to_float(style_target(ckpt.meta, ckpt.path, None, ()).image),
-                         torch.device("cpu"))
-    model = ckpt.model.float().eval()
-    rows = []
-    with torch.no_grad():
-        for path in photos:
-            content = numpy_to_float(load_image(path, max_side=SIZE))
-            rows.append(loss_fn(model(content), content).as_floats())
-    return {k: statistics.fmean(r.get(k, 0.0) for r in rows) for k in ("total", "content", "style", "tv")}
-
-
-def yardstick(ckpt_path: Path, photos: list[Path]) -> dict[str, Any]:
-    report = evaluate_quality(QualityConfig(model=ckpt_path, images=photos, style_dirs=(), milestones=MILESTONES,
-                                            size=SIZE, settings=OptimizerSettings(init="noise"), device="cpu",
-                                            progress="plain"))
-    avg = report["average"]
-    return {"match_iteration": avg["match"]["iteration"], "network_total": avg["network"]["total"],
-            "optimization": {m: avg["optimization"][m]["total"] for m in map(str, MILESTONES)},
-            "per_image_match": {r["image"]: r["match"]["iteration"] for r in report["images"]},
-            "network_ms_256": 1000 * avg["network"]["seconds"], "traces_cached": all(r["trace_cached"] for r in report["images"])}
-
-
-def speed(ckpt_path: Path) -> dict[str, Any]:
-    """OpenVINO bf16 model-only fps at 640x360, batch 1 and 4 (median of 10 timed calls)."""
-    result = run_bench(BenchConfig(model=str(ckpt_path), device="cpu", backends=("openvino",), precisions=("bf16",),
-                                   batch_sizes=(1, 4), resolutions=((640, 360),), repeats=10, reference=False,
-                                   pipeline=False, progress="none"))
-    return {f"b{c['batch']}": round(c["fps"]["median"], 1) for c in result["model_only"] if "fps" in c}
-
-
-def measure(ckpt_path: Path, split: dict[str, list[str]], photos_dir: Path, with_quality: bool) -> dict[str, Any]:
-    meta = read_metadata(ckpt_path)
-    ckpt = load_checkpoint(ckpt_path, task="style")
-    net = ckpt.model.float().eval()
-    train = meta.get("train", {})
-    row: dict[str, Any] = {
-        "arch": style_arch_name(meta["model"]), "config": meta["model"], "describe": describe_style_arch(ckpt.config),
-        "params": sum(p.numel() for p in net.parameters()),
-        "kflop_per_pixel": round(count_engine_work(net, 1, 360, 640, torch.float32).flops / (640 * 360) / 1e3, 1),
-        "iterations": train.get("iterations"), "cpu_seconds": train.get("cpu_seconds"),
-        "train": {k: train.get(k) for k in ("batch_size", "image_size", "lr", "seed", "amp", "compiled", "threads",
-                                             "max_cpu_seconds", "device", "data")},
-        "border": {k: round(v, 1) for k, v in border_deviation(net).items()},
-    }
-    if with_quality:
-        row["objective_held_out"] = objective(ckpt_path, [photos_dir / n for n in split["held_out"]])
-        row["yardstick"] = yardstick(ckpt_path, [photos_dir / n for n in split["yardstick"]])
-    return row
 
 
 def pareto(rows: list[dict[str, Any]]) -> list[str]:
