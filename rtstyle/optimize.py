@@ -101,8 +101,11 @@ def optimize_pixels(
     on_iteration: IterationCallback | None = None,
     progress: bool | str = False,  # or a mode of rtstyle.progress
     desc: str = "optimize",
+    stop_below: float | None = None,
 ) -> Trace:
-    """Minimise ``loss_fn(image, content)`` over the pixels of ``image``; ``set_style`` done."""
+    """Minimise ``loss_fn(image, content)`` over the pixels of ``image``; ``set_style`` done.
+    ``stop_below``: stop early once an image's objective is at or below it (``eval quality
+    --stop-at-match`` needs no more)."""
     settings.validate()
     if iterations < 1:
         raise InputError(f"--iterations must be >= 1, got {iterations}")
@@ -136,6 +139,8 @@ def optimize_pixels(
             bar.update(1)
             if on_iteration is not None:
                 on_iteration(k, pixels.detach())
+            if stop_below is not None and history[-1]["total"] <= stop_below:
+                break
     finally:
         bar.close()
     with torch.no_grad():

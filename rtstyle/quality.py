@@ -60,6 +60,9 @@ class QualityConfig:
     device: str = "auto"
     vgg_weights: Path | None = None
     timing_runs: int = 5  # network timing: median of this many runs after WARMUP_RUNS
+    # Stop each optimisation once it matches the network (at most the last milestone): what the match
+    # iteration needs, at a fraction of the cost; milestones past the match are then not reported.
+    stop_at_match: bool = False
     json_path: Path | None = None
     plot_path: Path | None = None  # default: json_path with .png
     progress: bool = True
@@ -151,20 +154,30 @@ def trace_key(content: torch.Tensor, loss_fn: PerceptualLoss, style: torch.Tenso
 
 
 def optimization_trace(loss_fn: PerceptualLoss, content: torch.Tensor, style: torch.Tensor, config: QualityConfig,
-                       device: torch.device, name: str) -> tuple[list[dict[str, float]], list[float], bool]:
-    """(objective terms per iteration, seconds per iteration, from the cache?) up to the last milestone."""
+                       device: torch.device, name: str, target: float
+                       ) -> tuple[list[dict[str, float]], list[float], bool]:
+    """(objective terms per iteration, seconds per iteration, from the cache?) up to the last
+    milestone, or with ``stop_at_match`` up to the first image at or below ``target``."""
     last = config.milestones[-1]
     path = cache_dir() / "quality-traces" / f"{trace_key(content, loss_fn, style, config, device)}.json"
+    cached: dict[str, Any] = {"history": []}
     try:
         cached = json.loads(path.read_text())
-        if len(cached["history"]) > last:
-            return cached["history"][:last + 1], cached["seconds"][:last + 1], True
+        history, seconds = cached["history"][:last + 1], cached["seconds"][:last + 1]
+        if config.stop_at_match:
+            match = match_point([h["total"] for h in history], seconds, target)["iteration"]
+            if match is not None:
+                return history[:match + 1], seconds[:match + 1], True
+        if len(history) > last:
+            return history, seconds, True
     except (OSError, ValueError, KeyError, TypeError):
         pass  # none yet, or unreadable: optimise
-    trace = optimize_pixels(loss_fn, content, last, config.settings, progress=config.progress, desc=f"optimize {name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, overwrite=True) as tmp:
-        tmp.write_text(json.dumps({"history": trace.history, "seconds": trace.seconds}))
+    trace = optimize_pixels(loss_fn, content, last, config.settings, progress=config.progress, desc=f"optimize {name}",
+                            stop_below=target if config.stop_at_match else None)
+    if len(trace.history) > len(cached.get("history", [])):  # keep the longest trace seen
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path, overwrite=True) as tmp:
+            tmp.write_text(json.dumps({"history": trace.history, "seconds": trace.seconds}))
     return trace.history, trace.seconds, False
 
 
@@ -175,9 +188,11 @@ def evaluate_image(loss_fn: PerceptualLoss, model: torch.nn.Module, path: Path, 
     with torch.no_grad():
         network = _terms(loss_fn(output, content).as_floats())
     network["seconds"] = net_seconds
-    history, seconds, cached = optimization_trace(loss_fn, content, style, config, device, path.name)
+    history, seconds, cached = optimization_trace(loss_fn, content, style, config, device, path.name,
+                                                  network["total"])
     totals = [h["total"] for h in history]
-    milestones = {str(k): {**_terms(history[k]), "seconds": seconds[k]} for k in config.milestones}
+    milestones = {str(k): {**_terms(history[k]), "seconds": seconds[k]} if k < len(history) else None
+                  for k in config.milestones}
     match = match_point(totals, seconds, network["total"])
     match["speed_ratio"] = match["seconds"] / net_seconds if match["seconds"] is not None else None
     return {"image": path.name, "size": list(content.shape[-2:]), "network": network, "optimization": milestones,
@@ -190,13 +205,25 @@ def _average(images: list[dict[str, Any]], milestones: Sequence[int]) -> dict[st
 
     network = {k: mean([r["network"][k] for r in images]) for k in (*TERMS, "seconds")}
     optimization = {str(m): {k: mean([r["optimization"][str(m)][k] for r in images]) for k in (*TERMS, "seconds")}
-                    for m in milestones}
-    # The averaged curves, so "matches at iteration k" is stated for the mean objective.
+                    if all(r["optimization"][str(m)] for r in images) else None for m in milestones}
+    # The averaged curves, so "matches at iteration k" is stated for the mean objective (over the
+    # iterations every image reached: --stop-at-match ends each trace at its own match).
     totals = [mean(v) for v in zip(*(r["history"]["total"] for r in images))]
     seconds = [mean(v) for v in zip(*(r["history"]["seconds"] for r in images))]
     match = match_point(totals, seconds, network["total"])
     match["speed_ratio"] = match["seconds"] / network["seconds"] if match["seconds"] is not None else None
+    # Per image, then the median: what --stop-at-match measures for every image.
+    per_image = [r["match"]["iteration"] for r in images]
+    match["median_per_image"] = _median_match(per_image, milestones[-1])
     return {"network": network, "optimization": optimization, "match": match}
+
+
+def _median_match(iterations: list[int | None], last: int) -> float | None:
+    """Median of per-image match iterations, an image that never matched counting as past ``last``;
+    None when the median itself is past it."""
+    ranked = sorted(i if i is not None else last + 1 for i in iterations)
+    median = statistics.median(ranked)
+    return median if median <= last else None
 
 
 def evaluate_quality(config: QualityConfig) -> dict[str, Any]:
@@ -278,7 +305,7 @@ def markdown_table(report: dict[str, Any]) -> str:
     rows = [(r["image"], r) for r in report["images"]] + [("**average**", report["average"])]
     for name, r in rows:
         match = r["match"]
-        cells = [name, f"{r['network']['total']:.4g}", *[f"{r['optimization'][str(m)]['total']:.4g}" for m in ms],
+        cells = [name, f"{r['network']['total']:.4g}", *[f"{r['optimization'][str(m)]['total']:.4g}" if r["optimization"][str(m)] else "-" for m in ms],
                  f"{match['iteration']}" if match["iteration"] is not None else f"> {ms[-1]}",
                  f"{1000 * r['network']['seconds']:.1f}",
                  f"{match['seconds']:.1f}" if match["seconds"] is not None else "-",

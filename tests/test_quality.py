@@ -163,3 +163,24 @@ def test_a_second_network_on_the_same_objective_reuses_the_optimisation(tmp_path
     assert shorter["history"]["total"] == first["history"]["total"][:4]
     assert again["network"]["total"] != first["network"]["total"]  # a different network, scored afresh
     assert not run(second, (2,), optimizer="lbfgs")["trace_cached"]  # another objective's settings: optimised
+
+
+def test_stop_at_match_ends_each_optimisation_at_the_networks_objective(tmp_path, trained_like_ckpt):
+    from rtstyle.optimize import OptimizerSettings
+    from rtstyle.quality import QualityConfig, evaluate_quality
+
+    def run(stop):
+        return evaluate_quality(QualityConfig(model=trained_like_ckpt, images=[PHOTOS / "caer_puppy.jpg", PHOTOS / "skimage_coffee.jpg"],
+                                              style_dirs=[STYLE.parent], milestones=(5, 150), size=32, timing_runs=1,
+                                              device="cpu", settings=OptimizerSettings(optimizer="adam", init="noise"),
+                                              stop_at_match=stop, progress=False))
+
+    full = run(False)
+    short = run(True)  # the full traces are cached: read, cut at each image's match
+    for f, s in zip(full["images"], short["images"]):
+        k = f["match"]["iteration"]
+        assert k is not None and k < 150, "the random net must be matched for this test to mean anything"
+        assert s["match"]["iteration"] == k and s["history"]["total"] == f["history"]["total"][:k + 1]
+        assert s["optimization"]["150"] is None and s["optimization"]["5"] == (f["optimization"]["5"] if k >= 5 else None)
+    ranked = sorted(r["match"]["iteration"] for r in full["images"])
+    assert short["average"]["match"]["median_per_image"] == (ranked[0] + ranked[1]) / 2
