@@ -280,7 +280,7 @@ def test_adain_sessions_take_a_style_image_and_strength(tmp_path, two_models):
     out = run(go())
     assert [s for s, _ in out] == [200, 415, 200, 400, 200, 400, 400], out
     assert out[0][1]["style_image"] is True and out[2][1]["alpha"] == 0.5
-    assert "AdaIN" in out[5][1]["error"] and "unknown setting" in out[6][1]["error"]
+    assert "AdaIN" in out[5][1]["error"] and "unknown parameter" in out[6][1]["error"]
 
 
 def test_latency_stamps_survive_codec_noise_and_are_absent_on_plain_frames():
