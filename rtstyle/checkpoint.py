@@ -143,9 +143,10 @@ def _check_header_size(path: Path) -> None:
     """Refuse a header longer than ``MAX_HEADER_BYTES`` before anything parses it."""
     with path.open("rb") as f:
         prefix = f.read(8)
-    if len(prefix) == 8:  # shorter: not a safetensors file, which safe_open reports
+    # Shorter, or a length past the end of the file: not a safetensors file, which safe_open reports.
+    if len(prefix) == 8:
         size = int.from_bytes(prefix, "little")
-        if size > MAX_HEADER_BYTES:
+        if MAX_HEADER_BYTES < size <= path.stat().st_size - 8:
             raise CheckpointError(f"{path} declares a {size:,}-byte header, above the {MAX_HEADER_BYTES:,} an rtstyle "
                                   "checkpoint can need; not loaded")
 
