@@ -397,7 +397,8 @@ def _is_file_error(exc: Exception) -> bool:
 # time: .gif, .png (APNG) and .webp (animated WebP) are animations that loop like a GIF (browsers
 # play all three; a still-image viewer may show the first frame). Extensions of formats that hold
 # one picture (STILL_IMAGE_EXTENSIONS) are refused, as are ones not listed: .mpg and .wmv (MPEG-PS
-# and ASF through FFmpeg lose the frame times of H.264) among them.
+# and ASF through FFmpeg lose the frame times of H.264) among them. libwebp stores identical
+# consecutive frames once, with their delays added: the animation plays the same.
 OUTPUT_FORMATS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     ".mp4": ("mp4", ()), ".m4v": ("mp4", ()), ".mov": ("mov", ()), ".mkv": ("matroska", ()),
     ".webm": ("webm", ()), ".avi": ("avi", ()), ".ts": ("mpegts", ()), ".flv": ("flv", ()),
