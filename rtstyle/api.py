@@ -24,6 +24,7 @@ from .choices import DEFAULT_STYLE_MODEL
 from .conditioning import StyleChoice
 from .engine import Engine, EngineOptions, open_engine
 from .errors import InputError
+from .frames import image_to_rgb
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class _Kind:
 def _to_batch(image: Any) -> tuple[torch.Tensor, _Kind]:
     """Any supported image -> (uint8 NHWC RGB tensor on the CPU or its device, how it came in)."""
     if _is_pil(image):
-        rgb = np.asarray(image.convert("RGB"))
+        rgb = image_to_rgb(image)  # 16-bit and float modes scaled, not clipped
         return torch.from_numpy(rgb.copy()).unsqueeze(0), _Kind("pil", False, False, False)
     if isinstance(image, np.ndarray):
         kind = _Kind("numpy", image.ndim == 4, image.dtype != np.uint8, False, dtype=image.dtype)

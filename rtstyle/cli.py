@@ -93,6 +93,35 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(dash_values(self, args), namespace)
+
+
+# Options whose value is a file: the next word is the value even when it starts with '-', as in
+# ffmpeg (`-i -clip.mp4`); argparse alone takes such a word for an option and fails.
+PATH_OPTIONS = ("-i", "--input", "-o", "--output")
+
+
+def dash_values(parser: argparse.ArgumentParser, args: list[str]) -> list[str]:
+    """``args`` with ``-i -name`` written as ``-i=-name`` for the PATH_OPTIONS ``parser`` has."""
+    takes = {o for o in PATH_OPTIONS if getattr(parser._option_string_actions.get(o), "nargs", 0) is None}
+    out: list[str] = []
+    words = iter(args)
+    for word in words:
+        if word == "--":
+            out += [word, *words]
+            break
+        if word in takes:
+            value = next(words, None)
+            if value is not None and value.startswith("-") and len(value) > 1:
+                word = f"{word}={value}"
+            elif value is not None:
+                out.append(word)
+                word = value
+        out.append(word)
+    return out
+
 
 def subparsers_of(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     """The sub-command parsers directly below ``parser`` (name -> parser)."""

@@ -17,6 +17,7 @@ from .frames import IMAGE_EXTENSIONS, Frame, resize, save_image
 from .pipeline import PipelineConfig, PipelineStats, run_pipeline
 from .sinks import Sink, SinkChain
 from .sources import ImageSource, Source, Transformed
+from .video.animated import is_animated_image
 
 PHOTO_OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 _QUALITY = {".jpg": {"quality": 95}, ".jpeg": {"quality": 95}, ".webp": {"quality": 95}}  # PIL's default 75 shows blocks
@@ -37,8 +38,9 @@ def check_photo(path: str | Path) -> tuple[int, int]:
 
 
 def is_photo(path: str | Path) -> bool:
-    """A still image by its extension (an animated .gif is read as a video)."""
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+    """A still image: an image extension and one frame. GIFs, animated PNGs (APNG) and animated
+    WebPs are videos: every frame is stylized, with its duration."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS and not is_animated_image(path)
 
 
 class EachFitted(Transformed):

@@ -69,6 +69,25 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
                    help="load a .pt2 package or TensorRT engine rtstyle did not export or build here (it runs native code)")
 
 
+def add_limit_arguments(p: argparse.ArgumentParser, frames: int | None = None, seconds: float | None = None) -> None:
+    """Limits on one input besides --max-pixels (rtstyle.limits: one rule for stylize and serve)."""
+    none = " (default: no limit)"
+    p.add_argument("--max-input-frames", type=int, default=frames, metavar="N",
+                   help="refuse an input of more than N frames (from its header, and while decoding)"
+                        + (none if frames is None else ""))
+    p.add_argument("--max-input-seconds", type=float, default=seconds, metavar="S",
+                   help="refuse an input longer than S seconds (from its header, and while decoding)"
+                        + (none if seconds is None else ""))
+
+
+def limits_from_args(args: argparse.Namespace, hint: str | None = None):
+    """The ``Limits`` the flags ask for (``hint``: how a refused user can change them)."""
+    from ..limits import PIXELS_HINT, Limits
+
+    return Limits(max_pixels=args.max_pixels, max_frames=args.max_input_frames, max_seconds=args.max_input_seconds,
+                  hint=hint or PIXELS_HINT)
+
+
 def add_encoder_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--codec", default="libx264",
                    help="video encoder, e.g. libx264, libx265, h264_nvenc, hevc_nvenc, or auto (h264_nvenc where the GPU "
@@ -107,7 +126,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("stylize", help="stylize videos and photos", description=__doc__)
     p.add_argument("inputs", nargs="*", type=Path, help="videos, photos, or folders of them")
     p.add_argument("-i", "--input", dest="input_flags", action="append", type=Path, default=[], metavar="INPUT",
-                   help="an input, as in ffmpeg (repeatable; alongside the positional inputs)")
+                   help="an input, as in ffmpeg (repeatable; alongside the positional inputs; a name may start with -)")
     p.add_argument("-o", "--output", type=Path,
                    help="output file (one input) or folder (default: beside the input, <stem>_<model>.mp4 for "
                         "videos, the photo's own format for photos)")
@@ -116,6 +135,7 @@ def register(subparsers) -> None:
                         f"(default: {DEFAULT_STYLE_MODEL})")
     p.add_argument("--sr", dest="sr_model", help="super-resolution model run after the style model in the same pass")
     add_engine_arguments(p)
+    add_limit_arguments(p)
     p.add_argument("--batch-size", type=int, default=4, help="frames per engine call (default: 4)")
     p.add_argument("--resize", type=parse_size, metavar="WxH", help="model input size")
     size = p.add_argument_group("output size (default: the model's output size)")
@@ -150,14 +170,12 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import InputError, RtstyleError
+    from ..errors import InputError
     from ..fsutil import check_regular_input
     from ..gpu.capabilities import resolve_decoder
-    from ..limits import check_media_pixels
-    from ..photos import check_photo, is_photo
     from ..signals import interrupt_on_signals
-    from ..stylize import StylizeConfig, open_chain, plan_batch, stylize_batch
-    from ..video import EncoderConfig, VideoReader
+    from ..stylize import StylizeConfig, check_plan, open_chain, plan_batch, stylize_batch
+    from ..video import EncoderConfig
 
     inputs = [*args.inputs, *args.input_flags]
     if args.output is not None and str(args.output) == "-":
@@ -183,22 +201,14 @@ def run(args: argparse.Namespace) -> int:
         never_overwrite=args.never_overwrite, preview=args.preview, progress=progress_mode(args),
         stats_path=args.stats, temporal_smoothing=args.temporal_smoothing, style=style_choice(args),
         keep_size=args.keep_size, out_scale=args.out_scale, out_width=args.out_width, out_height=args.out_height,
-        suffix=args.suffix, trust_model=args.trust_model, keep_going=args.keep_going,
+        suffix=args.suffix, trust_model=args.trust_model, keep_going=args.keep_going, limits=limits_from_args(args),
     )
     check_cluster_flags(args)
     if args.ray is not None:
         return run_on_cluster(args, config)
-    # Every input is checked before a (possibly slow) engine build, and every bad one is named.
-    plan = plan_batch(config)
-    for src, _ in list(plan.pairs):
-        try:
-            check_media_pixels(src, args.max_pixels)  # from the header, before a frame is decoded
-            if is_photo(src):
-                check_photo(src)
-            else:
-                VideoReader(src, decoder=config.decoder)
-        except RtstyleError as exc:
-            plan.refuse(src, exc)
+    # Every input is checked before a (possibly slow) engine build, and every bad one is named:
+    # the limits from the headers, before a frame is decoded (stylize.check_input).
+    plan = check_plan(plan_batch(config), config)
     plan.raise_if_bad(config.keep_going)
     if not plan.pairs and not plan.bad:
         print("nothing to do: every output exists (-n)", file=sys.stderr)

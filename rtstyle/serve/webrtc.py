@@ -30,13 +30,13 @@ import numpy as np
 
 from ..conditioning import load_style_image
 from ..engine import style_switcher
-from ..errors import InputError
 from ..frames import Frame
 from ..pipeline import PipelineConfig, run_pipeline
 from ..sinks import CallbackSink, Sink, SinkChain, SmoothingSink, StatsSink
 from ..sources import Resized, Source
 from ..temporal import check_smoothing
 from .catalog import Catalog
+from .params import OFFER, SESSION, parse_params
 from .stamps import read_stamp, write_stamp
 
 log = logging.getLogger("rtstyle.serve")
@@ -123,17 +123,17 @@ class Settings:
         return self
 
 
+def offered(params: dict, catalog: Catalog) -> Settings:
+    """A new session's settings from an offer's JSON (``params.PARAMS``, checked in one place)."""
+    typed = parse_params({k: v for k, v in params.items() if k not in ("sdp", "type")}, OFFER)
+    typed.setdefault("model", next(iter(catalog.models)))
+    return Settings(**typed).check(catalog)
+
+
 def updated(settings: Settings, changes: dict, catalog: Catalog) -> Settings:
-    """``settings`` with the JSON ``changes`` applied (unknown keys are an error)."""
-    allowed = {"model", "alpha", "style_index", "smoothing"}
-    unknown = set(changes) - allowed
-    if unknown:
-        raise InputError(f"unknown setting(s) {sorted(unknown)}; choose from {sorted(allowed)}")
-    try:
-        typed = {k: (str(v) if k == "model" else int(v) if k == "style_index" else float(v))
-                 for k, v in changes.items() if v is not None}
-    except (TypeError, ValueError):
-        raise InputError(f"bad setting value in {changes}: model is a name, alpha/smoothing numbers, style_index an integer") from None
+    """``settings`` with the JSON ``changes`` applied (``params.PARAMS``: unknown keys and bad
+    values are an error naming the setting)."""
+    typed = parse_params(changes, SESSION)
     if "model" in typed and typed["model"] != settings.model:
         typed.setdefault("style_index", None)  # bank numbers belong to one model
     return replace(settings, **typed).check(catalog)

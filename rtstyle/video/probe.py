@@ -8,6 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..errors import InputError
+from ..limits import Limits
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".gif")
 DEFAULT_TIME_BASE = Fraction(1, 1000)
@@ -100,8 +101,10 @@ def _decode_order_timestamps(container, stream) -> bool:
     return scanned > 1
 
 
-def probe(path: str | Path) -> VideoInfo:
-    """Describe the first video stream of ``path``; decodes one frame to prove the file is usable."""
+def probe(path: str | Path, limits: Limits | None = None) -> VideoInfo:
+    """Describe the first video stream of ``path``; decodes one frame to prove the file is usable
+    (with ``limits``, only a frame within ``limits.max_pixels``: FFmpeg refuses a bigger one
+    before allocating it)."""
     import av
 
     path = Path(path)
@@ -109,10 +112,15 @@ def probe(path: str | Path) -> VideoInfo:
     with _open_input(path) as container:
         stream = _video_stream(container, path)
         ctx = stream.codec_context
+        if limits is not None:
+            limits.check_frame(ctx.width, ctx.height, path)  # the header's size
+            ctx.options = {"max_pixels": str(limits.max_pixels)}
         first = None
         try:
             first = next(container.decode(stream), None)
         except av.FFmpegError as exc:
+            if limits is not None:
+                limits.check_frame(ctx.width, ctx.height, path)  # refused by max_pixels: say so
             raise _UndecodableStream(f"cannot decode the video stream of {path} ({_ffmpeg_reason(exc)})") from None
         if first is None:
             raise InputError(f"no decodable video frames in {path} (zero frames or corrupt stream)")
