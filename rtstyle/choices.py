@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Mapping
 
 from .errors import ConfigError
+from .netconfig import STYLE_ARCH_PRESETS
 
 DEFAULT_STYLE_MODEL = "starry_night"  # bundled style used when no --model is given
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # engine precisions
@@ -18,7 +19,8 @@ BACKEND_NAMES = ("torch", "onnxruntime", "tensorrt", "aoti", "openvino")  # engi
 IO_KINDS = ("float", "uint8")  # exported graphs: float NCHW [0, 1] or uint8 NHWC frames
 LAYOUTS = {"float": "NCHW", "uint8": "NHWC"}
 BENCH_QUICK_DURATION = "a few minutes on a CPU (AOTInductor compiles a package)"  # --help and README say this
-BENCH_ARCHS = ("style", "style-fast", "sr4", "sr8")  # benchmarks.config.ARCHS
+# benchmarks.config.ARCHS: the Johnson-size net, every other style preset as style-NAME, SR x4 and x8
+BENCH_ARCHS = ("style", *(f"style-{name}" for name in STYLE_ARCH_PRESETS if name != "johnson"), "sr4", "sr8")
 OPTIMIZERS = ("lbfgs", "adam")  # rtstyle optimize
 PROGRESS_MODES = ("auto", "bar", "plain", "json", "none")  # rtstyle.progress: --progress
 INITS = ("content", "noise", "mix")
