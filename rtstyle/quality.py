@@ -305,9 +305,14 @@ def markdown_table(report: dict[str, Any]) -> str:
     rows = [(r["image"], r) for r in report["images"]] + [("**average**", report["average"])]
     for name, r in rows:
         match = r["match"]
-        cells = [name, f"{r['network']['total']:.4g}", *[f"{r['optimization'][str(m)]['total']:.4g}" if r["optimization"][str(m)] else "-" for m in ms],
-                 f"{match['iteration']}" if match["iteration"] is not None else f"> {ms[-1]}",
-                 f"{1000 * r['network']['seconds']:.1f}",
+        if match["iteration"] is not None:
+            matched = f"{match['iteration']}"
+        elif match.get("median_per_image") is not None:  # --stop-at-match: traces end at each image's match
+            matched = f"median {match['median_per_image']:g}"
+        else:
+            matched = f"> {ms[-1]}"
+        opt = [f"{r['optimization'][str(m)]['total']:.4g}" if r["optimization"][str(m)] else "-" for m in ms]
+        cells = [name, f"{r['network']['total']:.4g}", *opt, matched, f"{1000 * r['network']['seconds']:.1f}",
                  f"{match['seconds']:.1f}" if match["seconds"] is not None else "-",
                  f"{match['speed_ratio']:.0f}x" if match["speed_ratio"] is not None else "-"]
         lines.append("| " + " | ".join(cells) + " |")
