@@ -174,7 +174,7 @@ def _short(data: Any) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rtstyle.benchmarks.gpu_check", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m rtstyle.benchmarks.gpu_check", description=__doc__, allow_abbrev=False,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="folder for <device>-<date>.json/.md/.png")
     p.add_argument("--dry-run", action="store_true", help="on a CPU: walk the plan, run the CPU-testable parts, small")
