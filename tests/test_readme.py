@@ -99,6 +99,8 @@ PLANS: dict[str, Run | CoveredBy | Skip] = {
     "rtstyle eval grid --model starry_night --model great_wave --images photos/ -o grid.png": Run(),
     "rtstyle models": Run(),
     "rtstyle doctor": Run(),
+    # Its own test: here it would empty the cache the whole test session shares.
+    "rtstyle doctor --clear-cache": CoveredBy("tests/test_doctor.py::test_clear_cache_empties_what_rtstyle_rebuilds"),
     "rtstyle eval quality --model starry_night --images photos/ --json q.json":
         Run("--iterations 2,3 --size 32 --limit 1 --timing-runs 1 --no-progress"),
     "rtstyle eval temporal clip.mp4 --model starry_night --json t.json": Run("--no-progress"),
