@@ -109,7 +109,12 @@ class VideoWriter:
         OutputPolicy(overwrite=overwrite).check(self.path)
         self.overwrite = overwrite
         self.width, self.height = width, height
-        self.time_base = time_base
+        self.time_base = time_base  # of the pts given to write()
+        # AVI stores no timestamps, only a frame rate and one chunk per frame: a 1/600 time base
+        # would declare a 600 fps file of mostly empty chunks. There, one tick per frame of the
+        # source's rate (and no B-frames, see _add_video_stream).
+        self._avi = _format_for(self.path) == "avi"
+        self._stream_time_base = 1 / Fraction(frame_rate or 30).limit_denominator(1001) if self._avi else time_base
         self.frames_written = 0
         self.warnings: list[str] = []
         if fit_note:
@@ -164,9 +169,13 @@ class VideoWriter:
         stream.width, stream.height = self.width, self.height
         self.pix_fmt = choose_pix_fmt(codec, self.width, self.height, cfg.pix_fmt)
         stream.pix_fmt = self.pix_fmt
-        stream.time_base = self.time_base
-        stream.codec_context.time_base = self.time_base
+        stream.time_base = self._stream_time_base
+        stream.codec_context.time_base = self._stream_time_base
         ctx = stream.codec_context
+        if self._avi:
+            # Reordered frames have no place in AVI (no presentation times): they would come back
+            # shuffled or a frame late in players that trust the chunk order, behind empty chunks.
+            ctx.max_b_frames = 0
         ctx.color_range, ctx.colorspace = color.color_range, color.colorspace
         ctx.color_primaries, ctx.color_trc = color.color_primaries, color.color_trc
         if rotation % 360:
@@ -217,6 +226,10 @@ class VideoWriter:
 
         if image.shape != (self.height, self.width, 3) or image.dtype != np.uint8:
             raise InputError(f"frame {self.frames_written}: expected uint8 ({self.height}, {self.width}, 3), got {image.dtype} {image.shape}")
+        if self._stream_time_base != self.time_base:  # into the stream's ticks (AVI: frames)
+            scale = self.time_base / self._stream_time_base
+            pts = None if pts is None else round(pts * scale)
+            duration = duration and max(1, round(duration * scale))
         if pts is None:
             pts = 0 if self._last_pts is None else self._last_pts + (duration or 1)
         if self._last_pts is not None and pts <= self._last_pts:
@@ -225,12 +238,12 @@ class VideoWriter:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         frame = frame.reformat(format=self.pix_fmt, dst_colorspace=self._color.colorspace or None,
                                dst_color_range=self._color.color_range or None)
-        frame.pts, frame.time_base = pts, self.time_base
+        frame.pts, frame.time_base = pts, self._stream_time_base
         if duration:
             frame.duration = duration
         self._mux(self.stream.encode(frame))
         self.frames_written += 1
-        self._video_end = float((pts + (duration or 0)) * self.time_base)
+        self._video_end = float((pts + (duration or 0)) * self._stream_time_base)
         if self._audio_in is not None:
             # Interleave audio up to the video's time (not ahead: an interrupted file ends both together).
             self._mux_audio_until(self._video_end)
@@ -273,6 +286,8 @@ class VideoWriter:
             if until is not None and t - offset > until:
                 self._pending_audio = packet
                 return
+            if self._avi and end_t - offset <= 0:
+                continue  # AVI has no negative times (AAC priming): the muxer would delay the video instead
             out, decode_from = self._audio_map.get(packet.stream.index, (None, None))
             if out is None:
                 continue
