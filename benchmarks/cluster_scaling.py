@@ -18,7 +18,6 @@ storage bandwidth divided by the bytes per frame. Writes ``<out>.json`` and ``<o
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as _dt
 import os
@@ -30,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from rtstyle.argparsing import ArgumentParser
 
 from .environment import machine_line
 from .flops import count_engine_work
@@ -241,7 +242,7 @@ def markdown(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/cluster-scaling"))
     p.add_argument("--clips", type=int, default=6)
     p.add_argument("--frames", type=int, default=36)

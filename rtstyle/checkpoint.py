@@ -212,14 +212,10 @@ def load_checkpoint(
     if task is not None and meta["task"] != task:
         raise CheckpointError(f"{path} is a {meta['task']!r} checkpoint, but this command needs a {task!r} one")
     config = checked_config(meta["model"], path)
-    # Shapes are compared on the meta device first (no memory): a config that does not describe
-    # the stored tensors is refused before a real network is allocated.
-    try:
-        with torch.device("meta"):
-            expected = build_model(config).state_dict()
-    except NotImplementedError:
-        # A net with a frozen pretrained part (AdaIN's VGG encoder) loads real weights while it is
-        # built, which the meta device cannot hold; its config is already bounded, so build it for real.
+    # Shapes are compared on the meta device first (no memory, no weights read: AdaIN's pretrained
+    # VGG encoder is built empty there): a config that does not describe the stored tensors is
+    # refused before a real network is allocated.
+    with torch.device("meta"):
         expected = build_model(config).state_dict()
     with safe_open(str(path), framework="pt") as f:
         keys = list(f.keys())

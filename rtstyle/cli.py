@@ -13,6 +13,7 @@ import re
 import sys
 
 from . import __version__
+from .argparsing import ArgumentParser
 from .errors import Interrupted, RtstyleError
 from .signals import hangup_as_terminate
 
@@ -79,10 +80,11 @@ class _HelpFormatter(argparse.HelpFormatter):
         return super()._format_action(action)
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(ArgumentParser):
     """Usage mistakes are one line too (argparse would print the whole usage first) and point at
     the help of the command that was used; descriptions are shown without docstring markup and
-    every default is in the help. Subcommand parsers inherit this class."""
+    every default is in the help; options are never abbreviated (``rtstyle.argparsing``).
+    Subcommand parsers inherit this class."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", _HelpFormatter)

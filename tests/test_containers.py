@@ -5,6 +5,8 @@ read frame by frame."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import av
 import numpy as np
 import pytest
@@ -13,10 +15,10 @@ from PIL import Image
 from rtstyle.errors import OutputError
 from rtstyle.photos import is_photo
 from rtstyle.stylize import StylizeConfig, stylize_files, stylize_video
-from rtstyle.video import EncoderConfig, VideoWriter
+from rtstyle.video import EncoderConfig, VideoReader, VideoWriter, probe
 from rtstyle.video.writer import OUTPUT_FORMATS, STILL_IMAGE_EXTENSIONS
 from tests.conftest import TINY_STYLE, _save
-from tests.helpers_video import IdentityEngine, make_clip
+from tests.helpers_video import IdentityEngine, audio_duration, make_clip, make_packed_avi, read_frames
 
 
 def stylize(src, out):
@@ -145,3 +147,46 @@ def test_animated_webp_and_png_inputs_are_read_frame_by_frame_with_their_duratio
     still = tmp_path / f"still{ext}"
     frames[0].save(still)
     assert is_photo(still) and not is_photo(src)
+
+
+def _same_frames(images, count: int) -> bool:
+    """``images`` are frame_pattern(0..count-1), in order (its blue channel counts frames)."""
+    blue = [float(im[..., 2].mean()) for im in images]
+    return len(blue) == count and all(abs(b - (40 + 9 * i) % 256) < 3 for i, b in enumerate(blue))
+
+
+def test_avi_output_keeps_the_source_rate_and_one_chunk_per_frame(tmp_path):
+    # Issue 29: a 30 fps clip whose time base was 1/600 came out as a 600 fps AVI declaring 605
+    # frames for 27. AVI stores a frame rate and one chunk per frame, nothing else.
+    src = make_clip(tmp_path / "in.mov", frames=27, size=(64, 48), fps=30)
+    result = stylize(src, tmp_path / "o.avi")
+    assert result.frames_out == 27 and not result.warnings
+    with av.open(str(result.output)) as c:
+        stream = c.streams.video[0]
+        assert stream.average_rate == 30 and stream.time_base == Fraction(1, 30) and stream.frames == 27
+        packets = [p for p in c.demux(stream) if p.size]
+        assert [p.dts for p in packets] == list(range(27))  # no empty chunks, no reordered (B) frames
+    with av.open(str(result.output)) as c:
+        images = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert _same_frames(images, 27)
+    info = probe(result.output)
+    assert abs(info.duration - 0.9) < 1e-6 and info.audio_codecs == ("aac",)
+    assert abs(audio_duration(result.output) - audio_duration(src)) < 0.05
+
+
+def test_packed_b_frame_avi_keeps_its_frame_times_in_and_out(tmp_path):
+    # Issue 29: an XviD clip with packed B-frames had its first frame moved by a frame interval
+    # ("N non-increasing timestamps repaired"): its frames carry shuffled pts but the decoder's
+    # best-effort times are right, as ffmpeg's are.
+    src = make_packed_avi(tmp_path / "xvid.avi", frames=20, fps=24)
+    reader = VideoReader(src)
+    frames = list(reader)
+    assert [f.pts for f in frames] == list(range(20)) and reader.info.time_base == Fraction(1, 24)
+    assert _same_frames([f.image for f in frames], 20) and not reader.warnings
+    result = stylize(src, tmp_path / "o.avi")
+    assert result.frames_out == 20 and not result.warnings
+    out = VideoReader(result.output)
+    assert [f.pts for f in out] == list(range(20)) and out.info.frame_rate == 24 and not out.warnings
+    assert abs(audio_duration(result.output) - audio_duration(src)) < 0.01  # the sound starts with chunk 0, as before
+    mp4 = stylize(src, tmp_path / "o.mp4")
+    assert [round(t * 1000) for t in read_frames(mp4.output)[1]] == [round(1000 * i / 24) for i in range(20)]

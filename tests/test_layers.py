@@ -29,7 +29,7 @@ PACKAGE_DIRS = {"rtstyle": "rtstyle", "trainers": "rtstyle.trainers", "export": 
 LAYERS: list[dict[str, list[str]]] = [
     {"errors": ["rtstyle.errors"]},
     {"core": ["rtstyle.frames", "rtstyle.fsutil", "rtstyle.outputs", "rtstyle.dtypes", "rtstyle.sysinfo",
-              "rtstyle.textutil", "rtstyle.choices", "rtstyle.graph_format", "rtstyle.cpu_memory", "rtstyle.degrade",
+              "rtstyle.textutil", "rtstyle.argparsing", "rtstyle.choices", "rtstyle.graph_format", "rtstyle.cpu_memory", "rtstyle.degrade",
               "rtstyle.progress", "rtstyle.presets", "rtstyle.timecode", "rtstyle.netconfig", "rtstyle.trainconfig",
               "rtstyle.threads", "rtstyle.signals", "rtstyle.limits", "rtstyle.trust", "rtstyle.pt2_archive"]},
     {"nets/losses": ["rtstyle.nets.*", "rtstyle.losses", "rtstyle.vgg"]},

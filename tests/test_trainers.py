@@ -230,6 +230,7 @@ def test_distributed_training_with_gloo_two_processes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     meta = read_metadata(out)
     assert meta["train"]["world_size"] == 2 and meta["train"]["iterations"] == 3
+    assert proc.stdout.count("checkpoint:") == 1 and proc.stdout.count("losses:") == 1, proc.stdout  # rank 0 only
 
 
 def test_cli_trains_residual_sr_with_colour_term(tmp_path):

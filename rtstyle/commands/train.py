@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 from pathlib import Path
 
 from rtstyle.choices import PROGRESS_MODES
@@ -181,6 +182,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(result) -> int:
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun: every process trained, rank 0 wrote the files and speaks for all
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result.last_losses.items())
     print(f"checkpoint: {result.checkpoint} ({result.steps} iterations, {result.seconds:.0f} s)")
     print(f"losses:     {losses}")

@@ -36,7 +36,7 @@ class VideoInfo:
     height: int
     pix_fmt: str | None
     time_base: Fraction
-    frame_rate: Fraction | None  # average rate; None if unknown
+    frame_rate: Fraction | None  # FFmpeg's guess: the base rate, or the average if variable; None if unknown
     num_frames: int | None  # as declared by the container (may be absent or approximate)
     duration: float | None  # seconds
     rotation: int = 0  # degrees counter-clockwise the player turns the picture (display matrix)
@@ -138,7 +138,10 @@ def probe(path: str | Path, limits: Limits | None = None) -> VideoInfo:
             height=first.height,
             pix_fmt=first.format.name,
             time_base=stream.time_base or DEFAULT_TIME_BASE,
-            frame_rate=stream.average_rate or stream.guessed_rate or None,
+            # FFmpeg's guess (av_guess_frame_rate, the rate ffmpeg gives an output): the stream's
+            # base rate, or the average for variable-rate files; the average alone is 29.99 for a
+            # 30 fps clip with millisecond timestamps, and an AVI keeps exactly one rate.
+            frame_rate=stream.guessed_rate or stream.average_rate or None,
             num_frames=stream.frames or None,
             duration=duration,
             rotation=rotation,

@@ -55,6 +55,8 @@ class VideoReader:
         self.warnings: list[str] = []
         self.video_start = 0.0  # raw seconds of the video stream's first frame (set when decoding starts)
         self.origin_time: float | None = None  # raw seconds of the first frame handed out
+        self._decode_delay = 0  # AVI: ticks between a chunk's time and the decoder's time for its frame
+        self._first_dts: int | None = None  # of the first packet decoding started from
         self._opencv_start = 0.0
         self.decoder = decoder
         if decoder != "opencv" and _is_animated_webp(self.path):
@@ -125,7 +127,8 @@ class VideoReader:
             if origin is None:
                 origin = pts
                 # OpenCV counts from the stream's start: add it back, as the audio keeps raw times
-                self.origin_time = float(pts * tb) + (self._opencv_start if self.decoder == "opencv" else 0.0)
+                opencv_start = self._opencv_start if self.decoder == "opencv" else 0.0
+                self.origin_time = float((pts - self._decode_delay) * tb) + opencv_start
             if limits is not None:
                 limits.check_frames(index + 1, self.path, more=True)
                 limits.check_seconds(float((pts - origin) * tb), self.path, more=True)
@@ -178,9 +181,15 @@ class VideoReader:
                 except av.FFmpegError:
                     continue
             reorder = _PacketTimestamps() if self.info.decode_order_timestamps else None
-            frames = ((f, reorder.pop() if reorder is not None else f.pts)
-                      for f in self._decode_pyav(container, stream, reorder))
+            decoded = self._decode_pyav(container, stream, reorder)
+            frames = ((f, reorder.pop()) for f in decoded) if reorder is not None else best_effort_times(decoded)
             first = next(frames, None)
+            if self.info.container == "avi" and first is not None and first[1] is not None \
+                    and self._first_dts is not None:
+                # AVI has no presentation times: chunk k is frame k and the audio starts with chunk 0.
+                # FFmpeg times a frame by its decoder's delay later (a frame, with B-frames): that
+                # delay must not move the audio against the video.
+                self._decode_delay = max(0, first[1] - self._first_dts)
             if first is None and back is not None:
                 continue  # the seek landed at the end
             if first is not None and back is not None and first[1] is not None \
@@ -194,8 +203,11 @@ class VideoReader:
     def _decode_pyav(self, container, stream, reorder: "_PacketTimestamps | None"):
         import av
 
+        self._first_dts = None
         try:
             for packet in container.demux(stream):
+                if self._first_dts is None:
+                    self._first_dts = packet.dts
                 if reorder is not None and packet.pts is not None and not packet.is_discard:
                     reorder.push(packet.pts)
                 try:
@@ -234,6 +246,52 @@ class VideoReader:
                 yield bgr_to_rgb(bgr), (round(ms) if ms >= 0 else None), None
         finally:
             cap.release()
+
+
+class _BestEffortTimestamps:
+    """FFmpeg's ``best_effort_timestamp`` (libavcodec's guess_correct_pts, which ``ffmpeg`` and
+    players use; PyAV does not expose it): a frame's pts while they increase, else its decode
+    time if those have been wrong less often."""
+
+    def __init__(self) -> None:
+        self.faulty_pts = self.faulty_dts = 0
+        self.last_pts: int | None = None
+        self.last_dts: int | None = None
+
+    def count(self, pts: int | None, dts: int | None) -> None:
+        if dts is not None:
+            self.faulty_dts += self.last_dts is not None and dts <= self.last_dts
+            self.last_dts = dts
+        elif pts is not None:
+            self.last_dts = pts
+        if pts is not None:
+            self.faulty_pts += self.last_pts is not None and pts <= self.last_pts
+            self.last_pts = pts
+        elif dts is not None:
+            self.last_pts = dts
+
+    def choose(self, pts: int | None, dts: int | None) -> int | None:
+        return pts if pts is not None and (self.faulty_pts <= self.faulty_dts or dts is None) else dts
+
+
+def best_effort_times(frames: Iterator, lookahead: int = 8) -> Iterator[tuple[object, int | None]]:
+    """(frame, presentation time) for decoded frames, by FFmpeg's best-effort rule, with the first
+    ``lookahead`` frames judged by what they show too (FFmpeg decides frame by frame, so the first
+    frames of a file whose pts are wrong keep them until the errors show). AVI stores no
+    presentation times: packed B-frames (DivX/XviD) give frames shuffled pts (1, 3, 2, 5, 4...)
+    but increasing decode times, and repairing the pts instead moved frames by a frame interval."""
+    best = _BestEffortTimestamps()
+    head: list | None = []
+    for frame in frames:
+        best.count(frame.pts, frame.dts)
+        if head is None:
+            yield frame, best.choose(frame.pts, frame.dts)
+            continue
+        head.append(frame)
+        if len(head) == lookahead:
+            yield from ((f, best.choose(f.pts, f.dts)) for f in head)
+            head = None
+    yield from ((f, best.choose(f.pts, f.dts)) for f in head or ())
 
 
 class _PacketTimestamps:

@@ -111,7 +111,12 @@ class VideoWriter:
         OutputPolicy(overwrite=overwrite).check(self.path)
         self.overwrite = overwrite
         self.width, self.height = width, height
-        self.time_base = time_base
+        self.time_base = time_base  # of the pts given to write()
+        # AVI stores no timestamps, only a frame rate and one chunk per frame: a 1/600 time base
+        # would declare a 600 fps file of mostly empty chunks. There, one tick per frame of the
+        # source's rate (and no B-frames, see _add_video_stream).
+        self._avi = OUTPUT_FORMATS.get(self.path.suffix.lower(), ("",))[0] == "avi"
+        self._stream_time_base = 1 / Fraction(frame_rate or 30).limit_denominator(1001) if self._avi else time_base
         self.frames_written = 0
         self.warnings: list[str] = []
         if fit_note:
@@ -119,7 +124,7 @@ class VideoWriter:
         self._last_pts: int | None = None
         self._last_duration: int | None = None  # time-base units: given, else the last interval
         self._durations: dict[int, int] = {}  # pts -> duration of frames not yet out of the encoder
-        self._step = max(1, round(1 / ((frame_rate or Fraction(30)) * time_base)))  # one frame at the stream's rate
+        self._step = max(1, round(1 / ((frame_rate or Fraction(30)) * self._stream_time_base)))  # one frame at the stream's rate, in its ticks
         self._video_end = 0.0  # seconds: end of the last frame written
         self._closed = False
         self._audio_in = None
@@ -168,9 +173,13 @@ class VideoWriter:
         stream.width, stream.height = self.width, self.height
         self.pix_fmt = choose_pix_fmt(codec, self.width, self.height, cfg.pix_fmt)
         stream.pix_fmt = self.pix_fmt
-        stream.time_base = self.time_base
-        stream.codec_context.time_base = self.time_base
+        stream.time_base = self._stream_time_base
+        stream.codec_context.time_base = self._stream_time_base
         ctx = stream.codec_context
+        if self._avi:
+            # Reordered frames have no place in AVI (no presentation times): they would come back
+            # shuffled or a frame late in players that trust the chunk order, behind empty chunks.
+            ctx.max_b_frames = 0
         ctx.color_range, ctx.colorspace = color.color_range, color.colorspace
         ctx.color_primaries, ctx.color_trc = color.color_primaries, color.color_trc
         if rotation % 360:
@@ -247,6 +256,10 @@ class VideoWriter:
         return int(self._color.colorspace or 0), int(self._color.color_range or 0)
 
     def _encode(self, frame, pts: int | None, duration: int | None) -> None:
+        if self._stream_time_base != self.time_base:  # into the stream's ticks (AVI: frames)
+            scale = self.time_base / self._stream_time_base
+            pts = None if pts is None else round(pts * scale)
+            duration = duration and max(1, round(duration * scale))
         if pts is None:
             pts = 0 if self._last_pts is None else self._last_pts + (duration or 1)
         if self._last_pts is not None and pts <= self._last_pts:
@@ -257,12 +270,12 @@ class VideoWriter:
         self._last_duration = duration or interval
         self._durations[pts] = self._last_duration
         self._last_pts = pts
-        frame.pts, frame.time_base = pts, self.time_base
+        frame.pts, frame.time_base = pts, self._stream_time_base
         if duration:
             frame.duration = duration
         self._mux(self._timed(self.stream.encode(frame)))
         self.frames_written += 1
-        self._video_end = float((pts + (duration or 0)) * self.time_base)
+        self._video_end = float((pts + (duration or 0)) * self._stream_time_base)
         if self._audio_in is not None:
             # Interleave audio up to the video's time (not ahead: an interrupted file ends both together).
             self._mux_audio_until(self._video_end)
@@ -313,6 +326,8 @@ class VideoWriter:
             if until is not None and t - offset > until:
                 self._pending_audio = packet
                 return
+            if self._avi and end_t - offset <= 0:
+                continue  # AVI has no negative times (AAC priming): the muxer would delay the video instead
             out, decode_from = self._audio_map.get(packet.stream.index, (None, None))
             if out is None:
                 continue
