@@ -29,6 +29,7 @@ from .losses import LossConfig, PerceptualLoss
 from .models import resolve_model
 from .optimize import OptimizerSettings, build_loss, optimize_pixels
 from .outputs import OutputPolicy
+from .progress import progress as progress_bar
 from .sources import list_images
 from .style_lookup import default_style_dirs, style_target
 
@@ -132,7 +133,8 @@ def _terms(values: dict[str, float]) -> dict[str, float]:
 
 
 def evaluate_image(loss_fn: PerceptualLoss, model: torch.nn.Module, path: Path, config: QualityConfig,
-                   device: torch.device) -> dict[str, Any]:
+                   device: torch.device, bar=None) -> dict[str, Any]:
+    """One image's row of the report; ``bar``: the run's progress over every image's iterations."""
     content = numpy_to_float(load_image(path, max_side=config.size)).to(device).contiguous()
     output, net_seconds = time_network(model, content, config.timing_runs)
     with torch.no_grad():
@@ -140,7 +142,7 @@ def evaluate_image(loss_fn: PerceptualLoss, model: torch.nn.Module, path: Path, 
     network["seconds"] = net_seconds
     last = config.milestones[-1]
     trace = optimize_pixels(loss_fn, content, last, config.settings, progress=config.progress,
-                            desc=f"optimize {path.name}")
+                            desc=f"optimize {path.name}", bar=bar)
     milestones = {str(k): {**_terms(trace.history[k]), "seconds": trace.seconds[k]} for k in config.milestones}
     match = match_point(trace.totals, trace.seconds, network["total"])
     match["speed_ratio"] = match["seconds"] / net_seconds if match["seconds"] is not None else None
@@ -177,7 +179,13 @@ def evaluate_quality(config: QualityConfig) -> dict[str, Any]:
     style = numpy_to_float(target.image)
     loss_fn = build_loss(loss_config, style, device, config.vgg_weights)
 
-    images = [evaluate_image(loss_fn, model, path, config, device) for path in files]
+    # One bar over every image's iterations: its ETA is the whole run's.
+    bar = progress_bar(len(files) * config.milestones[-1], f"eval quality ({len(files)} images)", "it",
+                       mode=config.progress, leave=True)
+    try:
+        images = [evaluate_image(loss_fn, model, path, config, device, bar) for path in files]
+    finally:
+        bar.close()
     report = {
         "model": ckpt.name,
         "checkpoint": str(ckpt.path),
