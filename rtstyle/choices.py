@@ -21,6 +21,7 @@ BENCH_QUICK_DURATION = "a few minutes on a CPU (AOTInductor compiles a package)"
 BENCH_ARCHS = ("style", "style-fast", "sr4", "sr8")  # benchmarks.config.ARCHS
 OPTIMIZERS = ("lbfgs", "adam")  # rtstyle optimize
 PROGRESS_MODES = ("auto", "bar", "plain", "json", "none")  # rtstyle.progress: --progress
+TILE_PAD = 16  # rtstyle.tiles.DEFAULT_PAD: pixels of context around a tile (the bundled SR nets see 14)
 INITS = ("content", "noise", "mix")
 # rtstyle eval temporal --cut-threshold (rtstyle.temporal.flow.CUT_THRESHOLD): a frame pair whose
 # input warping error (squared) exceeds it is a scene cut. Ordinary pairs of real clips measure
