@@ -36,6 +36,7 @@ LIVE_KEYS = (
     ("p", "previous style"),
     ("1-9", "style number N"),
     ("s / a", "next / previous style image (AdaIN --style-dir)"),
+    ("[ / ]", "style strength down / up by 0.1 (--strength)"),
     ("h", "show or hide this key help"),
 )
 

@@ -29,7 +29,8 @@ output folder (default: beside each input) as ``<stem><suffix>.<ext>``: the suff
 (.png for bmp/tiff). Output size: the model's output size, or ``keep_size`` (the input's),
 ``out_scale`` (times the input's), ``out_width``/``out_height`` (one alone keeps the aspect ratio).
 
-``tile`` cuts frames into overlapping tiles for the engine and stitches them back (``rtstyle.tiles``:
+``strength`` < 1 blends the style engine's output with its input (``rtstyle.strength``); ``tile``
+cuts frames into overlapping tiles for the engine and stitches them back (``rtstyle.tiles``:
 ``rtstyle upscale --tile``).
 """
 
@@ -62,6 +63,7 @@ from .progress import progress as progress_bar
 from .signals import interrupt_on_signals  # noqa: F401 - part of this module's API
 from .sinks import Display, PreviewSink, WriterSink, build_sinks
 from .sources import FileSource, Resized
+from .strength import check_strength, with_strength
 from .temporal import check_smoothing
 from .threads import plan_threads
 from .tiles import DEFAULT_PAD, Tiling, check_tiling
@@ -99,12 +101,14 @@ class StylizeConfig:
     trust_model: bool = False  # load a .pt2 / TensorRT engine rtstyle did not produce (rtstyle.trust)
     suffix: str | None = None  # folder outputs: <stem><suffix>.<ext> (default _<model>[_<sr>])
     keep_going: bool = False  # many inputs: skip bad ones and go on after a failed one (summary at the end)
+    strength: float = 1.0  # the style model's output blended with its input (rtstyle.strength); 1: full style
     tile: int | None = None  # cut frames into tiles of this many pixels for the engine (rtstyle.tiles); None: whole
     tile_pad: int = DEFAULT_PAD  # pixels of context around each tile
 
     def __post_init__(self) -> None:
         # One path (str or Path) is one input, not a sequence of one-letter file names.
         object.__setattr__(self, "inputs", as_paths(self.inputs))
+        object.__setattr__(self, "strength", check_strength(self.strength))
         check_tiling(self.tile, self.tile_pad)
         check_smoothing(self.temporal_smoothing)
         if not self.inputs:
@@ -186,12 +190,12 @@ class ChainEngine(Engine):
 
 
 def open_chain(config: StylizeConfig, on_status: Callable[[str], None] | None = None) -> Engine:
-    """The style engine, followed by the SR engine when ``config.sr_model`` is set.
-    ``on_status(line)`` hears what a slow first opening is doing (``engine.open_engine``)."""
+    """The style engine (at ``config.strength``), followed by the SR engine when ``config.sr_model``
+    is set. ``on_status(line)`` hears what a slow first opening is doing (``engine.open_engine``)."""
     if config.model is None:
         raise InputError("no model given; pass --model NAME_OR_PATH (see `rtstyle models`)")
     opts = config.engine_options()
-    engine = open_engine(config.model, config.backend, opts, on_status)
+    engine = with_strength(open_engine(config.model, config.backend, opts, on_status), config.strength)
     if config.sr_model is not None:
         sr = open_engine(config.sr_model, config.backend, dataclasses.replace(opts, style=StyleChoice()), on_status)
         if sr.scale == 1:

@@ -38,7 +38,7 @@ LAYERS: list[dict[str, list[str]]] = [
     {"runtime": ["rtstyle", "rtstyle.api", "rtstyle.engine", "rtstyle.counting", "rtstyle.backend_choice", "rtstyle.backends.*", "rtstyle.video.*",
                  "rtstyle.sources.*", "rtstyle.sinks", "rtstyle.pipeline", "rtstyle.live.*", "rtstyle.temporal.*",
                  "rtstyle.stylize", "rtstyle.batch", "rtstyle.photos", "rtstyle.synth",
-                 "rtstyle.tiles", "rtstyle.cluster.*", "rtstyle.serve.*", "rtstyle.gpu.*"]},
+                 "rtstyle.strength", "rtstyle.tiles", "rtstyle.cluster.*", "rtstyle.serve.*", "rtstyle.gpu.*"]},
     {"train": ["rtstyle.trainers.*"],
      "eval": ["rtstyle.eval.*", "rtstyle.eval_temporal", "rtstyle.metrics", "rtstyle.quality", "rtstyle.gallery",
               "rtstyle.optimize", "rtstyle.style_lookup", "rtstyle.sr_eval"],

@@ -14,6 +14,7 @@ from .stylize import (
     add_encoder_arguments,
     add_engine_arguments,
     add_smoothing_argument,
+    add_strength_argument,
     add_style_choice_arguments,
     codec_choice,
     style_choice,
@@ -48,6 +49,7 @@ def register(subparsers) -> None:
                         "(the same frames as `rtstyle stylize FILE`)")
     p.add_argument("--no-fps", dest="show_fps", action="store_false", help="no fps overlay")
     add_smoothing_argument(p)
+    add_strength_argument(p)
     add_style_choice_arguments(p)
     p.add_argument("--style-dir", type=Path, metavar="DIR",
                    help="AdaIN models: folder of style images; s/a apply the next/previous one live")
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision, max_side=args.max_side, window=args.window, output=args.output,
         overwrite=args.overwrite, trust_model=args.trust_model, virtual_cam=args.virtual_cam, max_frames=args.max_frames,
         duration=args.duration, reconnect=args.reconnect, every_frame=args.every_frame, show_fps=args.show_fps,
-        temporal_smoothing=args.temporal_smoothing, style_dir=args.style_dir, style=style_choice(args),
+        temporal_smoothing=args.temporal_smoothing, style_dir=args.style_dir, style=style_choice(args), strength=args.strength,
         encoder=EncoderConfig(codec=codec_choice(args.codec), crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, audio="none"),
     )
     with interrupt_on_signals(threading.Event()) as stop:

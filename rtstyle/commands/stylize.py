@@ -96,6 +96,12 @@ def add_style_choice_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--style-index", type=int, metavar="N", help="StyleBank models: which of its styles to apply")
 
 
+def add_strength_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strength", type=float, default=1.0, metavar="S",
+                   help="style strength for any model: S x the stylized frame + (1 - S) x the input, in [0, 1] "
+                        "(default: 1)")
+
+
 def style_choice(args: argparse.Namespace):
     from ..conditioning import StyleChoice
 
@@ -157,6 +163,7 @@ def register(subparsers) -> None:
     add_file_arguments(p, "_<model>")
     p.add_argument("--preview", action="store_true", help="show frames while encoding (needs a display)")
     add_smoothing_argument(p)
+    add_strength_argument(p)
     add_style_choice_arguments(p)
     add_cluster_arguments(p)
     p.set_defaults(func=run, codec="auto")  # stylize: NVENC where the GPU has one (live keeps libx264)
@@ -199,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = StylizeConfig(
         **file_settings(args), sr_model=args.sr_model, resize=args.resize, preview=args.preview,
-        temporal_smoothing=args.temporal_smoothing, style=style_choice(args),
+        temporal_smoothing=args.temporal_smoothing, style=style_choice(args), strength=args.strength,
         keep_size=args.keep_size, out_scale=args.out_scale, out_width=args.out_width, out_height=args.out_height,
     )
     check_cluster_flags(args)

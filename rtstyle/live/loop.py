@@ -41,6 +41,7 @@ from ..sinks import (
     check_virtual_cam_installed,
 )
 from ..sources import CameraSource, FileSource, Resized, Source, is_camera, opencv_capture
+from ..strength import check_strength
 from ..temporal import check_smoothing
 from ..video import EncoderConfig, VideoWriter
 from .styles import Styles
@@ -70,8 +71,10 @@ class LiveConfig:
     temporal_smoothing: float = 0.0  # flow-guided blend with the previous output (sinks.SmoothingSink); 0 = off
     style_dir: Path | None = None  # AdaIN models: style images to cycle with the s/a keys
     style: StyleChoice = field(default_factory=StyleChoice)  # AdaIN alpha / first image, StyleBank index
+    strength: float = 1.0  # blend with the camera picture (rtstyle.strength); the [ and ] keys change it
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "strength", check_strength(self.strength))
         if isinstance(self.models, (str, Path)):  # one model, not one per letter of its name
             object.__setattr__(self, "models", (self.models,))
         check_smoothing(self.temporal_smoothing)
@@ -180,7 +183,7 @@ def run_live(config: LiveConfig, open_capture: Callable[[str], Any] = opencv_cap
     halt = StopFlag(stop)
     ending = _Ending(halt)
     styles = Styles(config.models, config.backend, config.device, config.precision, config.style, config.style_dir,
-                    engines, trust_model=config.trust_model)
+                    engines, trust_model=config.trust_model, strength=config.strength)
     styles.current()  # open the first model before the camera, so errors come early
     display = Display("rtstyle live", config.window)
     result = LiveResult(headless=not display.window)

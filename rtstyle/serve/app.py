@@ -111,7 +111,8 @@ class Studio:
             raise InputError("the offer has no video track; send the camera track")
         settings = Settings(model=str(params.get("model") or next(iter(self.catalog.models))),
                             alpha=params.get("alpha"), style_index=params.get("style_index"),
-                            smoothing=float(params.get("smoothing") or 0.0)).check(self.catalog)
+                            smoothing=float(params.get("smoothing") or 0.0),
+                            strength=_strength(params)).check(self.catalog)
         if not self.session_slots.acquire():
             return _json_error(503, self.session_slots.busy_message())
         pc = None
@@ -222,7 +223,7 @@ class Studio:
             style = self.catalog.default_choice(model, _float(fields, "alpha"), _int(fields, "style_index"))
             job_request = JobRequest(model=model, kind=kind, input=path, style=style,
                                      temporal_smoothing=_float(fields, "smoothing") or 0.0,
-                                     max_side=_int(fields, "max_side"))
+                                     max_side=_int(fields, "max_side"), strength=_strength(fields))
         except BaseException:
             self.jobs.slots.release()
             self.store.delete(job_id)
@@ -262,11 +263,11 @@ class Studio:
                     return fields, None, None, InputError("the uploaded file is empty")
                 kind, ext = sniffed
                 path = partial.rename(folder / f"input{ext}")
-            elif part.name in ("model", "alpha", "style_index", "smoothing", "max_side"):
+            elif part.name in ("model", "alpha", "style_index", "smoothing", "max_side", "strength"):
                 fields[part.name] = (await part.read(decode=True))[:200].decode("utf-8", "replace").strip()
             else:
                 return fields, None, None, InputError(f"unexpected form field {part.name!r}; send file, model, "
-                                                      "alpha, style_index, smoothing, max_side")
+                                                      "alpha, style_index, smoothing, max_side, strength")
         if path is None:
             return fields, None, None, InputError("no 'file' part in the upload")
         return fields, kind, path, None
@@ -353,6 +354,12 @@ def _float(fields: dict, name: str) -> float | None:
         return float(fields[name]) if fields.get(name) not in (None, "") else None
     except ValueError:
         raise InputError(f"{name} must be a number, got {fields[name]!r}") from None
+
+
+def _strength(fields: dict) -> float:
+    """The optional ``strength`` of an offer or a job (rtstyle.strength): 1 when not given."""
+    value = _float(fields, "strength")
+    return 1.0 if value is None else value
 
 
 def _int(fields: dict, name: str) -> int | None:

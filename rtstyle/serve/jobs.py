@@ -17,6 +17,7 @@ from pathlib import Path
 from ..conditioning import StyleChoice
 from ..counting import CountingEngine
 from ..errors import InputError, RtstyleError
+from ..strength import check_strength, with_strength
 from .security import Slots, UploadStore
 
 
@@ -28,6 +29,10 @@ class JobRequest:
     style: StyleChoice = field(default_factory=StyleChoice)
     temporal_smoothing: float = 0.0
     max_side: int | None = None
+    strength: float = 1.0  # any model: blend with the input (rtstyle.strength)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "strength", check_strength(self.strength))
 
 
 @dataclass
@@ -103,7 +108,7 @@ class JobManager:
         config = StylizeConfig(inputs=(req.input,), model=req.model, output=out, batch_size=2, progress=False,
                                max_side=req.max_side, temporal_smoothing=req.temporal_smoothing, style=req.style)
         job.frames_total = VideoReader(req.input).info.num_frames or None  # also rejects undecodable uploads early
-        job.counter = CountingEngine(self.open_engine_for(req.model, req.style, 2))
+        job.counter = CountingEngine(with_strength(self.open_engine_for(req.model, req.style, 2), req.strength))
         results = stylize_files(config, job.counter, self._stop)
         job.output = results[0].output
         job.frames_done = results[0].frames_out
@@ -117,7 +122,7 @@ class JobManager:
 
         req = job.request
         job.frames_total = 1
-        job.counter = CountingEngine(self.open_engine_for(req.model, req.style, 1))
+        job.counter = CountingEngine(with_strength(self.open_engine_for(req.model, req.style, 1), req.strength))
         results: list = []
         run_pipeline(ImageSource([req.input], max_side=req.max_side), job.counter,
                      SinkChain([CallbackSink(lambda image, frame: results.append(image))]), stop=self._stop)

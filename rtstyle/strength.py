@@ -1,0 +1,81 @@
+"""Style strength for every model: the network's output blended with its own input.
+
+``output = s * stylized + (1 - s) * input`` per pixel, on the engine's device, after the engine
+ran (``StrengthEngine``, or ``apply_strength`` for front ends whose strength changes while they
+run: ``rtstyle live``'s keys, the studio's slider). It needs nothing from the network, so it works
+for every model on every backend (TensorRT engines, ONNX and OpenVINO graphs included), and it
+costs one element-wise pass over the batch where the batch already is: no host copy.
+
+A super-resolution engine's output is larger than its input: there the input is enlarged
+bicubically first (strength 0 is plain bicubic upscaling).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .engine import Engine
+from .errors import InputError
+
+
+def check_strength(value: float) -> float:
+    """``value`` as a float in [0, 1], or a one-line InputError naming it."""
+    try:
+        strength = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"--strength must be a number in [0, 1], got {value!r}") from None
+    if not (math.isfinite(strength) and 0.0 <= strength <= 1.0):
+        raise InputError(f"--strength must be in [0, 1] (1: the full style, 0: the input), got {value}")
+    return strength
+
+
+def apply_strength(frames: torch.Tensor, stylized: torch.Tensor, strength: float) -> torch.Tensor:
+    """``strength * stylized + (1 - strength) * frames`` as uint8 NHWC, on ``stylized``'s device.
+    ``frames``: the engine's uint8 NHWC input (enlarged bicubically when ``stylized`` is larger).
+    Strength 1 returns ``stylized`` itself."""
+    if strength >= 1.0:
+        return stylized
+    ref = frames.to(stylized.device, non_blocking=True)
+    if ref.shape[1:3] != stylized.shape[1:3]:
+        nchw = F.interpolate(ref.permute(0, 3, 1, 2).float(), size=tuple(stylized.shape[1:3]), mode="bicubic",
+                             align_corners=False)
+        ref = nchw.clamp_(0, 255).permute(0, 2, 3, 1)
+    else:
+        ref = ref.float()
+    return ref.lerp_(stylized.float(), float(strength)).round_().to(torch.uint8).contiguous()
+
+
+class StrengthEngine(Engine):
+    """``inner``'s output blended with its input at ``strength`` (see the module docstring).
+    ``strength`` may change between batches."""
+
+    backend = "strength"
+
+    def __init__(self, inner: Engine, strength: float = 1.0):
+        super().__init__(device=inner.device, precision=inner.precision, scale=inner.scale, reason=inner.reason)
+        self.inner = inner
+        self.strength = strength
+
+    @property
+    def strength(self) -> float:
+        return self._strength
+
+    @strength.setter
+    def strength(self, value: float) -> None:
+        self._strength = check_strength(value)
+
+    def _run(self, frames: torch.Tensor) -> torch.Tensor:
+        strength = self._strength  # read once: another thread may change it meanwhile
+        return apply_strength(frames, self.inner(frames), strength)
+
+    def describe(self) -> str:
+        return f"{self.inner.describe()}, strength {self._strength:g}"
+
+
+def with_strength(engine: Engine, strength: float) -> Engine:
+    """``engine`` itself at strength 1, else wrapped in a ``StrengthEngine``."""
+    strength = check_strength(strength)
+    return engine if strength >= 1.0 else StrengthEngine(engine, strength)
