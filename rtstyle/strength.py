@@ -6,6 +6,13 @@ run: ``rtstyle live``'s keys, the studio's slider). It needs nothing from the ne
 for every model on every backend (TensorRT engines, ONNX and OpenVINO graphs included), and it
 costs one element-wise pass over the batch where the batch already is: no host copy.
 
+Why the output space and not feature space (where AdaIN's ``--alpha`` blends): docs/images/strength.jpg
+(``python -m rtstyle.benchmarks.readme_figures``) shows both on the bundled styles. In feature space
+(the residual blocks' change to a Johnson network's features scaled by ``s``) strengths 0.25 to 1
+look alike, and at 0 the decoder, trained on stylized features only, still paints its style over a
+distorted picture (59 and 37 levels of 255 from the photo on average); in the output space the
+style fades evenly to exactly the input, on every backend.
+
 A super-resolution engine's output is larger than its input: there the input is enlarged
 bicubically first (strength 0 is plain bicubic upscaling).
 """

@@ -157,7 +157,8 @@ def test_upscale_any_factor_and_tiles_give_the_untiled_picture(tmp_path, photo, 
 def test_upscale_of_a_video_keeps_frames_and_audio(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=6, size=(48, 32), fps=8)
     out = tmp_path / "out.mp4"
-    assert main(["upscale", str(clip), "-o", str(out), "-s", "2", "--tile", "16", "--tile-pad", "8", "-q"]) == 0
+    assert main(["upscale", str(clip), "-o", str(out), "-s", "2", "--tile", "16", "--tile-pad", "8", "-q",
+                 "--backend", "torch"]) == 0
     images, times = read_frames(out)
     assert len(images) == 6 and images[0].shape == (64, 96, 3) and times[1] == pytest.approx(1 / 8, abs=1e-3)
     from rtstyle.video import probe
@@ -166,7 +167,8 @@ def test_upscale_of_a_video_keeps_frames_and_audio(tmp_path):
 
 
 def test_upscale_refuses_a_style_model_and_bad_factors(tmp_path, photo, tiny_style_ckpt, capsys):
-    assert main(["upscale", str(photo), "-m", str(tiny_style_ckpt), "-o", str(tmp_path / "x.png"), "-q"]) == 2
+    assert main(["upscale", str(photo), "-m", str(tiny_style_ckpt), "-o", str(tmp_path / "x.png"), "-q",
+                 "--backend", "torch"]) == 2
     err = capsys.readouterr().err
     assert "is a style model" in err and "rtstyle stylize" in err and err.count("\n") == 1
     assert main(["upscale", str(photo), "-s", "0", "-o", str(tmp_path / "x.png")]) == 2
