@@ -25,7 +25,7 @@ from .choices import DEFAULT_STYLE_MODEL
 from .conditioning import StyleChoice
 from .engine import Engine, EngineOptions, open_engine
 from .errors import InputError
-from .strength import apply_strength, check_strength, with_strength
+from .strength import Strength, apply_strength, with_strength
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,8 @@ class Stylizer:
     ``strength`` (0..1, settable later) blends the output with the input, for any model.
     """
 
+    strength = Strength()  # checked on every assignment
+
     def __init__(self, model: str | Path = DEFAULT_STYLE_MODEL, *, device: str = "auto", backend: str = "auto",
                  precision: str = "auto", batch_size: int = 4, style: StyleChoice | None = None,
                  engine: Engine | None = None, strength: float = 1.0) -> None:
@@ -119,14 +121,6 @@ class Stylizer:
     def __repr__(self) -> str:
         strength = f", strength {self.strength:g}" if self.strength < 1 else ""
         return f"Stylizer({str(self.model)!r}, {self.engine.describe()}{strength})"
-
-    @property
-    def strength(self) -> float:
-        return self._strength
-
-    @strength.setter
-    def strength(self, value: float) -> None:
-        self._strength = check_strength(value)
 
     def image(self, image: Any) -> Any:
         """Stylize one image (or one batch of same-sized images); returns the same kind it was given."""

@@ -55,31 +55,38 @@ def apply_strength(frames: torch.Tensor, stylized: torch.Tensor, strength: float
     return ref.lerp_(stylized.float(), float(strength)).round_().to(torch.uint8).contiguous()
 
 
+class Strength:
+    """A strength attribute checked on every assignment (``check_strength``): a data descriptor,
+    so front ends whose strength changes while they run cannot be given a bad one."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, obj, owner: type | None = None):
+        return self if obj is None else getattr(obj, self.slot)
+
+    def __set__(self, obj, value: float) -> None:
+        setattr(obj, self.slot, check_strength(value))
+
+
 class StrengthEngine(Engine):
     """``inner``'s output blended with its input at ``strength`` (see the module docstring).
     ``strength`` may change between batches."""
 
     backend = "strength"
+    strength = Strength()
 
     def __init__(self, inner: Engine, strength: float = 1.0):
         super().__init__(device=inner.device, precision=inner.precision, scale=inner.scale, reason=inner.reason)
         self.inner = inner
         self.strength = strength
 
-    @property
-    def strength(self) -> float:
-        return self._strength
-
-    @strength.setter
-    def strength(self, value: float) -> None:
-        self._strength = check_strength(value)
-
     def _run(self, frames: torch.Tensor) -> torch.Tensor:
-        strength = self._strength  # read once: another thread may change it meanwhile
+        strength = self.strength  # read once: another thread may change it meanwhile
         return apply_strength(frames, self.inner(frames), strength)
 
     def describe(self) -> str:
-        return f"{self.inner.describe()}, strength {self._strength:g}"
+        return f"{self.inner.describe()}, strength {self.strength:g}"
 
 
 def with_strength(engine: Engine, strength: float) -> Engine:
