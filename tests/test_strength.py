@@ -17,7 +17,14 @@ from rtstyle.errors import InputError
 from rtstyle.frames import load_image, save_image
 from rtstyle.live import LiveConfig, Styles, run_live
 from rtstyle.sinks import CallbackSink
-from rtstyle.strength import StrengthEngine, apply_strength, check_strength, with_strength
+from rtstyle.strength import (
+    StrengthEngine,
+    _blend_in_torch,
+    _blend_on_cpu,
+    apply_strength,
+    check_strength,
+    with_strength,
+)
 from tests.helpers_serve import run, studio
 from tests.helpers_video import IdentityEngine, frame_pattern
 from tests.test_live import FakeCapture
@@ -52,6 +59,17 @@ def test_apply_strength_blends_on_the_output_device():
     flat = torch.full((1, 20, 30, 3), 77, dtype=torch.uint8)
     big = torch.zeros((1, 80, 120, 3), dtype=torch.uint8)
     assert (apply_strength(flat, big, 0.0) == 77).all() and (apply_strength(flat, big, 0.5) == 38).all()
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.3, 0.5])
+@pytest.mark.parametrize("scale", [1, 4])
+def test_the_gpus_torch_blend_and_the_cpus_opencv_blend_agree(strength, scale):
+    """The torch blend runs on CUDA devices only; here it runs on CPU tensors beside OpenCV's."""
+    frames = torch.from_numpy(np.stack([frame_pattern(i, 40, 24) for i in range(2)]))
+    stylized = torch.from_numpy(np.stack([frame_pattern(i + 9, 40 * scale, 24 * scale) for i in range(2)]))
+    gpu_way, cpu_way = _blend_in_torch(frames, stylized, strength), _blend_on_cpu(frames, stylized, strength)
+    assert gpu_way.shape == cpu_way.shape == stylized.shape and gpu_way.dtype == cpu_way.dtype == torch.uint8
+    assert (gpu_way.int() - cpu_way.int()).abs().max() <= (1 if scale == 1 else 2)  # bicubic: torch's and OpenCV's
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), "strong"])
