@@ -13,7 +13,10 @@ import numpy as np
 import torch
 
 from rtstyle import __version__
-from rtstyle.sysinfo import cpu_has_native_bf16, cpu_model
+from rtstyle.sysinfo import cpu_flags, cpu_has_native_bf16, cpu_model
+
+# The instruction sets that decide CPU speed here (bf16 and the matrix units): named in every report.
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16")
 
 
 def _memory_bytes() -> int | None:
@@ -60,6 +63,7 @@ def busy_cores(seconds: float = 2.0) -> float | None:
 def machine_info() -> dict[str, Any]:
     return {
         "cpu": cpu_model(),
+        "cpu_flags": [f for f in SPEED_FLAGS if f in cpu_flags()],
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "memory_bytes": _memory_bytes(),

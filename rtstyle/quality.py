@@ -6,10 +6,17 @@ checkpoint, the style image at its training size): the network's output once (ti
 warm-up), and one optimisation run to the last milestone, recording the objective and the
 elapsed time at every iteration. The report says at which iteration optimisation first
 matches the network's objective and how much longer it took to get there.
+
+The optimisation does not depend on the network, only on the objective (image, style image,
+loss weights, optimiser settings, VGG weights), so its trace is kept in the user's cache
+(``quality-traces/``) under a hash of all of them: scoring another network trained on the same
+style and loss (an architecture study, the checkpoints of one training) costs one forward pass.
+L-BFGS from a seeded start is deterministic, so a longer cached trace serves a shorter run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import statistics
@@ -24,7 +31,7 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .engine import resolve_device
 from .errors import CheckpointError, InputError
 from .frames import load_image, numpy_to_float
-from .fsutil import atomic_path
+from .fsutil import atomic_path, cache_dir
 from .losses import LossConfig, PerceptualLoss
 from .models import resolve_model
 from .optimize import OptimizerSettings, build_loss, optimize_pixels
@@ -132,22 +139,55 @@ def _terms(values: dict[str, float]) -> dict[str, float]:
     return {t: float(values.get(t, 0.0)) for t in TERMS}
 
 
+def trace_key(content: torch.Tensor, loss_fn: PerceptualLoss, style: torch.Tensor, config: QualityConfig,
+              device: torch.device) -> str:
+    """What an optimisation trace depends on, hashed: the pixels of the image and of the style
+    image, the loss, the optimiser settings, the VGG weights and where and with what it runs."""
+    h = hashlib.sha256()
+    for t in (content, style):
+        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    h.update(json.dumps({"loss": loss_fn.config.to_dict(), "settings": vars(config.settings), "vgg": loss_fn.vgg.source,
+                         "torch": torch.__version__, "device": device.type}, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:32]
+
+
+def optimization_trace(loss_fn: PerceptualLoss, content: torch.Tensor, style: torch.Tensor, config: QualityConfig,
+                       device: torch.device, name: str, bar=None) -> tuple[list[dict[str, float]], list[float], bool]:
+    """(objective terms per iteration, seconds per iteration, from the cache?) up to the last milestone.
+    ``bar``: the run's progress over every image's iterations (a cached trace advances it at once)."""
+    last = config.milestones[-1]
+    path = cache_dir() / "quality-traces" / f"{trace_key(content, loss_fn, style, config, device)}.json"
+    try:
+        cached = json.loads(path.read_text())
+        if len(cached["history"]) > last:
+            if bar is not None:
+                bar.update(last)
+            return cached["history"][:last + 1], cached["seconds"][:last + 1], True
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # none yet, or unreadable: optimise
+    trace = optimize_pixels(loss_fn, content, last, config.settings, progress=config.progress, desc=f"optimize {name}",
+                            bar=bar)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps({"history": trace.history, "seconds": trace.seconds}))
+    return trace.history, trace.seconds, False
+
+
 def evaluate_image(loss_fn: PerceptualLoss, model: torch.nn.Module, path: Path, config: QualityConfig,
-                   device: torch.device, bar=None) -> dict[str, Any]:
+                   device: torch.device, style: torch.Tensor, bar=None) -> dict[str, Any]:
     """One image's row of the report; ``bar``: the run's progress over every image's iterations."""
     content = numpy_to_float(load_image(path, max_side=config.size)).to(device).contiguous()
     output, net_seconds = time_network(model, content, config.timing_runs)
     with torch.no_grad():
         network = _terms(loss_fn(output, content).as_floats())
     network["seconds"] = net_seconds
-    last = config.milestones[-1]
-    trace = optimize_pixels(loss_fn, content, last, config.settings, progress=config.progress,
-                            desc=f"optimize {path.name}", bar=bar)
-    milestones = {str(k): {**_terms(trace.history[k]), "seconds": trace.seconds[k]} for k in config.milestones}
-    match = match_point(trace.totals, trace.seconds, network["total"])
+    history, seconds, cached = optimization_trace(loss_fn, content, style, config, device, path.name, bar)
+    totals = [h["total"] for h in history]
+    milestones = {str(k): {**_terms(history[k]), "seconds": seconds[k]} for k in config.milestones}
+    match = match_point(totals, seconds, network["total"])
     match["speed_ratio"] = match["seconds"] / net_seconds if match["seconds"] is not None else None
     return {"image": path.name, "size": list(content.shape[-2:]), "network": network, "optimization": milestones,
-            "match": match, "history": {"total": trace.totals, "seconds": trace.seconds}}
+            "match": match, "trace_cached": cached, "history": {"total": totals, "seconds": seconds}}
 
 
 def _average(images: list[dict[str, Any]], milestones: Sequence[int]) -> dict[str, Any]:
@@ -183,7 +223,7 @@ def evaluate_quality(config: QualityConfig) -> dict[str, Any]:
     bar = progress_bar(len(files) * config.milestones[-1], f"eval quality ({len(files)} images)", "it",
                        mode=config.progress, leave=True)
     try:
-        images = [evaluate_image(loss_fn, model, path, config, device, bar) for path in files]
+        images = [evaluate_image(loss_fn, model, path, config, device, style, bar) for path in files]
     finally:
         bar.close()
     report = {

@@ -137,3 +137,29 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys, tiny_sr_ckpt, tiny_sty
     shutil.copy(STYLE, empty / STYLE.name)
     assert "not a readable image" in _cli_error(capsys, "--model", str(trained_like_ckpt), "--images", str(bad_image),
                                                 "--style-dir", str(empty), "--size", "32")
+
+
+def test_a_second_network_on_the_same_objective_reuses_the_optimisation(tmp_path, trained_like_ckpt):
+    """The optimisation depends on the objective only: another network trained on the same style and
+    loss reuses the cached trace (its history exactly), and a shorter run reads a longer trace."""
+    from rtstyle.optimize import OptimizerSettings
+    from rtstyle.quality import QualityConfig, evaluate_quality
+
+    other = load_checkpoint(trained_like_ckpt)
+    torch.manual_seed(5)
+    second = save_checkpoint(tmp_path / "other.safetensors", build_model(TINY_STYLE).eval(), other.meta)
+
+    def run(model, milestones, optimizer="adam"):
+        return evaluate_quality(QualityConfig(model=model, images=[PHOTOS / "caer_puppy.jpg"], style_dirs=[STYLE.parent],
+                                              milestones=milestones, size=32, timing_runs=1, device="cpu",
+                                              settings=OptimizerSettings(optimizer=optimizer, init="noise"),
+                                              progress=False))["images"][0]
+
+    first = run(trained_like_ckpt, (2, 4))
+    again = run(second, (2, 4))
+    shorter = run(second, (3,))
+    assert not first["trace_cached"] and again["trace_cached"] and shorter["trace_cached"]
+    assert again["history"]["total"] == first["history"]["total"]
+    assert shorter["history"]["total"] == first["history"]["total"][:4]
+    assert again["network"]["total"] != first["network"]["total"]  # a different network, scored afresh
+    assert not run(second, (2,), optimizer="lbfgs")["trace_cached"]  # another objective's settings: optimised

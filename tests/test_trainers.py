@@ -19,7 +19,7 @@ from rtstyle.degrade import degrade, gaussian_blur
 from rtstyle.errors import CheckpointError, ConfigError, InputError
 from rtstyle.frames import load_image, numpy_to_float
 from rtstyle.losses import PerceptualLoss
-from rtstyle.nets import build_model
+from rtstyle.nets import StyleNetConfig, build_model, config_to_dict
 from rtstyle.trainers import SRTrainConfig, StyleTrainConfig, train_sr, train_style
 from rtstyle.trainers.data import RandomCrops, scan_images
 from rtstyle.vgg import load_vgg16
@@ -72,7 +72,7 @@ def test_checkpoint_carries_config_and_provenance(tmp_path):
     result = train_style(_style_cfg(tmp_path))
     meta = read_metadata(result.checkpoint)
     assert meta["task"] == "style"
-    assert meta["model"] == {"arch": "style", "width": 8, "num_residual": 1}
+    assert meta["model"] == config_to_dict(StyleNetConfig(width=8, num_residual=1))
     assert meta["style_image"]["name"] == "starry_night.jpg" and len(meta["style_image"]["sha256"]) == 64
     assert meta["train"]["iterations"] == 4 and meta["train"]["image_size"] == 64
     assert meta["loss"]["style_layers"] == ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
@@ -259,3 +259,33 @@ def test_sr_content_layers_default_to_the_paper_and_unknown_ones_are_named():
 def test_sr_arch_must_be_known():
     with pytest.raises(InputError, match=r"--arch must be one of \('paper', 'residual'\), got 'vdsr'"):
         SRTrainConfig(data=PHOTOS, out=Path("x.safetensors"), arch="vdsr").model_config()
+
+
+# ---- issue 31: the trainer on a CPU ----------------------------------------------------------------
+
+def test_amp_auto_is_bf16_on_cpus_with_native_bf16(monkeypatch):
+    from rtstyle.trainers import loop
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)
+    assert loop.amp_dtype("auto", cpu) == torch.bfloat16 and loop.amp_dtype("off", cpu) is None
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
+    assert loop.amp_dtype("auto", cpu) is None and loop.amp_dtype("bf16", cpu) == torch.bfloat16
+    assert loop.use_compile("auto", cpu, 500) and not loop.use_compile("auto", cpu, 499)
+    assert not loop.use_compile("off", cpu, 10**6) and loop.use_compile("on", cpu, 1)
+
+
+def test_compiled_training_saves_the_same_keys_and_stops_at_its_cpu_budget(tmp_path):
+    """--compile on compiles in place (the checkpoint's keys are the network's own, so it loads
+    strictly), and max_cpu_seconds ends the run with a final checkpoint that records the budget."""
+    cfg = _style_cfg(tmp_path, iterations=10_000, compile="on", max_cpu_seconds=1.0, log_every=1)
+    result = train_style(cfg)
+    meta = read_metadata(result.checkpoint)["train"]
+    assert 1 <= result.steps < 10_000 and meta["iterations"] == result.steps
+    assert meta["compiled"] is True and meta["max_cpu_seconds"] == 1.0 and meta["cpu_seconds"] >= 1.0
+    assert meta["finished"] is True
+    ckpt = load_checkpoint(result.checkpoint, task="style")  # strict: no "_orig_mod." prefixes
+    assert set(ckpt.model.state_dict()) == set(build_model(ckpt.config).state_dict())
+    with open(result.csv, newline="") as f:
+        cpu = [float(r["cpu_s"]) for r in csv.DictReader(f)]
+    assert cpu == sorted(cpu) and cpu[-1] >= 1.0
