@@ -74,28 +74,28 @@ def test_recording_of_a_file_keeps_its_audio_in_sync(tmp_path, engine):
     flash_and_beep(clip)
     result = live_on(clip, tmp_path / "rec.mp4", engine())
     assert result.ended_by == "source_ended" and probe(tmp_path / "rec.mp4").audio_codecs == ("aac",)
-    video, audio = onsets(tmp_path / "rec.mp4")
+    _, audio = onsets(tmp_path / "rec.mp4")
     source_video, source_audio = onsets(clip)
     assert source_video == FLASH_S and abs(source_audio - FLASH_S) < 0.01
     # The sound starts when it does in the file, and every frame shown keeps the file's time: frames
-    # dropped to keep up leave gaps, never a drift (the flash shows at its time, or a dropped frame or two later).
+    # dropped to keep up leave gaps, never a drift. So each recorded frame is dark before the flash's
+    # time and bright after it, however many were dropped (and however loaded the machine is).
     assert audio == pytest.approx(source_audio, abs=1e-3)
-    _, times = read_frames(tmp_path / "rec.mp4")
+    images, times = read_frames(tmp_path / "rec.mp4")
     assert all(abs(t * FPS - round(t * FPS)) < 1e-3 for t in times), times
-    assert FLASH_S <= video <= FLASH_S + 3 / FPS
+    assert [image.mean() > 128 for image in images] == [t >= FLASH_S - 1e-6 for t in times], times
+    assert any(t >= FLASH_S for t in times) and any(t < FLASH_S for t in times)
     if engine is SlowEngine:
         assert result.frames_dropped > 0
-    else:
-        assert video == FLASH_S
 
 
 def test_a_run_stopped_early_cuts_the_audio_with_the_last_frame_shown(tmp_path):
     clip = tmp_path / "clip.mp4"
-    flash_and_beep(clip)
+    flash_and_beep(clip, seconds=4.0)  # 96 frames: 10 are shown long before the end, even on a loaded CPU
     result = live_on(clip, tmp_path / "rec.mp4", max_frames=10)
     images, times = read_frames(tmp_path / "rec.mp4")
     assert result.ended_by == "max_frames" and result.frames_shown == len(images) == 10
-    assert audio_duration(tmp_path / "rec.mp4") == pytest.approx(times[-1] + 1 / FPS, abs=0.1)  # not the clip's 2 s
+    assert audio_duration(tmp_path / "rec.mp4") == pytest.approx(times[-1] + 1 / FPS, abs=0.1)  # not the clip's 4 s
 
 
 def test_a_camera_recording_has_no_sound_and_capture_timing(tmp_path):
@@ -106,14 +106,15 @@ def test_a_camera_recording_has_no_sound_and_capture_timing(tmp_path):
     assert times[-1] >= 0.03  # capture clock: ~10 ms apart, not the frame counter
 
 
-def test_max_frames_is_said_to_count_frames_shown(tmp_path, capsys):
+def test_max_frames_is_said_to_count_frames_shown(tmp_path, capsys, tiny_style_ckpt):
     text = " ".join(subparsers_of(build_parser())["live"].format_help().split())
     assert "stop after N frames shown: frames skipped to keep up with the camera do not count" in text
     assert "cameras record none" in text  # --audio says why a camera's sound is not kept
     clip = tmp_path / "clip.mp4"
     flash_and_beep(clip, seconds=1.0)
-    code = main(["live", "--camera", str(clip), "--model", "starry_night", "--backend", "torch", "--no-window",
-                 "--max-frames", "6", "--output", str(tmp_path / "rec.mp4")])
+    # --every-frame: no frame skipped, so exactly 6 are shown however loaded the machine is
+    code = main(["live", "--camera", str(clip), "--model", str(tiny_style_ckpt), "--backend", "torch", "--no-window",
+                 "--every-frame", "--max-frames", "6", "--output", str(tmp_path / "rec.mp4")])
     out = capsys.readouterr().out
     assert code == 0 and "6 frames shown" in out and "ended by --max-frames (6 frames shown)" in out
     assert len(read_frames(tmp_path / "rec.mp4")[0]) == 6 and probe(tmp_path / "rec.mp4").audio_codecs == ("aac",)
