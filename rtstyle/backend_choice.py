@@ -2,7 +2,8 @@
 
 Which CPU backend wins depends on the CPU (bf16 instructions, cache sizes, core count) and the
 model, so it is measured rather than guessed: every backend that can open the model runs a few
-batches at ``MEASURE_SIZE`` (a few seconds in all), the fastest one is kept open and returned,
+batches at ``MEASURE_SIZE`` (a few seconds in all; a super-resolution net at the input size whose
+output is ``MEASURE_SIZE``, as the cost grows with the output: ``measure_size``), the fastest one is kept open and returned,
 and the timings are cached in ``<user cache>/backend-choice.json`` under a key of the CPU, the
 model's hash, the measured size and batch, the precision asked for and the library versions,
 so later runs only read the cache. ``RTSTYLE_AUTO_MEASURE=0`` skips measuring (the static
@@ -37,6 +38,7 @@ import torch
 
 from .errors import CheckpointError, RtstyleError
 from .fsutil import atomic_path, cache_dir, sha256_file
+from .nets import MIN_SIDE
 from .sysinfo import OtherLoad, cpu_model
 from .threads import available_cores
 
@@ -160,9 +162,19 @@ def write_cache(key: str, entry: dict[str, Any]) -> None:
             tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
-def measure(engine, batch: int, size: tuple[int, int] = MEASURE_SIZE, calls: int = MEASURE_CALLS,
+def measure_size(scale: int) -> tuple[int, int]:
+    """The input size to time an engine of ``scale`` at: ``MEASURE_SIZE`` for a style net, the
+    input whose output is ``MEASURE_SIZE`` for a super-resolution net. Timing an x8 net at the
+    full size (a 2560x1408 output) took 81 s on a loaded 2-core CPU, at 40x22 4 s, and the ranking
+    of the backends was the same (openvino 3.4-26x faster than torch at both sizes, sr_x4 and sr_x8)."""
+    return max(MIN_SIDE, MEASURE_SIZE[0] // scale), max(MIN_SIDE, MEASURE_SIZE[1] // scale)
+
+
+def measure(engine, batch: int, size: tuple[int, int] | None = None, calls: int = MEASURE_CALLS,
             budget_s: float = MEASURE_BUDGET_S) -> float:
-    """Median ms per frame of ``engine`` on random uint8 batches, after one warm-up call."""
+    """Median ms per frame of ``engine`` on random uint8 batches at ``size`` (default:
+    ``measure_size(engine.scale)``), after one warm-up call."""
+    size = size or measure_size(engine.scale)
     generator = torch.Generator().manual_seed(0)
     frames = torch.randint(0, 256, (batch, size[1], size[0], 3), dtype=torch.uint8, generator=generator)
     frames = frames.to(engine.device)
@@ -179,24 +191,31 @@ def measure(engine, batch: int, size: tuple[int, int] = MEASURE_SIZE, calls: int
 
 
 def open_fastest(model_path: Path, candidates: list[str], precision: str, opener: Callable[[str, str], Any],
-                 measurer: Callable[[Any, int], float] | None = None):
+                 measurer: Callable[[Any, int], float] | None = None, on_status: Callable[[str], None] | None = None):
     """Open the fastest of ``candidates`` for ``model_path`` (cached timings, else measured now).
 
-    ``opener(name, reason)`` opens one backend's engine; the one returned carries the reason."""
+    ``opener(name, reason)`` opens one backend's engine; the one returned carries the reason.
+    ``on_status(line)`` hears what a first run is doing while it measures (seconds, on a CPU)."""
     batch = MEASURE_BATCH
     key = choice_key(sha256_file(model_path), candidates, precision)
     entry = read_cache().get(key)
     if entry and entry.get("backend") in candidates and measure_again(entry) is None:
         choice = Choice(entry["backend"], entry["ms_per_frame"], True, entry.get("measured_at", "?"),
                         entry.get("other_cores"))
-        return opener(choice.backend, choice.reason(MEASURE_SIZE, batch))
+        return opener(choice.backend, choice.reason(tuple(entry.get("size", MEASURE_SIZE)), batch))
+    status = on_status or (lambda line: None)
+    status(f"{model_path.name}: timing {' and '.join(candidates)} on this CPU to choose --backend auto "
+           f"(first run only; kept in {cache_path()})")
     timings: dict[str, float | None] = {}
     errors: list[Exception] = []
+    size = MEASURE_SIZE
     with OtherLoad() as load:
         for name in candidates:
             try:
                 engine = opener(name, "measuring for --backend auto")
+                size = measure_size(engine.scale)
                 timings[name] = round((measurer or measure)(engine, batch), 2)
+                status(f"  {name}: {timings[name]:.0f} ms/frame at {size[0]}x{size[1]}")
             except CheckpointError:
                 # The model itself is refused (onnxruntime, tried first for .onnx, checks channels, batch and
                 # scale on a probe): no other backend may run it anyway and write garbage frames.
@@ -204,13 +223,14 @@ def open_fastest(model_path: Path, candidates: list[str], precision: str, opener
             except (RtstyleError, RuntimeError, ImportError) as exc:
                 timings[name] = None  # this backend cannot run the model here: not a candidate
                 errors.append(exc)
+                status(f"  {name}: cannot run it here ({exc})")
             engine = None  # its memory goes before the next backend is measured
     if all(ms is None for ms in timings.values()):
         raise errors[0]
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     choice = Choice(pick_fastest(timings), timings, False, now, load.cores)
     write_cache(key, {"backend": choice.backend, "ms_per_frame": timings, "measured_at": now, "model": model_path.name,
-                      "cpu": cpu_model(), "size": list(MEASURE_SIZE), "batch": batch, "precision": precision,
+                      "cpu": cpu_model(), "size": list(size), "batch": batch, "precision": precision,
                       "other_cores": load.cores})
     # Opened afresh with its reason (an engine's reason is set at construction); compiled models are cached.
-    return opener(choice.backend, choice.reason(MEASURE_SIZE, batch))
+    return opener(choice.backend, choice.reason(size, batch))

@@ -23,6 +23,7 @@ BENCH_QUICK_DURATION = "a few minutes on a CPU (AOTInductor compiles a package)"
 BENCH_ARCHS = ("style", *(f"style-{name}" for name in STYLE_ARCH_PRESETS if name != "johnson"), "sr4", "sr8")
 OPTIMIZERS = ("lbfgs", "adam")  # rtstyle optimize
 PROGRESS_MODES = ("auto", "bar", "plain", "json", "none")  # rtstyle.progress: --progress
+TILE_PAD = 16  # rtstyle.tiles.DEFAULT_PAD: pixels of context around a tile (the bundled SR nets see 14)
 INITS = ("content", "noise", "mix")
 # rtstyle eval temporal --cut-threshold (rtstyle.temporal.flow.CUT_THRESHOLD): a frame pair whose
 # input warping error (squared) exceeds it is a scene cut. Ordinary pairs of real clips measure
@@ -37,6 +38,7 @@ LIVE_KEYS = (
     ("p", "previous style"),
     ("1-9", "style number N"),
     ("s / a", "next / previous style image (AdaIN --style-dir)"),
+    ("[ / ]", "style strength down / up by 0.1 (--strength)"),
     ("h", "show or hide this key help"),
 )
 

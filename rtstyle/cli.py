@@ -18,7 +18,7 @@ from .errors import Interrupted, RtstyleError
 from .signals import hangup_as_terminate
 
 # Order is the order shown in --help.
-COMMANDS = ("stylize", "live", "serve", "train", "synth", "optimize", "export", "bench", "models", "eval", "demo", "doctor")
+COMMANDS = ("stylize", "upscale", "live", "serve", "train", "synth", "optimize", "export", "bench", "models", "eval", "demo", "doctor")
 
 
 _RST_ROLE = re.compile(r":\w+:`([^`]*)`")  # :func:`name` -> name

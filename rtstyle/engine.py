@@ -433,10 +433,12 @@ def cpu_candidates(model_path: Path, opts: EngineOptions) -> list[str]:
     return [name for name in names if BACKENDS[name].available(opts) is None]
 
 
-def open_engine(model: str | Path, backend: str = "auto", options: EngineOptions | None = None) -> Engine:
+def open_engine(model: str | Path, backend: str = "auto", options: EngineOptions | None = None,
+                on_status: Callable[[str], None] | None = None) -> Engine:
     """Open ``model`` (bundled name, checkpoint, .onnx, TensorRT engine or .pt2) with a backend.
 
-    ``auto`` on a CPU measures the backends that can run the model (``backend_choice``)."""
+    ``auto`` on a CPU measures the backends that can run the model (``backend_choice``; a first
+    run's seconds of it are told to ``on_status``, one line at a time)."""
     from .models import resolve_model
 
     opts = options or EngineOptions()
@@ -451,7 +453,7 @@ def open_engine(model: str | Path, backend: str = "auto", options: EngineOptions
         candidates = cpu_candidates(path, opts)
         if len(candidates) > 1 and measuring_enabled():
             return open_fastest(path, candidates, opts.precision,
-                                lambda name, why: _open_with(name, path, opts, why))
+                                lambda name, why: _open_with(name, path, opts, why), on_status=on_status)
         backend, reason = choose_backend(path, opts)
     return _open_with(backend, path, opts, reason)
 

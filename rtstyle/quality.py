@@ -36,6 +36,7 @@ from .losses import LossConfig, PerceptualLoss
 from .models import resolve_model
 from .optimize import OptimizerSettings, build_loss, optimize_pixels
 from .outputs import OutputPolicy
+from .progress import progress as progress_bar
 from .sources import list_images
 from .style_lookup import default_style_dirs, style_target
 
@@ -154,10 +155,11 @@ def trace_key(content: torch.Tensor, loss_fn: PerceptualLoss, style: torch.Tenso
 
 
 def optimization_trace(loss_fn: PerceptualLoss, content: torch.Tensor, style: torch.Tensor, config: QualityConfig,
-                       device: torch.device, name: str, target: float
+                       device: torch.device, name: str, target: float, bar=None
                        ) -> tuple[list[dict[str, float]], list[float], bool]:
     """(objective terms per iteration, seconds per iteration, from the cache?) up to the last
-    milestone, or with ``stop_at_match`` up to the first image at or below ``target``."""
+    milestone, or with ``stop_at_match`` up to the first image at or below ``target``.
+    ``bar``: the run's progress over every image's iterations (a cached trace advances it at once)."""
     last = config.milestones[-1]
     path = cache_dir() / "quality-traces" / f"{trace_key(content, loss_fn, style, config, device)}.json"
     cached: dict[str, Any] = {"history": []}
@@ -167,13 +169,20 @@ def optimization_trace(loss_fn: PerceptualLoss, content: torch.Tensor, style: to
         if config.stop_at_match:
             match = match_point([h["total"] for h in history], seconds, target)["iteration"]
             if match is not None:
+                if bar is not None:
+                    bar.update(last)  # this image's share of the run is done
                 return history[:match + 1], seconds[:match + 1], True
         if len(history) > last:
+            if bar is not None:
+                bar.update(last)
             return history, seconds, True
     except (OSError, ValueError, KeyError, TypeError):
         pass  # none yet, or unreadable: optimise
+    done_before = bar.n if bar is not None else 0
     trace = optimize_pixels(loss_fn, content, last, config.settings, progress=config.progress, desc=f"optimize {name}",
-                            stop_below=target if config.stop_at_match else None)
+                            stop_below=target if config.stop_at_match else None, bar=bar)
+    if bar is not None:
+        bar.update(done_before + last - bar.n)  # an early stop at the match: this image's share is done
     if len(trace.history) > len(cached.get("history", [])):  # keep the longest trace seen
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path, overwrite=True) as tmp:
@@ -182,14 +191,15 @@ def optimization_trace(loss_fn: PerceptualLoss, content: torch.Tensor, style: to
 
 
 def evaluate_image(loss_fn: PerceptualLoss, model: torch.nn.Module, path: Path, config: QualityConfig,
-                   device: torch.device, style: torch.Tensor) -> dict[str, Any]:
+                   device: torch.device, style: torch.Tensor, bar=None) -> dict[str, Any]:
+    """One image's row of the report; ``bar``: the run's progress over every image's iterations."""
     content = numpy_to_float(load_image(path, max_side=config.size)).to(device).contiguous()
     output, net_seconds = time_network(model, content, config.timing_runs)
     with torch.no_grad():
         network = _terms(loss_fn(output, content).as_floats())
     network["seconds"] = net_seconds
     history, seconds, cached = optimization_trace(loss_fn, content, style, config, device, path.name,
-                                                  network["total"])
+                                                  network["total"], bar)
     totals = [h["total"] for h in history]
     milestones = {str(k): {**_terms(history[k]), "seconds": seconds[k]} if k < len(history) else None
                   for k in config.milestones}
@@ -240,7 +250,13 @@ def evaluate_quality(config: QualityConfig) -> dict[str, Any]:
     style = numpy_to_float(target.image)
     loss_fn = build_loss(loss_config, style, device, config.vgg_weights)
 
-    images = [evaluate_image(loss_fn, model, path, config, device, style) for path in files]
+    # One bar over every image's iterations: its ETA is the whole run's.
+    bar = progress_bar(len(files) * config.milestones[-1], f"eval quality ({len(files)} images)", "it",
+                       mode=config.progress, leave=True)
+    try:
+        images = [evaluate_image(loss_fn, model, path, config, device, style, bar) for path in files]
+    finally:
+        bar.close()
     report = {
         "model": ckpt.name,
         "checkpoint": str(ckpt.path),

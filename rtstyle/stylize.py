@@ -30,6 +30,10 @@ output folder (default: beside each input) as ``<stem><suffix>.<ext>``: the suff
 ``_<model>[_<sr>]``, the extension to .mp4 for videos (an animation keeps its own) and the photo's own
 (.png for bmp/tiff). Output size: the model's output size, or ``keep_size`` (the input's),
 ``out_scale`` (times the input's), ``out_width``/``out_height`` (one alone keeps the aspect ratio).
+
+``strength`` < 1 blends the style engine's output with its input (``rtstyle.strength``); ``tile``
+cuts frames into overlapping tiles for the engine and stitches them back (``rtstyle.tiles``:
+``rtstyle upscale --tile``).
 """
 
 from __future__ import annotations
@@ -56,14 +60,16 @@ from .fsutil import as_paths, atomic_path
 from .gpu.decode import DeviceVideoReader, device_file_source
 from .limits import Limits, check_media_pixels
 from .outputs import OutputPolicy
-from .photos import PHOTO_OUTPUT_EXTENSIONS, check_photo, is_photo, stylize_photos
+from .photos import PHOTO_OUTPUT_EXTENSIONS, check_photo, is_photo, stylize_photos, tile_count
 from .pipeline import PipelineConfig, PipelineStats, run_pipeline
 from .progress import progress as progress_bar
 from .signals import interrupt_on_signals  # noqa: F401 - part of this module's API
 from .sinks import Display, PreviewSink, WriterSink, build_sinks
 from .sources import FileSource, Resized
+from .strength import check_strength, with_strength
 from .temporal import check_smoothing
 from .threads import plan_threads
+from .tiles import DEFAULT_PAD, Tiling, check_tiling
 from .video import VIDEO_EXTENSIONS, AudioSource, EncoderConfig, VideoInfo, VideoReader, VideoWriter
 from .video.writer import check_video_extension
 
@@ -100,10 +106,15 @@ class StylizeConfig:
     suffix: str | None = None  # folder outputs: <stem><suffix>.<ext> (default _<model>[_<sr>])
     keep_going: bool = False  # many inputs: skip bad ones and go on after a failed one (summary at the end)
     limits: Limits = field(default_factory=Limits)  # frame size, frames and length of one input (rtstyle.limits)
+    strength: float = 1.0  # the style model's output blended with its input (rtstyle.strength); 1: full style
+    tile: int | None = None  # cut frames into tiles of this many pixels for the engine (rtstyle.tiles); None: whole
+    tile_pad: int = DEFAULT_PAD  # pixels of context around each tile
 
     def __post_init__(self) -> None:
         # One path (str or Path) is one input, not a sequence of one-letter file names.
         object.__setattr__(self, "inputs", as_paths(self.inputs))
+        object.__setattr__(self, "strength", check_strength(self.strength))
+        check_tiling(self.tile, self.tile_pad)
         check_smoothing(self.temporal_smoothing)
         if not self.inputs:
             raise InputError("no input given; pass one or more video files or folders")
@@ -183,14 +194,15 @@ class ChainEngine(Engine):
         return f"{self.first.describe()} -> {self.second.describe()}"
 
 
-def open_chain(config: StylizeConfig) -> Engine:
-    """The style engine, followed by the SR engine when ``config.sr_model`` is set."""
+def open_chain(config: StylizeConfig, on_status: Callable[[str], None] | None = None) -> Engine:
+    """The style engine (at ``config.strength``), followed by the SR engine when ``config.sr_model``
+    is set. ``on_status(line)`` hears what a slow first opening is doing (``engine.open_engine``)."""
     if config.model is None:
         raise InputError("no model given; pass --model NAME_OR_PATH (see `rtstyle models`)")
     opts = config.engine_options()
-    engine = open_engine(config.model, config.backend, opts)
+    engine = with_strength(open_engine(config.model, config.backend, opts, on_status), config.strength)
     if config.sr_model is not None:
-        sr = open_engine(config.sr_model, config.backend, dataclasses.replace(opts, style=StyleChoice()))
+        sr = open_engine(config.sr_model, config.backend, dataclasses.replace(opts, style=StyleChoice()), on_status)
         if sr.scale == 1:
             raise CheckpointError(f"--sr {config.sr_model} is a style model (it does not upscale); --sr needs a "
                                   f"super-resolution model, e.g. one from `rtstyle train sr` (style models go in --model)")
@@ -479,11 +491,19 @@ def stylize_batch(config: StylizeConfig, engine: Engine | None = None, stop: thr
 def _stylize_photos(config: StylizeConfig, engine: Engine, pairs: list[tuple[Path, Path]],
                     stop: threading.Event) -> list[StylizeResult]:
     """Photos through the engine in batches (``photos.stylize_photos``), one result each."""
-    bar = progress_bar(len(pairs), "photos", "photo", mode=config.progress)
+    def model_size(w: int, h: int) -> tuple[int, int]:
+        return fit_size(w, h, config.resize, config.max_side)
+
+    if config.tile is None:
+        bar = progress_bar(len(pairs), "photos", "photo", mode=config.progress)
+    else:  # a large photo is minutes of tiles: count those
+        total = tile_count([src for src, _ in pairs], model_size, config.tile, config.tile_pad)
+        bar = progress_bar(total, f"photos ({len(pairs)})", "tile", mode=config.progress)
     try:
         stats, written = stylize_photos(
-            pairs, engine, config.batch_size, lambda w, h: fit_size(w, h, config.resize, config.max_side),
-            lambda original, produced: output_size(config, original, produced), stop, bar)
+            pairs, engine, config.batch_size, model_size,
+            lambda original, produced: output_size(config, original, produced), stop, bar,
+            tile=config.tile, tile_pad=config.tile_pad)
     finally:
         bar.close()
     done = set(written)
@@ -513,17 +533,19 @@ def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, st
     )
     chain = build_sinks(config.temporal_smoothing, writer=WriterSink(writer),
                         preview=PreviewSink(display) if display is not None else None)
+    tiling = Tiling(Resized(source, size), chain, config.tile, config.tile_pad)  # or frames whole
     bar = _progress_bar(config, source, src)
 
     def progress(stats: PipelineStats) -> None:
-        bar.update(stats.frames_out - bar.n)
-        bar.set_postfix(fps=f"{stats.fps:.1f}", refresh=False)
+        done = tiling.frames_out(stats)
+        bar.update(done - bar.n)
+        bar.set_postfix(fps=f"{done / stats.wall_s if stats.wall_s > 0 else 0:.1f}", refresh=False)
 
     try:
         # On CUDA the output comes back through pinned buffers without stalling the engine; the
         # sinks here copy what they keep (smoother, writer, preview).
         pipe = PipelineConfig(batch_size=config.batch_size, output_ring=engine.device.type == "cuda")
-        stats = run_pipeline(Resized(source, size), engine, chain, pipe, stop, progress)
+        stats = tiling.finish(run_pipeline(tiling.source, engine, tiling.sink, pipe, stop, progress))
     except KeyboardInterrupt:  # a second Ctrl-C: no flush of in-flight frames, but still a playable file
         chain.close("interrupted")
         raise Interrupted(_interrupted_message(writer.frames_written, chain.output)) from None

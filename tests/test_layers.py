@@ -37,7 +37,8 @@ LAYERS: list[dict[str, list[str]]] = [
     # The package itself is the Python API's front door (``rtstyle.Stylizer``, loaded on first use).
     {"runtime": ["rtstyle", "rtstyle.api", "rtstyle.engine", "rtstyle.counting", "rtstyle.backend_choice", "rtstyle.backends.*", "rtstyle.video.*",
                  "rtstyle.sources.*", "rtstyle.sinks", "rtstyle.pipeline", "rtstyle.live.*", "rtstyle.temporal.*",
-                 "rtstyle.stylize", "rtstyle.batch", "rtstyle.photos", "rtstyle.synth", "rtstyle.cluster.*", "rtstyle.serve.*", "rtstyle.gpu.*"]},
+                 "rtstyle.stylize", "rtstyle.batch", "rtstyle.photos", "rtstyle.synth",
+                 "rtstyle.strength", "rtstyle.tiles", "rtstyle.cluster.*", "rtstyle.serve.*", "rtstyle.gpu.*"]},
     {"train": ["rtstyle.trainers.*"],
      "eval": ["rtstyle.eval.*", "rtstyle.eval_temporal", "rtstyle.metrics", "rtstyle.quality", "rtstyle.gallery",
               "rtstyle.optimize", "rtstyle.style_lookup", "rtstyle.sr_eval"],

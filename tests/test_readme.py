@@ -77,7 +77,13 @@ PLANS: dict[str, Run | CoveredBy | Skip] = {
     "rtstyle stylize -i clip.mp4 -o clip.gif -m great_wave --width 320": Run("--width 32"),
     "rtstyle stylize -i input.mp4 -o film.mp4 --encoder-opt tune=film -n": Run("--max-side 24"),
     "rtstyle train style --style painting.jpg --data /data/coco --out quick.safetensors --preset fast": Run(TINY_TRAIN),
+    "rtstyle stylize photo.jpg -o soft.png --model great_wave --strength 0.5": Run(),
+    "rtstyle upscale photo.jpg -o photo_x4.png": Run(),
+    "rtstyle upscale photos/ -o big/ -s 2 --tile 256": Run("--tile 32"),
+    "rtstyle upscale input.mp4 -o input_x2.mp4 -s 2 --tile 256": Run("--tile 32 -t 2"),
     "rtstyle live --camera 0 --model starry_night --model great_wave --max-side 480": Skip("needs a camera"),
+    "rtstyle live --camera 0 --model great_wave --strength 0.7": Skip("needs a camera"),
+    "python -m rtstyle.benchmarks.readme_figures --out docs/images": Run("--size 48 --crop 64"),
     "rtstyle live --camera clip.mp4 --model starry_night --no-window --max-frames 200 --output rec.mp4": Run(),
     "rtstyle train style --style painting.jpg --data /data/coco --out my_style.safetensors --iterations 40000 "
     "--batch-size 4 --image-size 256": Run(TINY_TRAIN),

@@ -372,7 +372,7 @@ class Studio:
         limits = self.config.limits.tightened(**{k: typed.get(k) for k in ("max_pixels", "max_frames", "max_seconds")})
         request = JobRequest(model=model, kind="image" if is_photo(path) else "video", input=path, style=style,
                              temporal_smoothing=typed.get("smoothing", 0.0), max_side=typed.get("max_side"),
-                             limits=limits)
+                             strength=typed.get("strength", 1.0), limits=limits)
         check_input(path, request.stylize_config())  # refused now, with the reason, not after a wait in the queue
         return request
 

@@ -25,6 +25,7 @@ from ..conditioning import StyleChoice
 from ..counting import CountingEngine
 from ..errors import RtstyleError
 from ..limits import Limits
+from ..strength import with_strength
 from .security import Slots, UploadStore
 
 VIDEO_OUTPUT, PHOTO_OUTPUT = "output.mp4", "output.png"
@@ -38,6 +39,7 @@ class JobRequest:
     style: StyleChoice = field(default_factory=StyleChoice)
     temporal_smoothing: float = 0.0
     max_side: int | None = None
+    strength: float = 1.0  # any model: blend with the input (rtstyle.strength)
     limits: Limits = field(default_factory=Limits)  # the server's, tightened by the client's own values
 
     def stylize_config(self):
@@ -128,7 +130,8 @@ class JobManager:
         config = req.stylize_config()
         info = check_input(req.input, config)  # the limits from the header, before anything is decoded
         job.frames_total = 1 if info is None else info.num_frames
-        job.counter = CountingEngine(self.open_engine_for(req.model, req.style, config.batch_size),
+        job.counter = CountingEngine(with_strength(self.open_engine_for(req.model, req.style, config.batch_size),
+                                                   req.strength),
                                      after_batch=self.check_disk)
         report = stylize_batch(config, job.counter, self._stop, plan_batch(config))
         if self.check_disk is not None:

@@ -70,6 +70,8 @@ PARAMS: dict[str, Param] = {
     "model": Param(_text, "a served model's name (GET /api/models)", EVERYWHERE),
     "alpha": Param(_between(_number, 0.0, 1.0), "a number in [0, 1] (AdaIN style strength)", EVERYWHERE),
     "style_index": Param(_between(_integer, 0, None), "an integer >= 0 (a StyleBank style)", EVERYWHERE),
+    "strength": Param(_between(_number, 0.0, 1.0), "a number in [0, 1] (style strength: blend with the input)",
+                      EVERYWHERE),
     "smoothing": Param(_between(_number, 0.0, 1.0, high_open=True), "a number in [0, 1) (temporal smoothing)",
                        EVERYWHERE),
     "max_side": Param(_between(_integer, 16, None), "an integer >= 16 (shrink the longer side to it)",
