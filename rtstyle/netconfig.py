@@ -17,6 +17,10 @@ from .errors import ConfigError
 ENCODER_LAYER = "relu4_1"  # AdaIN's encoder output and content layer (Huang & Belongie 2017)
 
 
+MAX_MARGIN = 15  # a mirror pad needs fewer pixels than the side it mirrors (nets.MIN_SIDE = 16)
+DEFAULT_MARGIN = 8  # what new trainings use (StyleTrainConfig.margin)
+
+
 @dataclass(frozen=True)
 class StyleNetConfig:
     """A Johnson et al. 2016 style transformer and its efficient relatives (``nets/transformer.py``).
@@ -37,6 +41,11 @@ class StyleNetConfig:
     upsample: Literal["nearest", "shuffle"] = "nearest"  # shuffle: 3x3 conv to 4x channels, pixel shuffle
     block: Literal["conv", "separable"] = "conv"  # separable: 1x1 expand x2, 3x3 depthwise, 1x1 project
     edge_kernel: int = 9  # kernel of the first and the last conv (full resolution)
+    # Pixels of mirrored picture around the input, cropped from the output (issue 31): a network
+    # learns to paint a frame where its padded convs meet the image edge (on a flat input, 40-60
+    # levels off the interior for every design of the study); with a margin that frame falls
+    # outside the picture (8: under 8 levels). 0 is the paper's network and every older checkpoint.
+    margin: int = 0
 
     def __post_init__(self) -> None:
         if self.downsamples not in (1, 2, 3):
@@ -49,6 +58,8 @@ class StyleNetConfig:
             raise ConfigError(f"StyleNetConfig: block must be 'conv' or 'separable', got {self.block!r}")
         if self.edge_kernel not in (3, 5, 7, 9):
             raise ConfigError(f"StyleNetConfig: edge_kernel must be 3, 5, 7 or 9, got {self.edge_kernel}")
+        if not 0 <= self.margin <= MAX_MARGIN:
+            raise ConfigError(f"StyleNetConfig: margin must be 0 to {MAX_MARGIN} pixels, got {self.margin}")
 
     @property
     def stride(self) -> int:
@@ -196,4 +207,4 @@ def describe_style_arch(config: StyleNetConfig) -> str:
     blocks = "separable blocks" if config.block == "separable" else "residual blocks"
     return (f"{config.width} wide, {config.num_residual} {blocks} of {config.width * config.stride} ch at "
             f"1/{config.stride}, {config.down_kernel}x{config.down_kernel}/2 down, {config.upsample} up, "
-            f"{config.edge_kernel}x{config.edge_kernel} edges")
+            f"{config.edge_kernel}x{config.edge_kernel} edges" + (f", {config.margin} px margin" if config.margin else ""))

@@ -14,6 +14,7 @@ line win. ``preset_of(meta)`` names the preset a checkpoint's recorded recipe ma
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Mapping
 
 from .errors import ConfigError, InputError
@@ -56,7 +57,7 @@ def recipe_of(meta: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     model, train, loss = meta.get("model", {}), meta.get("train", {}), meta.get("loss", {})
     arch = style_arch_name(model)
-    return {"arch": arch, "iterations": train.get("iterations"), "batch_size": train.get("batch_size"),
+    return {"arch": arch, "margin": model.get("margin", 0), "iterations": train.get("iterations"), "batch_size": train.get("batch_size"),
             "image_size": train.get("image_size"), "lr": train.get("lr"),
             "content_weight": loss.get("content_weight"), "style_weight": loss.get("style_weight"),
             "tv_weight": loss.get("tv_weight")}
@@ -86,4 +87,7 @@ def style_arch_name(model: Mapping[str, Any]) -> str:
         config = StyleNetConfig(**{k: v for k, v in model.items() if k != "arch"})
     except (TypeError, ConfigError):
         return "unknown"
-    return next((name for name, preset in STYLE_ARCH_PRESETS.items() if preset == config), describe_style_arch(config))
+    # The margin is not part of a design's name (a preset trained with --margin 8 is still that preset;
+    # describe_style_arch and recipe_of say it).
+    body = replace(config, margin=0)
+    return next((name for name, preset in STYLE_ARCH_PRESETS.items() if preset == body), describe_style_arch(config))

@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .choices import ADAIN_STYLE_LAYERS, LossConfig
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .netconfig import (
+    DEFAULT_MARGIN,
     ENCODER_LAYER,
     STYLE_ARCH_PRESETS,
     AdaINConfig,
@@ -152,6 +153,9 @@ class StyleTrainConfig(TrainConfig):
     arch: str = "johnson"  # StyleNetConfig preset
     width: int | None = None  # override the preset's width / residual count
     num_residual: int | None = None
+    # Mirrored pixels around each crop, cropped from the output (StyleNetConfig.margin: no frame
+    # along the borders). None: DEFAULT_MARGIN for a new run, the checkpoint's for --resume.
+    margin: int | None = None
     content_weight: float = LossConfig.content_weight
     style_weight: float = LossConfig.style_weight
     tv_weight: float = LossConfig.tv_weight
@@ -181,8 +185,17 @@ class StyleTrainConfig(TrainConfig):
         if self.arch not in STYLE_ARCHS:
             raise InputError(f"--arch must be one of {STYLE_ARCHS}, got {self.arch!r}")
         base = StyleNetConfig.preset(self.arch)
-        return replace(base, width=self.width or base.width,
-                       num_residual=base.num_residual if self.num_residual is None else self.num_residual)
+        margin = self.margin
+        if margin is None:
+            from .checkpoint import read_metadata  # the file's header only; torch is loaded by then anyway
+
+            resumed = read_metadata(self.resume).get("model", {}) if self.resume is not None else None
+            margin = DEFAULT_MARGIN if resumed is None else int(resumed.get("margin", 0))
+        try:
+            return replace(base, width=self.width or base.width, margin=margin,
+                           num_residual=base.num_residual if self.num_residual is None else self.num_residual)
+        except ConfigError as exc:
+            raise InputError(str(exc).replace("StyleNetConfig: margin", "--margin")) from None
 
     def loss_config(self) -> LossConfig:
         return LossConfig(content_weight=self.content_weight, style_weight=self.style_weight,

@@ -170,3 +170,20 @@ def test_cli_missing_checkpoint_is_one_line(tmp_path, capsys):
     assert main(["export", "onnx", str(tmp_path / "nope.safetensors"), "-o", str(tmp_path / "x.onnx")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "nope.safetensors" in err
+
+
+def test_a_net_with_a_margin_exports_and_matches_at_odd_sizes(tmp_path):
+    """The mirrored margin (issue 31) is a Pad(reflect) and a crop in the graph: same pixels in ONNX Runtime."""
+    from rtstyle.nets import StyleNetConfig
+    from tests.conftest import _save
+
+    config = StyleNetConfig(width=8, num_residual=1, downsamples=3, down_kernel=4, edge_kernel=3, margin=8)
+    ckpt = _save(tmp_path / "margin.safetensors", config, "style")
+    result = export_onnx(ckpt, tmp_path / "margin.onnx", OnnxExportConfig(io="uint8"))
+    assert all(p.max_abs_error <= result.tolerance for p in result.parity)
+    batch = frames(1, 17, 29, seed=3)
+    with torch.inference_mode():
+        expected = load_checkpoint(ckpt).model(to_float(batch))
+    got = to_float(ort_runner(result.path)(batch))
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max().item() <= parity_tolerance(result.precision, result.io)

@@ -95,7 +95,7 @@ def test_config_round_trip_through_json(config):
 def test_config_dict_names_the_arch():
     assert config_to_dict(StyleNetConfig()) == {"arch": "style", "width": 32, "num_residual": 5, "downsamples": 2,
                                                 "down_kernel": 3, "upsample": "nearest", "block": "conv",
-                                                "edge_kernel": 9}
+                                                "edge_kernel": 9, "margin": 0}
     assert config_to_dict(SRNetConfig())["arch"] == "sr"
 
 
@@ -154,3 +154,52 @@ def test_sr_residual_flag_round_trips_and_old_configs_stay_paper():
     assert build_model(old).config.residual is False
     with pytest.raises(ValueError, match="residual must be true or false"):
         SRNetConfig(residual="yes")
+
+
+# ------------------------------------------------------------------ issue 31: the margin against a frame on the borders
+
+MARGIN_NET = StyleNetConfig(width=8, num_residual=1, downsamples=3, down_kernel=4, edge_kernel=3, margin=8)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, MIN_SIDE, MIN_SIDE), (2, 3, 33, 47), (1, 3, 90, 160)])
+def test_a_margin_is_mirrored_around_the_input_and_cropped_from_the_output(shape):
+    from dataclasses import replace
+
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    net = build_model(MARGIN_NET).eval()
+    bare = build_model(replace(MARGIN_NET, margin=0)).eval()
+    bare.load_state_dict(net.state_dict())  # same weights: the margin adds no parameters
+    x = torch.rand(*shape)
+    with torch.no_grad():
+        out = net(x)
+        padded = bare(F.pad(x, (8, 8, 8, 8), mode="reflect"))
+    assert out.shape == x.shape
+    torch.testing.assert_close(out, padded[..., 8:-8, 8:-8], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("margin", [-1, 16])
+def test_a_margin_must_fit_the_smallest_input(margin):
+    from rtstyle.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="margin must be 0 to 15"):
+        StyleNetConfig(margin=margin)
+
+
+def test_old_configs_have_no_margin_and_new_trainings_do(tmp_path):
+    from rtstyle.netconfig import DEFAULT_MARGIN
+    from rtstyle.trainconfig import StyleTrainConfig
+    from tests.conftest import _save
+
+    assert config_from_dict({"arch": "style", "width": 16, "num_residual": 3}).margin == 0
+    style = tmp_path / "s.png"
+    fresh = StyleTrainConfig(style=style, data=tmp_path, out=tmp_path / "o.safetensors", arch="lowres")
+    assert fresh.model_config().margin == DEFAULT_MARGIN == 8
+    old = _save(tmp_path / "old.safetensors", StyleNetConfig.preset("lowres"), "style")
+    resumed = StyleTrainConfig(style=style, data=tmp_path, out=old, resume=old, arch="lowres")
+    assert resumed.model_config().margin == 0  # a resume keeps the checkpoint's network
+    from rtstyle.errors import InputError
+
+    with pytest.raises(InputError, match="--margin must be 0 to 15 pixels, got 20"):
+        StyleTrainConfig(style=style, data=tmp_path, out=tmp_path / "o.safetensors", margin=20).model_config()

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from rtstyle.choices import PROGRESS_MODES
+from rtstyle.netconfig import DEFAULT_MARGIN
 from rtstyle.presets import PRESETS, apply_preset, describe
 from rtstyle.trainconfig import (
     AMP_MODES,
@@ -98,6 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     flags.add("--arch", help=f"{' or '.join(STYLE_ARCHS)}: johnson is 32 wide with 5 residual blocks, fast 16 and 3")
     flags.add("--width", type=int, help="channels after the first conv (default: the --arch preset's)")
     flags.add("--num-residual", type=int, help="residual blocks (default: the --arch preset's)")
+    flags.add("--margin", type=int, metavar="PX",
+              help=f"mirrored pixels around the picture, cropped from the output, so the net paints no frame along "
+                   f"the borders; 0 is the paper's net (default: {DEFAULT_MARGIN}, or the --resume checkpoint's)")
     _weights(flags, "content", "style", "tv")
     stab = _Flags(style.add_argument_group("stabilisation (less flicker on video; see `rtstyle eval temporal`)"),
                   StyleTrainConfig)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..netconfig import StyleNetConfig
-from .common import ConvLayer, ResidualBlock, UpsampleConv, norm_layer, pad_to_multiple, to_pixel_range
+from .common import ConvLayer, ResidualBlock, UpsampleConv, check_min_side, norm_layer, pad_to_multiple, to_pixel_range
 
 
 class ShuffleUpsample(nn.Sequential):
@@ -70,8 +70,12 @@ class StyleNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
+        m = self.config.margin
+        if m:  # mirrored picture around the frame: the net's own edge response lands outside it
+            check_min_side(x)
+            x = F.pad(x, (m, m, m, m), mode="reflect")
         y = self.body(pad_to_multiple(x, self.stride))
         # Crop with a negative pad, not a slice: a slice is a view whose contiguity depends on
         # whether any padding was added, which torch.export (AOTInductor) cannot decide for a
         # dynamic size and would specialise the package to sizes that are (not) multiples of 4.
-        return to_pixel_range(F.pad(y, (0, w - y.shape[-1], 0, h - y.shape[-2])))
+        return to_pixel_range(F.pad(y, (-m, w + m - y.shape[-1], -m, h + m - y.shape[-2])))
