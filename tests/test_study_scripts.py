@@ -144,3 +144,18 @@ def test_train_speed_times_the_real_trainer_per_configuration(tmp_path, monkeypa
 
     meta = read_metadata(next(tmp_path.glob("fast-0.safetensors")))["train"]
     assert (meta["amp"], meta["channels_last"], meta["compiled"]) == ("off", False, False)
+
+
+def test_sr_heldout_measures_only_photos_of_held_out_sources(tmp_path, tiny_sr_ckpt):
+    from rtstyle.benchmarks import sr_heldout
+
+    folder = _photo_folder(tmp_path)
+    (folder / "opencv_home.jpg").write_bytes((folder / "caer_puppy.jpg").read_bytes())
+    result = sr_heldout.run(folder, models=(str(tiny_sr_ckpt),), names=("caer_puppy.jpg", "opencv_home.jpg"))
+    (row,) = result["models"]
+    assert row["images"] == 2 and row["lpips_ratio"] == pytest.approx(row["mean"]["model"]["lpips"] /
+                                                                      row["mean"]["bicubic"]["lpips"])
+    text = sr_heldout.markdown(result)
+    assert f"{row['lpips_ratio']:.2f}x" in text and result["machine"]["cpu"] in text
+    with pytest.raises(SystemExit, match="gcompris-animals_bison.jpg"):  # a training photo is refused
+        sr_heldout.run(folder, models=(str(tiny_sr_ckpt),), names=("gcompris-animals_bison.jpg",))
