@@ -9,10 +9,10 @@
 
 Per network, on the held-out photos of the split (``photo_split.py``; none was trained on):
 
-* the yardstick of Johnson et al. Fig. 5 (``rtstyle eval quality``): the L-BFGS iteration at which
-  optimisation from noise matches the network's own objective at 256 px, on the split's 8
-  yardstick photos (the mean curve); the optimisation is the same for every network of the study
-  (same objective), so it runs once and is read from the cache after;
+* the yardstick of Johnson et al. Fig. 5 (``rtstyle eval quality --stop-at-match``): the L-BFGS
+  iteration at which optimisation from noise matches the network's own objective at 256 px, the
+  median over the split's 8 yardstick photos; the optimisation is the same for every network of
+  the study (same objective), so its traces are read from the cache after the first;
 * the objective itself (content + style + TV, the network's training weights) at 256 px on all 32
   held-out photos: lower is better, and unlike the match iteration it needs no optimisation;
 * FLOPs per output pixel (counted on the network at 640x360), parameters;
