@@ -3,9 +3,12 @@ build its help).
 
 * ``paper`` (the default): Johnson et al. 2016's recipe -- their network (32 wide, 5 residual
   blocks), 40k iterations of batch 4 on 256 px crops, Adam at 1e-3, content 1 / style 5 / TV 1e-4.
-* ``fast``: the recipe the bundled models were trained with (their checkpoints record it; a test
-  compares): the small network (16 wide, 3 residual blocks), batch 2 on 128 px crops, style 2.5,
-  a few hundred iterations -- minutes on a laptop CPU.
+* ``cpu``: the recipe the bundled styles are trained with (their checkpoints record it; a test
+  compares), chosen by the architecture study of issue 31: the ``lowres`` network (its residual
+  blocks at 1/8 resolution), batch 4 on 256 px crops as in the paper, style 2.5, trained to a CPU
+  time budget (20 CPU-minutes) rather than an iteration count.
+* ``fast``: the earlier bundled models' recipe: the small network (16 wide, 3 residual blocks),
+  batch 2 on 128 px crops, style 2.5, a few hundred iterations -- minutes on a laptop CPU.
 
 A preset fills only the options the user left at their defaults; options given on the command
 line win. ``preset_of(meta)`` names the preset a checkpoint's recorded recipe matches
@@ -23,6 +26,8 @@ from .netconfig import STYLE_ARCH_PRESETS, StyleNetConfig, describe_style_arch
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"arch": "johnson", "iterations": 40_000, "batch_size": 4, "image_size": 256, "lr": 1e-3,
               "content_weight": 1.0, "style_weight": 5.0, "tv_weight": 1e-4},
+    "cpu": {"arch": "lowres", "iterations": 100_000, "max_cpu_seconds": 1200.0, "batch_size": 4, "image_size": 256,
+            "lr": 1e-3, "content_weight": 1.0, "style_weight": 2.5, "tv_weight": 1e-4},
     "fast": {"arch": "fast", "iterations": 450, "batch_size": 2, "image_size": 128, "lr": 1e-3,
              "content_weight": 1.0, "style_weight": 2.5, "tv_weight": 1e-4},
 }
@@ -34,7 +39,8 @@ def describe(name: str) -> str:
     """One line for --help, e.g. ``fast: fast net (16 wide, 3 residual), 450 it x batch 2 at 128 px, ...``."""
     p = PRESETS[name]
     arch = STYLE_ARCH_PRESETS[p["arch"]]
-    return (f"{name}: {p['arch']} net ({arch.width} wide, {arch.num_residual} residual), {p['iterations']} it x batch "
+    length = f"{p['max_cpu_seconds']:g} CPU-s" if "max_cpu_seconds" in p else f"{p['iterations']} it"
+    return (f"{name}: {p['arch']} net ({describe_style_arch(arch)}), {length} x batch "
             f"{p['batch_size']} at {p['image_size']} px, lr {p['lr']:g}, loss content {p['content_weight']:g} / "
             f"style {p['style_weight']:g} / tv {p['tv_weight']:g}")
 

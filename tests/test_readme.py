@@ -76,7 +76,7 @@ PLANS: dict[str, Run | CoveredBy | Skip] = {
     "rtstyle stylize -i clip.mp4 -o cut.mp4 -ss 00:00:01 -t 2": Run(),
     "rtstyle stylize -i clip.mp4 -o clip.gif -m great_wave --width 320": Run("--width 32"),
     "rtstyle stylize -i input.mp4 -o film.mp4 --encoder-opt tune=film -n": Run("--max-side 24"),
-    "rtstyle train style --style painting.jpg --data /data/coco --out quick.safetensors --preset fast": Run(TINY_TRAIN),
+    "rtstyle train style --style painting.jpg --data /data/coco --out cpu.safetensors --preset cpu": Run(TINY_TRAIN),
     "rtstyle stylize photo.jpg -o soft.png --model great_wave --strength 0.5": Run(),
     "rtstyle upscale photo.jpg -o photo_x4.png": Run(),
     "rtstyle upscale photos/ -o big/ -s 2 --tile 256": Run("--tile 32"),
