@@ -109,6 +109,8 @@ PLANS: dict[str, Run | CoveredBy | Skip] = {
     "rtstyle doctor --clear-cache": CoveredBy("tests/test_doctor.py::test_clear_cache_empties_what_rtstyle_rebuilds"),
     "rtstyle eval quality --model starry_night --images photos/ --json q.json":
         Run("--iterations 2,3 --size 32 --limit 1 --timing-runs 1 --no-progress"),
+    "rtstyle eval quality --model starry_night --images photos/ --init noise --stop-at-match":
+        Run("--iterations 2,3 --size 32 --limit 1 --timing-runs 1 --no-progress"),
     "rtstyle eval temporal clip.mp4 --model starry_night --json t.json": Run("--no-progress"),
     "rtstyle eval temporal clip.mp4 --model starry_night --encoded --cut-threshold 0.05": Run("--no-progress --no-losses"),
     "rtstyle train style ... --stability-weight 400":
