@@ -62,6 +62,7 @@ from .sources import FileSource, Resized
 from .temporal import check_smoothing
 from .threads import plan_threads
 from .video import VIDEO_EXTENSIONS, AudioSource, EncoderConfig, VideoReader, VideoWriter
+from .video.tag import RunTag
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class StylizeConfig:
     trust_model: bool = False  # load a .pt2 / TensorRT engine rtstyle did not produce (rtstyle.trust)
     suffix: str | None = None  # folder outputs: <stem><suffix>.<ext> (default _<model>[_<sr>])
     keep_going: bool = False  # many inputs: skip bad ones and go on after a failed one (summary at the end)
+    run_id: str | None = None  # written into each video output's run tag (video.tag); None: a new id per output
 
     def __post_init__(self) -> None:
         # One path (str or Path) is one input, not a sequence of one-letter file names.
@@ -450,6 +452,7 @@ def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, st
         dst, out_w, out_h, info.time_base, info.frame_rate, config.encoder.beside_engine(engine.device.type, threads.encode),
         rotation=info.rotation, color=info.color, overwrite=config.overwrite,
         audio=_audio(reader, src) if info.has_audio else None,
+        tag=RunTag.for_source(src, config.start, config.duration, config.run_id),
     )
     chain = build_sinks(config.temporal_smoothing, writer=WriterSink(writer),
                         preview=PreviewSink(display) if display is not None else None)

@@ -13,10 +13,12 @@ Public API
   stays VFR), copy rotation, colour tags and audio (stream copy, AAC re-encode where the
   container cannot hold the source codec). It writes to a hidden file beside ``path``;
   ``close()`` always finalises the container and renames it into place, ``close(keep=False)``
-  removes it instead.
+  removes it instead. ``tag=RunTag(...)`` (``video.tag``): the run tag sealed into the file at
+  finalisation (source, window, frames written, finished or interrupted), which ``--skip-existing``
+  reads back with ``read_tag(path)``.
 
 Frames follow ``frames.py``: uint8 RGB, channels last. Modules: ``probe.py``, ``reader.py``,
-``writer.py`` (with the audio carried over); import the names from ``rtstyle.video``.
+``writer.py`` (with the audio carried over), ``tag.py``; import the names from ``rtstyle.video``.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import InputError, OutputError
 from ..outputs import OutputPolicy, commit
 from .probe import DEFAULT_TIME_BASE, ColorInfo, _ffmpeg_reason, _open_input
+from .tag import RunTag, embed, muxer_options, seal
 
 # CRF-like quality option per encoder family; encoders not listed get no quality option.
 _QUALITY_OPTION = {"libx264": "crf", "libx265": "crf", "libvpx-vp9": "crf", "libaom-av1": "crf", "libsvtav1": "crf",
@@ -94,12 +95,13 @@ class AudioSource:
 
 
 class VideoWriter:
-    """Encode uint8 RGB frames with given pts; finalised on close() even after errors."""
+    """Encode uint8 RGB frames with given pts; finalised on close() even after errors. ``tag``: the
+    run tag (``video.tag``) sealed into the file at finalisation."""
 
     def __init__(self, path: str | Path, width: int, height: int, time_base: Fraction = DEFAULT_TIME_BASE,
                  frame_rate: Fraction | None = None, config: EncoderConfig | None = None,
                  rotation: int = 0, color: ColorInfo | None = None, audio: AudioSource | None = None,
-                 overwrite: bool = False):
+                 overwrite: bool = False, tag: RunTag | None = None):
         import av
 
         self.path = Path(path)
@@ -118,18 +120,21 @@ class VideoWriter:
         self._video_end = 0.0  # seconds: end of the last frame written
         self._closed = False
         self._audio_in = None
+        self.tag = tag
         self.tmp = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix or '.mp4'}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # image2 with update=1: one picture file, rewritten per frame (a one-frame input's output)
-            options = {"update": "1"} if _format_for(self.path) == "image2" else None
-            self.container = av.open(str(self.tmp), "w", format=_format_for(self.path), options=options)
+            options = {"update": "1"} if _format_for(self.path) == "image2" else muxer_options(_format_for(self.path))
+            self.container = av.open(str(self.tmp), "w", format=_format_for(self.path), options=options or None)
         except (OSError, av.FFmpegError, ValueError) as exc:
             raise OutputError(f"cannot write {self.path} ({_ffmpeg_reason(exc)}); check the folder and extension") from None
         try:
             self.stream = self._add_video_stream(frame_rate, rotation, color or ColorInfo())
             if audio is not None and self.config.audio != "none":
                 self._open_audio(audio)
+            if tag is not None:
+                embed(self.container, tag)
             self.container.start_encoding()
         except av.FFmpegError as exc:
             self._discard()
@@ -314,6 +319,8 @@ class VideoWriter:
                     self.container.close()
                 except (OSError, av.FFmpegError) as exc:
                     raise self._write_error("finalising", exc) from None
+                if self.tag is not None:
+                    self._seal(partial)
         except BaseException:
             self._discard()  # a file that could not be finalised is never left behind, not even hidden
             raise
@@ -329,6 +336,12 @@ class VideoWriter:
             self._discard()
             raise
         return self.path
+
+    def _seal(self, partial: bool) -> None:
+        try:
+            seal(self.tmp, self.tag.sealed(self.frames_written, "stop" if partial else "done"))
+        except (OSError, ValueError) as exc:  # the video is fine; --skip-existing will call it incomplete
+            self.warnings.append(f"{self.path.name}: no run tag written ({exc}); --skip-existing will redo it")
 
     def _discard(self) -> None:
         with contextlib.suppress(Exception):
