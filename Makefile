@@ -8,7 +8,7 @@ STAMP := $(VENV)/.rtstyle-installed
 # No GLIBC_TUNABLES needed: rtstyle raises glibc's mmap/trim thresholds itself where CPU work
 # starts (rtstyle/cpu_memory.py).
 
-.PHONY: setup demo lint test test-fast clean
+.PHONY: setup demo lint test test-fast gpu-wheels gpu-check clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,19 @@ test: setup
 # failure; under a minute on a quiet 2-core machine. CI (.ci/run) runs `make lint` and every test.
 test-fast: lint
 	$(BIN)/python -m pytest -m "not slow" -x -q --durations=10
+
+# The GPU check (README, GPU section). gpu-wheels: on a networked machine, download into .whl/ the
+# wheels the GPU machine lacks. gpu-check: on the GPU machine, which has a CUDA torch and no network:
+# installs .whl/ beside that torch, maps this checkout in as the rtstyle package (nothing is built)
+# and runs the check into $(OUT); needs no `make setup`.
+OUT ?= out/gpu-check
+GPU_PYTHON_VERSION ?= 3.12
+
+gpu-wheels:
+	bash benchmarks/gpu_check.sh --plan --python-version $(GPU_PYTHON_VERSION) | grep -v '^#' | sh
+
+gpu-check:
+	bash benchmarks/gpu_check.sh $(OUT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -2,14 +2,14 @@
 the wheel. They are programs run from a checkout (``python -m rtstyle.benchmarks.temporal ...``, with
 the editable install of ``make setup``) to produce the committed results in benchmarks/results,
 not library code: nothing in the package imports them, and each ends in ``if __name__ == "__main__"``.
-``gpu_check`` is the exception that ships (issue 19: ``python -m rtstyle.benchmarks.gpu_check`` on a
+``gpu_check`` (and ``gpu_wheels``, its wheel plan) are the exceptions that ship (issue 19: ``python -m rtstyle.benchmarks.gpu_check`` on a
 machine given only a wheel; it runs the checkout's tests when it finds them in the working directory).
 tests/test_packaging.py checks the built wheel against this list."""
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-SHIPPED_COMMANDS = {"rtstyle.benchmarks": {"gpu_check"}}  # programs that ship (``python -m``), not studies
+SHIPPED_COMMANDS = {"rtstyle.benchmarks": {"gpu_check", "gpu_wheels"}}  # programs that ship (``python -m``), not studies
 STUDY_SCRIPTS = {
     "rtstyle.benchmarks": {"adain_eval", "cluster_scaling", "cpu_memory", "cpu_speed", "encoder_presets",
                            "flicker_study", "serve_latency", "temporal"},

@@ -12,12 +12,14 @@ import torch
 from rtstyle.dtypes import TORCH_DTYPES
 from rtstyle.engine import BACKENDS, EngineOptions
 from rtstyle.errors import InputError
+from rtstyle.netconfig import STYLE_ARCH_PRESETS
 from rtstyle.nets import SRNetConfig, StyleNetConfig
 
 SCHEMA = "rtstyle-bench/1"
 ARCHS = {
     "style": StyleNetConfig(),
-    "style-fast": StyleNetConfig.preset("fast"),
+    # every other `rtstyle train style --arch` preset as style-NAME (style-fast, style-lowres, ...)
+    **{f"style-{name}": cfg for name, cfg in STYLE_ARCH_PRESETS.items() if name != "johnson"},
     "sr4": SRNetConfig(scale=4),
     "sr8": SRNetConfig(scale=8),
 }

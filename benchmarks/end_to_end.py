@@ -1,5 +1,10 @@
 """The whole pipeline on a clip: decode only, engine only, encode only and the threaded pipeline,
-and pipeline efficiency = end-to-end fps / slowest stage fps."""
+and pipeline efficiency = end-to-end fps / slowest stage fps.
+
+Each stage runs as ``rtstyle stylize`` runs it: the same split of the cores (``threads.py``: with
+the engine on a GPU the encoder gets the cores), and with the engine on CUDA the output converted
+to NV12 on the GPU and copied back through the pinned output ring, so the encoder stage times the
+encoder alone (NV12 in, no host colour conversion)."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from rtstyle.engine import EngineOptions, open_engine
+from rtstyle.gpu.colour import output_spec
 from rtstyle.threads import plan_threads
 
 from .config import BenchConfig
@@ -63,8 +69,6 @@ def measure_pipeline(model: BenchModel, cfg: BenchConfig, device: torch.device, 
     from rtstyle.pipeline import HostBatcher, PipelineConfig, run_engine, run_pipeline
     from rtstyle.video import VideoReader, VideoWriter, probe
 
-    threads = plan_threads()  # the same split of the cores as rtstyle stylize
-
     if cfg.clip is not None:
         clip = Path(cfg.clip)
     else:
@@ -72,7 +76,11 @@ def measure_pipeline(model: BenchModel, cfg: BenchConfig, device: torch.device, 
     info = probe(clip)
     opts = EngineOptions(device=str(device), batch_size=cfg.pipeline_batch)
     engine = open_engine(model.path, "auto", opts)
+    on_gpu = engine.device.type == "cuda"
+    threads = plan_threads(engine_device=engine.device.type)  # the same split of the cores as rtstyle stylize
     out_w, out_h = info.width * engine.scale, info.height * engine.scale
+    # On CUDA the engine's output becomes NV12 on the GPU, with the writer's own conversion.
+    nv12 = output_spec(0, 0) if on_gpu and out_w % 2 == 0 and out_h % 2 == 0 else None
     result: dict[str, Any] = {
         "clip": {"path": str(clip) if cfg.clip else "generated", "width": info.width, "height": info.height,
                  "codec": info.codec, "frames": info.num_frames},
@@ -80,6 +88,7 @@ def measure_pipeline(model: BenchModel, cfg: BenchConfig, device: torch.device, 
         "batch": cfg.pipeline_batch,
         "encoder": dataclasses.asdict(_encoder_config(engine.device.type, threads.encode)),
         "threads": dataclasses.asdict(threads),
+        "colour_conversion": "RGB to NV12 on the GPU before the copy back" if nv12 else "RGB to YUV by swscale on the CPU",
     }
 
     def decode_only() -> int:
@@ -99,11 +108,11 @@ def measure_pipeline(model: BenchModel, cfg: BenchConfig, device: torch.device, 
     def engine_only() -> int:
         done = 0
         for b in _cycle(batches, -(-n // cfg.pipeline_batch)):
-            done += len(run_engine(engine, b))
+            done += len(run_engine(engine, b, nv12=nv12))
         return done
 
     # Also the engine's warm-up, so no stage pays for first-call set-up.
-    out_frames = [im for b in batches for im in run_engine(engine, b)]
+    out_frames = [im for b in batches for im in run_engine(engine, b, nv12=nv12)]
     stages["engine"] = _timed(engine_only, device, repeats)
     progress.step("engine")
 
@@ -113,8 +122,9 @@ def measure_pipeline(model: BenchModel, cfg: BenchConfig, device: torch.device, 
 
     def encode_only() -> int:
         with writer("encode.mp4") as out:
+            write = out.write_nv12 if nv12 else out.write
             for i, image in enumerate(_cycle(out_frames, n)):
-                out.write(image, pts=i)
+                write(image, pts=i)
         return n
 
     stages["encode"] = _timed(encode_only, device, repeats)
@@ -122,8 +132,9 @@ def measure_pipeline(model: BenchModel, cfg: BenchConfig, device: torch.device, 
 
     def whole() -> int:
         with writer("pipeline.mp4") as out:
-            stats = run_pipeline(VideoReader(clip, threads=threads.decode), engine, lambda image, item: out.write(image, item.pts),
-                                 PipelineConfig(batch_size=cfg.pipeline_batch))
+            write = out.write_nv12 if nv12 else out.write
+            stats = run_pipeline(VideoReader(clip, threads=threads.decode), engine, lambda image, item: write(image, item.pts),
+                                 PipelineConfig(batch_size=cfg.pipeline_batch, output_ring=on_gpu, output_nv12=nv12))
         result["pipeline_stats"] = stats.to_dict()
         return stats.frames_out
 

@@ -109,7 +109,9 @@ def _pipeline_section(result: dict) -> list[str]:
     rows.append(["whole pipeline", f"{p['end_to_end']['fps']:.2f}"])
     return [
         f"## Pipeline ({clip['path']} clip {clip['width']}x{clip['height']}, {p['end_to_end']['frames']} frames, "
-        f"{p['engine']['description']}, batch {p['batch']}, {p['encoder']['codec']} {p['encoder']['preset']})",
+        f"{p['engine']['description']}, batch {p['batch']}, {p['encoder']['codec']} {p['encoder']['preset']}"
+        + (f", {p['threads']['encode']} encoder threads" if p.get("threads") else "")
+        + (f"; {p['colour_conversion']}" if p.get("colour_conversion") else "") + ")",
         "",
         *_table(["stage", "fps"], rows),
         "",
@@ -119,6 +121,8 @@ def _pipeline_section(result: dict) -> list[str]:
 
 
 def _targets_section(result: dict) -> list[str]:
+    if not result.get("targets"):
+        return []  # e.g. a second net of the GPU check: the targets are about the first
     rows = []
     for name, t in result["targets"].items():
         measured = t.get("measured", t.get("measured_min_over_resolutions"))

@@ -50,11 +50,11 @@ def time_calls(
             end.record()
             end.synchronize()
             samples.append(start.elapsed_time(end) / 1000.0)  # elapsed_time is in milliseconds
-            continue
-        t0 = time.perf_counter()
-        fn(x)
-        synchronize(device)
-        samples.append(time.perf_counter() - t0)
+        else:
+            t0 = time.perf_counter()
+            fn(x)
+            synchronize(device)
+            samples.append(time.perf_counter() - t0)
         if max_seconds is not None and len(samples) >= 3 and time.perf_counter() - started > max_seconds:
             break
     return samples

@@ -296,7 +296,11 @@ def _torch_available(opts: EngineOptions) -> str | None:
 
 
 def _ort_available(opts: EngineOptions) -> str | None:
-    return None if _has_module("onnxruntime") else "the onnxruntime package"
+    if not _has_module("onnxruntime"):
+        return "the onnxruntime package"
+    if opts.device.startswith("cuda") and torch.cuda.is_available() and not _ort_gpu_installed():
+        return "onnxruntime-gpu for --device cuda (the onnxruntime installed here is the CPU build)"
+    return None
 
 
 def _trt_available(opts: EngineOptions) -> str | None:

@@ -217,7 +217,7 @@ def evaluate_temporal(config: TemporalEvalConfig, engine=None) -> dict[str, Any]
 def stylize_encoder(device_type: str) -> EncoderConfig:
     """``stylize``'s default encoder settings (``StylizeConfig.encoder`` is ``EncoderConfig()``) as it
     resolves them beside an engine on ``device_type``, without audio: only the picture is measured."""
-    return EncoderConfig(audio="none").beside_engine(device_type, plan_threads().encode)
+    return EncoderConfig(audio="none").beside_engine(device_type, plan_threads(engine_device=device_type).encode)
 
 
 def _encoded_writer(folder: Path, source: FileSource, engine) -> WriterSink:

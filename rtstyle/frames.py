@@ -111,8 +111,11 @@ def to_float(frames: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.
     return frames.permute(0, 3, 1, 2).to(dtype).div_(255.0)
 
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """float NCHW in [0, 1] -> uint8 NHWC (rounded, clamped), on the images' device."""
+def to_uint8(images: torch.Tensor, check_finite: bool = True) -> torch.Tensor:
+    """float NCHW in [0, 1] -> uint8 NHWC (rounded, clamped), on the images' device.
+
+    ``check_finite=False`` skips the NaN/Inf check, for callers that check otherwise: a CUDA graph
+    capture, where the check's host sync is illegal, returns ``finite_flag`` as an output instead."""
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"to_uint8: expected (N, 3, H, W) images, got {tuple(images.shape)}")
     images = images.detach().float()
@@ -120,13 +123,22 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     # must stop the run instead of writing black frames (one sum: NaN and Inf propagate).
     # Not while a graph is traced for export: the check is data-dependent control flow.
     tracing = images.is_meta or torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.compiler.is_exporting()
-    if not tracing and not torch.isfinite(images.sum()):
-        bad = int((~torch.isfinite(images)).sum())
-        raise CheckpointError(f"the model's output holds {bad} NaN/Inf values of {images.numel()} (a corrupt or "
-                              "diverged model, or an fp16 overflow); nothing was written for these frames; "
-                              "try --precision fp32 or another model")
+    if check_finite and not tracing and not bool(finite_flag(images)):
+        raise nonfinite_error(int((~torch.isfinite(images)).sum()), images.numel())
     out = images.mul(255.0).clamp_(0.0, 255.0).round_().to(torch.uint8)
     return out.permute(0, 2, 3, 1).contiguous()
+
+
+def finite_flag(images: torch.Tensor) -> torch.Tensor:
+    """A 0-d bool tensor, on the images' device: no NaN or Inf among them (no host sync)."""
+    return torch.isfinite(images.float().sum())
+
+
+def nonfinite_error(bad: int | None, total: int) -> CheckpointError:
+    """The error for a model output holding NaN/Inf (``bad`` of ``total`` values, when counted)."""
+    count = f"{bad} NaN/Inf values of {total}" if bad is not None else f"NaN/Inf values among its {total}"
+    return CheckpointError(f"the model's output holds {count} (a corrupt or diverged model, or an fp16 overflow); "
+                           "nothing was written for these frames; try --precision fp32 or another model")
 
 
 def numpy_to_float(frames: np.ndarray) -> torch.Tensor:

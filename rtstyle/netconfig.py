@@ -19,18 +19,47 @@ ENCODER_LAYER = "relu4_1"  # AdaIN's encoder output and content layer (Huang & B
 
 @dataclass(frozen=True)
 class StyleNetConfig:
-    """Johnson et al. 2016 style transformer (with upsample+conv and InstanceNorm)."""
+    """A Johnson et al. 2016 style transformer and its efficient relatives (``nets/transformer.py``).
+
+    The defaults are the paper's network (``johnson``): a 9x9 conv, two 3x3 stride-2 convs, residual
+    blocks at 1/4 resolution, two nearest-upsample + 3x3 convs, a 9x9 conv, InstanceNorm and ReLU
+    after every conv but the last. The other fields describe the designs of the architecture study
+    (benchmarks/results/arch-study-*): a third stride-2 stage, 4x4 stride-2 convs that sample between
+    the rows they read (the 3x3 ones sample even rows only, so the output is shifted 1.5 px and only
+    the top and left borders see padding: the line along the top edge of issue 31), pixel-shuffle
+    upsampling, depthwise-separable residual blocks and smaller first and last convs."""
 
     arch: Literal["style"] = "style"
-    width: int = 32  # channels after the first conv; then 2x, 4x
+    width: int = 32  # channels after the first conv; doubled by each stride-2 stage
     num_residual: int = 5
+    downsamples: int = 2  # stride-2 stages; the residual blocks run at 1 / 2**downsamples resolution
+    down_kernel: int = 3  # 3: the paper's 3x3/2 (pad 1); 4: 4x4/2 (pad 1), centred like the upsampling
+    upsample: Literal["nearest", "shuffle"] = "nearest"  # shuffle: 3x3 conv to 4x channels, pixel shuffle
+    block: Literal["conv", "separable"] = "conv"  # separable: 1x1 expand x2, 3x3 depthwise, 1x1 project
+    edge_kernel: int = 9  # kernel of the first and the last conv (full resolution)
+
+    def __post_init__(self) -> None:
+        if self.downsamples not in (1, 2, 3):
+            raise ConfigError(f"StyleNetConfig: downsamples must be 1, 2 or 3, got {self.downsamples}")
+        if self.down_kernel not in (3, 4):
+            raise ConfigError(f"StyleNetConfig: down_kernel must be 3 or 4, got {self.down_kernel}")
+        if self.upsample not in ("nearest", "shuffle"):
+            raise ConfigError(f"StyleNetConfig: upsample must be 'nearest' or 'shuffle', got {self.upsample!r}")
+        if self.block not in ("conv", "separable"):
+            raise ConfigError(f"StyleNetConfig: block must be 'conv' or 'separable', got {self.block!r}")
+        if self.edge_kernel not in (3, 5, 7, 9):
+            raise ConfigError(f"StyleNetConfig: edge_kernel must be 3, 5, 7 or 9, got {self.edge_kernel}")
+
+    @property
+    def stride(self) -> int:
+        """Input sides are padded to a multiple of this (and cropped back)."""
+        return 2 ** self.downsamples
 
     @classmethod
     def preset(cls, name: str) -> "StyleNetConfig":
-        presets = {"johnson": cls(), "fast": cls(width=16, num_residual=3)}
-        if name not in presets:
-            raise ConfigError(f"StyleNetConfig.preset: unknown preset {name!r}; choose from {sorted(presets)}")
-        return presets[name]
+        if name not in STYLE_ARCH_PRESETS:
+            raise ConfigError(f"StyleNetConfig.preset: unknown preset {name!r}; choose from {sorted(STYLE_ARCH_PRESETS)}")
+        return STYLE_ARCH_PRESETS[name]
 
 
 @dataclass(frozen=True)
@@ -146,3 +175,25 @@ class TextureSynthConfig:
     def tile_multiple(self) -> int:
         """Output sides that are multiples of this tile seamlessly (with circular padding)."""
         return 2 ** self.scales
+
+
+# The style architectures by name (``rtstyle train style --arch``); the study that compares them is
+# benchmarks/arch_study.py. johnson and fast keep their original structure, so every checkpoint
+# trained before the study rebuilds exactly.
+STYLE_ARCH_PRESETS: dict[str, StyleNetConfig] = {
+    "johnson": StyleNetConfig(),
+    "fast": StyleNetConfig(width=16, num_residual=3),
+    # The study's own designs: little work at full resolution (3x3 edge convs, 16 or 12 channels),
+    # aligned 4x4/2 downsampling, and the capacity where pixels are few.
+    "lowres": StyleNetConfig(width=16, downsamples=3, down_kernel=4, edge_kernel=3),  # 5 blocks of 128 ch at 1/8
+    "lowres-slim": StyleNetConfig(width=12, downsamples=3, down_kernel=4, edge_kernel=3),  # 96 ch at 1/8
+    "separable": StyleNetConfig(width=16, down_kernel=4, block="separable", edge_kernel=3),  # 64 ch at 1/4
+}
+
+
+def describe_style_arch(config: StyleNetConfig) -> str:
+    """One line: "16 wide, 5 residual blocks of 128 ch at 1/8, 4x4/2 down, nearest up, 3x3 edges"."""
+    blocks = "separable blocks" if config.block == "separable" else "residual blocks"
+    return (f"{config.width} wide, {config.num_residual} {blocks} of {config.width * config.stride} ch at "
+            f"1/{config.stride}, {config.down_kernel}x{config.down_kernel}/2 down, {config.upsample} up, "
+            f"{config.edge_kernel}x{config.edge_kernel} edges")

@@ -25,6 +25,14 @@ Public API
   Frames may also be uint8 (H, W, 3) torch tensors already on the engine's device (a GPU
   decoder: ``gpu.decode``): they are batched where they are.
 
+  With the engine on CUDA, the decode thread and the engine thread each queue their GPU work on
+  a stream of their own (never the legacy default stream, where FFmpeg's NVDEC copies run and
+  which would serialise them): a batch decoded on the GPU reaches the engine with a CUDA event
+  that the engine's stream waits on, so no thread waits on the host for another's kernels.
+  ``config.output_nv12`` (a ``gpu.colour.YuvSpec``) converts the engine's output to NV12 on the
+  engine's device before the copy back (half the bytes of RGB, no host colour conversion): the
+  sink then gets uint8 (H*3/2, W) NV12 images, as ``VideoWriter.write_nv12`` takes them.
+
   Queues hold at most ``config.queue_batches`` batches each, so memory stays flat however
   long the video. An end-of-stream marker flows through every queue. Setting ``stop`` (an
   ``threading.Event``, e.g. from a signal handler) or a ``KeyboardInterrupt`` in the caller
@@ -45,6 +53,7 @@ can reach the output.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -55,6 +64,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .gpu.colour import YuvSpec, rgb_to_nv12
 from .gpu.ring import OutputRing
 from .sources import Source
 
@@ -68,6 +78,7 @@ class PipelineConfig:
     queue_batches: int = 3  # capacity of each queue, in batches
     drop_stale: bool | None = None  # keep only the newest batches for the engine; None: when the source is live
     output_ring: bool = False  # engine output back through a pinned ring of async copies (not with drop_stale)
+    output_nv12: YuvSpec | None = None  # engine output converted to NV12 on its device; the sink gets NV12 images
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -107,6 +118,23 @@ class PipelineStats:
 class _Batch:
     frames: torch.Tensor  # (N, H, W, 3) uint8 on host (on the device for a device decoder's frames)
     items: list
+    ready: Any = None  # torch.cuda.Event after which ``frames`` (made on the GPU) may be read
+
+
+def _side_stream(device: torch.device):
+    """A CUDA stream of the calling thread's own on ``device`` (a context manager), or nothing."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.cuda.stream(torch.cuda.Stream(device))
+
+
+def _wait_until_ready(batch: _Batch) -> None:
+    """Make the current stream wait (on the GPU, not the host) for a batch made on another one,
+    and keep its memory from being reused until this stream is done with it."""
+    if batch.ready is not None:
+        current = torch.cuda.current_stream(batch.frames.device)
+        current.wait_event(batch.ready)
+        batch.frames.record_stream(current)
 
 
 class HostBatcher:
@@ -145,10 +173,12 @@ class HostBatcher:
         n = len(images)
         if isinstance(images[0], torch.Tensor):  # decoded on the device: batch it there
             buf = torch.stack(images)
+            ready = None
             if buf.is_cuda:
-                # The engine thread may read it on another stream: finish the stack first.
-                torch.cuda.current_stream(buf.device).synchronize()
-            return _Batch(buf, items)
+                # The engine thread reads it on its own stream: it waits for this event there.
+                ready = torch.cuda.Event()
+                ready.record(torch.cuda.current_stream(buf.device))
+            return _Batch(buf, items, ready)
         if self.pinned:
             buf = self._buffer(images[0].shape)[:n]
             for dst, src in zip(buf, images):
@@ -193,13 +223,14 @@ class StopFlag:
         return True
 
 
-def run_engine(engine, frames: torch.Tensor, non_blocking: bool = True) -> np.ndarray:
-    """One uint8 NHWC batch through ``engine`` (copied to its device) and back as numpy.
-    ``non_blocking=False`` finishes the copy before returning control, so the host buffer may be
-    refilled at once (the newest-frame policy recycles pinned buffers faster than the queues say)."""
-    if engine is None:
-        return frames.cpu().numpy()
-    out = engine(frames.to(engine.device, non_blocking=non_blocking))
+def run_engine(engine, frames: torch.Tensor, non_blocking: bool = True, nv12: YuvSpec | None = None) -> np.ndarray:
+    """One uint8 NHWC batch through ``engine`` (copied to its device) and back as numpy (NV12
+    (N, H*3/2, W), converted on the engine's device, with ``nv12``). ``non_blocking=False``
+    finishes the copy before returning control, so the host buffer may be refilled at once (the
+    newest-frame policy recycles pinned buffers faster than the queues say)."""
+    out = frames if engine is None else engine(frames.to(engine.device, non_blocking=non_blocking))
+    if nv12 is not None:
+        out = rgb_to_nv12(out, nv12)
     return out.cpu().numpy()  # .cpu() waits for the device, so the input buffer is free again
 
 
@@ -263,7 +294,15 @@ def _read_items(source: Source | Iterable):
 
 
 def _decode_stage(st: _Stages, source: Source | Iterable, batcher: HostBatcher, out_q: queue.Queue,
-                  newest_only: bool) -> None:
+                  newest_only: bool, device: torch.device) -> None:
+    try:
+        with _side_stream(device):  # a GPU decoder's conversions and the batching stay off the default stream
+            _decode(st, source, batcher, out_q, newest_only)
+    except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+        st.fail(exc)
+
+
+def _decode(st: _Stages, source: Source | Iterable, batcher: HostBatcher, out_q: queue.Queue, newest_only: bool) -> None:
     close = None
     try:
         read, close = _read_items(source)
@@ -289,32 +328,40 @@ def _decode_stage(st: _Stages, source: Source | Iterable, batcher: HostBatcher, 
 
 
 def _engine_stage(st: _Stages, engine, in_q: queue.Queue, out_q: queue.Queue, newest_only: bool,
-                  ring: OutputRing | None = None) -> None:
+                  ring: OutputRing | None = None, nv12: YuvSpec | None = None) -> None:
     try:
-        while True:
-            batch = st.get(in_q)
-            if batch is _END:
-                st.put(out_q, _END)
-                return
-            t0 = time.perf_counter()
-            if ring is not None:
-                _engine_into_ring(st, engine, batch, ring, out_q)
-                continue
-            out = run_engine(engine, batch.frames, non_blocking=not newest_only)
-            st.stats.busy_s["engine"] += time.perf_counter() - t0
-            st.stats.batches += 1
-            if len(out) != len(batch.items):
-                raise RuntimeError(f"engine returned {len(out)} frames for a batch of {len(batch.items)}")
-            if not st.put(out_q, (out, batch.items)):
-                return
+        with _side_stream(engine.device if engine is not None else torch.device("cpu")):
+            _engine_loop(st, engine, in_q, out_q, newest_only, ring, nv12)
     except BaseException as exc:  # noqa: BLE001
         st.fail(exc)
+
+
+def _engine_loop(st: _Stages, engine, in_q: queue.Queue, out_q: queue.Queue, newest_only: bool,
+                 ring: OutputRing | None, nv12: YuvSpec | None) -> None:
+    while True:
+        batch = st.get(in_q)
+        if batch is _END:
+            st.put(out_q, _END)
+            return
+        t0 = time.perf_counter()
+        _wait_until_ready(batch)
+        if ring is not None:
+            _engine_into_ring(st, engine, batch, ring, out_q, nv12)
+            continue
+        out = run_engine(engine, batch.frames, non_blocking=not newest_only, nv12=nv12)
+        st.stats.busy_s["engine"] += time.perf_counter() - t0
+        st.stats.batches += 1
+        if len(out) != len(batch.items):
+            raise RuntimeError(f"engine returned {len(out)} frames for a batch of {len(batch.items)}")
+        if not st.put(out_q, (out, batch.items)):
+            return
 
 
 _IN_RING = object()  # marker on the results queue: the next batch waits in the output ring
 
 
-def _engine_into_ring(st: _Stages, engine, batch: _Batch, ring: OutputRing, out_q: queue.Queue) -> None:
+def _engine_into_ring(st: _Stages, engine, batch: _Batch, ring: OutputRing, out_q: queue.Queue,
+                      nv12: YuvSpec | None = None) -> None:
     """Queue ``batch`` through the engine and its copy back into ``ring``, without waiting."""
     t0 = time.perf_counter()
     frames = batch.frames
@@ -322,6 +369,8 @@ def _engine_into_ring(st: _Stages, engine, batch: _Batch, ring: OutputRing, out_
         # Decoded on the device by another thread: keep its memory until this stream is done.
         frames.record_stream(torch.cuda.current_stream(frames.device))
     out = frames if engine is None else engine(frames.to(engine.device, non_blocking=True))
+    if nv12 is not None:
+        out = rgb_to_nv12(out, nv12)
     if len(out) != len(batch.items):
         raise RuntimeError(f"engine returned {len(out)} frames for a batch of {len(batch.items)}")
     queued = ring.put(out, batch.items, st.abort)  # waits only while every slot is still being encoded
@@ -347,10 +396,10 @@ def run_pipeline(source: Source | Iterable, engine, sink: Callable[[np.ndarray, 
     decoded: queue.Queue = queue.Queue(config.queue_batches)
     results: queue.Queue = queue.Queue(config.queue_batches)
     threads = [
-        threading.Thread(target=_decode_stage, args=(st, source, batcher, decoded, newest), name="rtstyle-decode",
-                         daemon=True),
-        threading.Thread(target=_engine_stage, args=(st, engine, decoded, results, newest, ring), name="rtstyle-engine",
-                         daemon=True),
+        threading.Thread(target=_decode_stage, args=(st, source, batcher, decoded, newest, device),
+                         name="rtstyle-decode", daemon=True),
+        threading.Thread(target=_engine_stage, args=(st, engine, decoded, results, newest, ring, config.output_nv12),
+                         name="rtstyle-engine", daemon=True),
     ]
     for t in threads:
         t.start()

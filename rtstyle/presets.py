@@ -16,10 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .errors import InputError
-
-# Architecture name -> (width, residual blocks), as trainers' StyleNetConfig.preset defines them.
-STYLE_ARCH_SHAPES = {"johnson": (32, 5), "fast": (16, 3)}
+from .errors import ConfigError, InputError
+from .netconfig import STYLE_ARCH_PRESETS, StyleNetConfig, describe_style_arch
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"arch": "johnson", "iterations": 40_000, "batch_size": 4, "image_size": 256, "lr": 1e-3,
@@ -34,8 +32,8 @@ _RECIPE_KEYS = ("arch", "batch_size", "image_size", "lr", "content_weight", "sty
 def describe(name: str) -> str:
     """One line for --help, e.g. ``fast: fast net (16 wide, 3 residual), 450 it x batch 2 at 128 px, ...``."""
     p = PRESETS[name]
-    width, blocks = STYLE_ARCH_SHAPES[p["arch"]]
-    return (f"{name}: {p['arch']} net ({width} wide, {blocks} residual), {p['iterations']} it x batch "
+    arch = STYLE_ARCH_PRESETS[p["arch"]]
+    return (f"{name}: {p['arch']} net ({arch.width} wide, {arch.num_residual} residual), {p['iterations']} it x batch "
             f"{p['batch_size']} at {p['image_size']} px, lr {p['lr']:g}, loss content {p['content_weight']:g} / "
             f"style {p['style_weight']:g} / tv {p['tv_weight']:g}")
 
@@ -57,8 +55,7 @@ def recipe_of(meta: Mapping[str, Any]) -> dict[str, Any] | None:
     if meta.get("task") != "style" or meta.get("model", {}).get("arch") not in ("style", None):
         return None
     model, train, loss = meta.get("model", {}), meta.get("train", {}), meta.get("loss", {})
-    shape = (model.get("width"), model.get("num_residual"))
-    arch = next((name for name, s in STYLE_ARCH_SHAPES.items() if s == shape), f"{shape[0]} wide, {shape[1]} residual")
+    arch = style_arch_name(model)
     return {"arch": arch, "iterations": train.get("iterations"), "batch_size": train.get("batch_size"),
             "image_size": train.get("image_size"), "lr": train.get("lr"),
             "content_weight": loss.get("content_weight"), "style_weight": loss.get("style_weight"),
@@ -80,3 +77,13 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return abs(a - b) <= 1e-9 * max(1.0, abs(b))
     return a == b
+
+
+def style_arch_name(model: Mapping[str, Any]) -> str:
+    """The ``--arch`` name of a checkpoint's style network config, or its description when no
+    preset matches (a custom --width, say)."""
+    try:
+        config = StyleNetConfig(**{k: v for k, v in model.items() if k != "arch"})
+    except (TypeError, ConfigError):
+        return "unknown"
+    return next((name for name, preset in STYLE_ARCH_PRESETS.items() if preset == config), describe_style_arch(config))

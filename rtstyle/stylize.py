@@ -436,7 +436,7 @@ def _stylize_photos(config: StylizeConfig, engine: Engine, pairs: list[tuple[Pat
 
 def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, stop: threading.Event,
                  display: Display | None) -> StylizeResult:
-    threads = plan_threads()  # decoder and encoder threads sized beside the engine's (threads.py)
+    threads = plan_threads(engine_device=engine.device.type)  # decoder and encoder beside the engine (threads.py)
     if config.decoder == "pyav-cuda":
         source = device_file_source(src, engine.device, config.start, config.duration)
     else:

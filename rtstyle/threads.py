@@ -14,6 +14,11 @@ OpenVINO all take ``ThreadPlan.engine``; the video reader and writer take ``deco
 ``RTSTYLE_CORES`` caps the cores the plan starts from: a Ray worker sets it to the CPUs Ray
 reserved for it (Ray does not pin a worker to cores, so its affinity still shows the whole machine),
 and it suits containers whose CPU quota their affinity does not show.
+
+With the engine on a GPU (``plan_threads(engine_device="cuda")``) the CPU runs only the decoder
+and the encoder, and x264 is then its heaviest stage: one encoder thread caps a 1080p pipeline
+near 15 fps (x264 medium) while the GPU idles. There the encoder gets the cores the decoder
+leaves (``GPU_ENGINE_DECODE_SHARE`` of them go to the decoder's frame threads, at least one).
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ DECODE_SHARE = 0.1
 ENCODE_SHARE = 0.25
 ENV = "RTSTYLE_ENGINE_THREADS"
 CORES_ENV = "RTSTYLE_CORES"
+# Engine on a GPU: the decoder's share of the cores (its frame threads, when it decodes on the CPU);
+# the encoder takes the rest. The engine's host thread only queues kernels.
+GPU_ENGINE_DECODE_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -54,11 +62,15 @@ def available_cores() -> int:
     return cores
 
 
-def plan_threads(cores: int | None = None) -> ThreadPlan:
-    """The thread counts of every stage on ``cores`` cores (default: this process's)."""
+def plan_threads(cores: int | None = None, engine_device: str = "cpu") -> ThreadPlan:
+    """The thread counts of every stage on ``cores`` cores (default: this process's), for an
+    engine on ``engine_device`` ("cpu", or a GPU's device type such as "cuda")."""
     cores = available_cores() if cores is None else cores
     if cores < 1:
         raise InputError(f"cores must be >= 1, got {cores}")
+    if engine_device != "cpu":
+        decode = max(1, int(cores * GPU_ENGINE_DECODE_SHARE))
+        return ThreadPlan(cores, 1, decode, max(1, cores - decode))
     engine = max(1, int(cores - DECODE_SHARE - ENCODE_SHARE + 0.5))
     if env := os.environ.get(ENV):
         if not env.isdigit() or int(env) < 1:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .choices import ADAIN_STYLE_LAYERS, LossConfig
 from .errors import InputError
 from .netconfig import (
     ENCODER_LAYER,
+    STYLE_ARCH_PRESETS,
     AdaINConfig,
     SRNetConfig,
     StyleBankConfig,
@@ -28,7 +29,11 @@ from .netconfig import (
 from .outputs import OutputPolicy, same_file
 
 AMP_MODES = ("auto", "off", "fp16", "bf16")
-STYLE_ARCHS = ("johnson", "fast")  # StyleNetConfig presets
+COMPILE_MODES = ("auto", "on", "off")
+# --compile auto compiles runs with at least this many steps left: torch.compile costs about a minute
+# of start-up on a 2-core CPU and then saves ~30% of every step (benchmarks/results/train-speed-*).
+COMPILE_AUTO_MIN_STEPS = 500
+STYLE_ARCHS = tuple(STYLE_ARCH_PRESETS)  # StyleNetConfig presets
 SR_SCALES = (4, 8)
 SR_ARCHS = ("paper", "residual")  # the paper's net, or a correction on top of bicubic (nets/sr.py)
 
@@ -49,11 +54,16 @@ class TrainConfig:
     checkpoint_every: int = 500
     log_every: int = 10
     num_workers: int | None = None  # None: 0 on CPU (two cores here), 4 on CUDA
-    amp: str = "auto"  # auto: bf16/fp16 autocast on CUDA, off on CPU
+    amp: str = "auto"  # auto: bf16/fp16 autocast on CUDA, bf16 on CPUs with native bf16 (AMX, AVX512-BF16), else off
+    compile: str = "auto"  # torch.compile the network and the loss; auto: on CPU runs of COMPILE_AUTO_MIN_STEPS+ steps
     vgg_weights: Path | None = None
     name: str | None = None
     progress: bool | str = "auto"  # a mode of rtstyle.progress: auto, bar, plain, json, none (or a bool)
     overwrite: bool = False  # replace an existing --out (and its .losses.csv/.png)
+    # Stop (saving a final checkpoint) once training has used this much CPU time, resumed runs
+    # included: a fixed budget that load from other processes does not shrink, as
+    # benchmarks/arch_study.py gives every network. None: run all --iterations.
+    max_cpu_seconds: float | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -67,8 +77,12 @@ class TrainConfig:
             raise InputError(f"--image-size must be >= 32, got {self.image_size}")
         if self.lr <= 0:
             raise InputError(f"--lr must be > 0, got {self.lr}")
+        if self.max_cpu_seconds is not None and not self.max_cpu_seconds > 0:
+            raise InputError(f"max_cpu_seconds must be > 0, got {self.max_cpu_seconds}")
         if self.amp not in AMP_MODES:
             raise InputError(f"--amp must be one of {AMP_MODES}, got {self.amp!r}")
+        if self.compile not in COMPILE_MODES:
+            raise InputError(f"--compile must be one of {COMPILE_MODES}, got {self.compile!r}")
         if Path(self.out).suffix != ".safetensors":
             raise InputError(f"--out must end in .safetensors, got {self.out}")
         if self.resume is not None and not Path(self.resume).is_file():
@@ -166,8 +180,8 @@ class StyleTrainConfig(TrainConfig):
         if self.arch not in STYLE_ARCHS:
             raise InputError(f"--arch must be one of {STYLE_ARCHS}, got {self.arch!r}")
         base = StyleNetConfig.preset(self.arch)
-        return StyleNetConfig(width=self.width or base.width,
-                              num_residual=base.num_residual if self.num_residual is None else self.num_residual)
+        return replace(base, width=self.width or base.width,
+                       num_residual=base.num_residual if self.num_residual is None else self.num_residual)
 
     def loss_config(self) -> LossConfig:
         return LossConfig(content_weight=self.content_weight, style_weight=self.style_weight,

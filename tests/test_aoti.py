@@ -81,6 +81,7 @@ def test_backend_reads_the_device_from_package_metadata(tmp_path):
 
 
 @pytest.mark.gpu
+@pytest.mark.compiles
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_fp16_package(tmp_path, tiny_sr_ckpt):
     result = export_aoti(tiny_sr_ckpt, tmp_path / "sr.pt2", AotiExportConfig(device="cuda"))

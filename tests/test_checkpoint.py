@@ -12,7 +12,7 @@ import torch
 
 from rtstyle.checkpoint import load_checkpoint, read_metadata, restore_optimizer, save_checkpoint
 from rtstyle.errors import CheckpointError
-from rtstyle.nets import SRNetConfig, StyleNetConfig, build_model
+from rtstyle.nets import SRNetConfig, StyleNetConfig, build_model, config_to_dict
 
 TINY_STYLE = StyleNetConfig(width=8, num_residual=1)
 META = {"task": "style", "name": "tiny", "train": {"iterations": 7, "seed": 3}, "loss": {"style_weight": 5.0}}
@@ -96,7 +96,7 @@ def test_metadata_is_read_without_loading_tensors(tmp_path, monkeypatch):
 
     monkeypatch.setattr(safetensors, "safe_open", NoTensors)
     meta = read_metadata(path)
-    assert meta["model"] == {"arch": "style", "width": 8, "num_residual": 1}
+    assert meta["model"] == config_to_dict(TINY_STYLE)
     assert meta["name"] == "tiny" and meta["task"] == "style"
 
 

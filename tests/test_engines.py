@@ -121,6 +121,7 @@ def test_torch_cuda_engine_with_graphs_matches_fp32(tiny_style_ckpt, precision):
 
 
 @pytest.mark.gpu
+@pytest.mark.compiles
 @needs_gpu
 def test_torch_cuda_engine_with_compile(tiny_sr_ckpt):
     eng = open_engine(tiny_sr_ckpt, "torch", EngineOptions(device="cuda", backend_options=TorchOptions(compile=True)))

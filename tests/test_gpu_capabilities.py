@@ -48,3 +48,22 @@ def test_capabilities_command_lists_everything(capsys):
     out = capsys.readouterr().out
     for name in ("pyav:", "pyav-cuda: no (", "opencv:", "libx264: yes", "h264_nvenc: no (", "hevc_nvenc:"):
         assert name in out
+
+
+def test_nvdec_probe_clip_holds_the_grey_levels_it_checks():
+    """The probe's clip decodes (here in software) to the luma the NVDEC probe expects of it: the
+    check cannot fail for a wrong expectation on the GPU."""
+    import io
+
+    av = pytest.importorskip("av")
+    with av.open(io.BytesIO(caps.h264_probe_clip()), "r", format="h264") as container:
+        frames = list(container.decode(video=0))
+    assert [(f.width, f.height) for f in frames] == [caps.PROBE_SIZE] * len(caps.PROBE_LEVELS)
+    lumas = [round(float(torch.from_dlpack(f.planes[0].__dlpack__()).float().mean())) for f in frames]
+    assert lumas == [round(16 + 219 * g / 255) for g in caps.PROBE_LEVELS]
+
+
+def test_without_a_gpu_hardware_decoding_says_why():
+    if torch.cuda.is_available():
+        pytest.skip("the GPU run probes the real decoder")
+    assert "no CUDA GPU" in caps.hw_decode_support().reason

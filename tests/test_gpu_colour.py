@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from rtstyle.errors import InputError
-from rtstyle.gpu.colour import YuvSpec, spec_for, yuv_to_rgb
+from rtstyle.gpu.colour import YuvSpec, output_spec, rgb_to_nv12, spec_for, yuv_to_rgb
 
 av = pytest.importorskip("av")
 Interpolation = pytest.importorskip("av.video.reformatter").Interpolation
@@ -131,6 +131,42 @@ def test_bad_planes_are_one_line_errors():
         yuv_to_rgb(y.float(), uv, YuvSpec())
     with pytest.raises(InputError, match="unknown colour matrix"):
         YuvSpec("bt2100")
+
+
+@pytest.mark.parametrize("tags", [(0, 0), (1, 1), (1, 2), (5, 1), (9, 1), (0, 2)],
+                         ids=["untagged", "bt709", "bt709-full", "bt601", "bt2020", "untagged-full"])
+@pytest.mark.parametrize("size", [(64, 36), (320, 180), (8, 8)])
+def test_rgb_to_nv12_matches_the_writers_conversion(tags, size):
+    """RGB -> NV12 on the device against what VideoWriter asks swscale for with the same colour
+    tags, on noise (every pixel differs from its neighbours, so the chroma filter shows): one level."""
+    w, h = size
+    rgb = np.random.default_rng(sum(size) + tags[0]).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    cs, cr = tags
+    ref = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+        format="nv12", dst_colorspace=cs or None, dst_color_range=cr or None).to_ndarray()
+    got = rgb_to_nv12(torch.from_numpy(rgb), output_spec(cs, cr)).numpy()
+    assert got.shape == (h * 3 // 2, w) and np.abs(got.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_rgb_to_nv12_batches_and_refuses_what_it_cannot_write():
+    frames = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (3, 36, 64, 3), dtype=np.uint8))
+    batch = rgb_to_nv12(frames)
+    assert batch.shape == (3, 54, 64) and all(torch.equal(batch[i], rgb_to_nv12(frames[i])) for i in range(3))
+    with pytest.raises(InputError, match="even sides"):
+        rgb_to_nv12(frames[:, :35])
+    with pytest.raises(InputError, match="uint8 RGB"):
+        rgb_to_nv12(frames.float())
+    with pytest.raises(InputError, match="8-bit"):
+        rgb_to_nv12(frames, YuvSpec("bt709", False, 10, 6))
+    assert output_spec(0, 0) == YuvSpec("bt601", False) and output_spec(1, 2) == YuvSpec("bt709", True)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_rgb_to_nv12_matches_cpu():
+    rgb = torch.from_numpy(np.random.default_rng(2).integers(0, 256, (2, 1080, 1920, 3), dtype=np.uint8))
+    on_gpu = rgb_to_nv12(rgb.cuda(), output_spec(1, 1))
+    assert on_gpu.is_cuda and (on_gpu.cpu().int() - rgb_to_nv12(rgb, output_spec(1, 1)).int()).abs().max() <= 1
 
 
 @pytest.mark.gpu

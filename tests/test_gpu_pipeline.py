@@ -53,6 +53,22 @@ def test_ring_output_equals_the_plain_path(tiny_style_ckpt):
     assert all(np.array_equal(a, b) for (_, a), b in zip(ring, plain)) and len(ring) == 7
 
 
+@pytest.mark.parametrize("ring", [False, True], ids=["plain", "ring"])
+def test_output_converted_to_nv12_on_the_engines_device(ring):
+    """``output_nv12``: the sink gets the engine's output as NV12 (converted where the engine
+    runs, before the copy back), equal to converting the RGB output afterwards."""
+    from rtstyle.gpu.colour import YuvSpec, rgb_to_nv12
+
+    spec = YuvSpec("bt709")
+    got = []
+    run_pipeline(items(7), IdentityEngine(), lambda im, it: got.append((it.index, np.array(im))),
+                 PipelineConfig(batch_size=3, output_ring=ring, output_nv12=spec))
+    assert [i for i, _ in got] == list(range(7))
+    for i, nv12 in got:
+        assert nv12.shape == (24, 20)
+        assert np.array_equal(nv12, rgb_to_nv12(torch.from_numpy(frame_pattern(i, 20, 16)), spec).numpy())
+
+
 def test_sink_views_are_reused_so_the_contract_matters():
     """The sink's image is a view of a ring slot: a sink keeping it without a copy would see it
     overwritten. Documented; this pins that the ring really reuses its buffers."""
@@ -140,6 +156,30 @@ def test_cuda_ring_matches_the_synchronous_path(tiny_style_ckpt):
                      PipelineConfig(batch_size=4, output_ring=ring))
     assert [i for i, _ in outs[True]] == list(range(40))
     assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(outs[True], outs[False]))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("nv12", [False, True], ids=["rgb", "nv12"])
+def test_cuda_frames_reach_the_engine_by_event(tiny_style_ckpt, nv12):
+    """Frames already on the GPU (a device decoder's), batched on the decode thread's stream and
+    handed to the engine's stream with an event: the output equals the engine run batch by batch
+    on one stream, in RGB or converted to NV12 on the GPU."""
+    from rtstyle.engine import EngineOptions, open_engine
+    from rtstyle.gpu.colour import YuvSpec, rgb_to_nv12
+
+    engine = open_engine(tiny_style_ckpt, "torch", EngineOptions(device="cuda", precision="fp16", batch_size=4))
+    frames = [torch.from_numpy(frame_pattern(i, 96, 64)).cuda() for i in range(24)]
+    spec = YuvSpec("bt601") if nv12 else None
+    expected = []
+    for i in range(0, 24, 4):
+        out = engine(torch.stack(frames[i:i + 4]))
+        expected += list((rgb_to_nv12(out, spec) if nv12 else out).cpu().numpy())
+    got = []
+    run_pipeline((Item(f, i) for i, f in enumerate(frames)), engine, lambda im, it: got.append((it.index, np.array(im))),
+                 PipelineConfig(batch_size=4, output_ring=True, output_nv12=spec))
+    assert [i for i, _ in got] == list(range(24))
+    assert all(np.array_equal(a, b) for (_, a), b in zip(got, expected))
 
 
 @pytest.mark.gpu

@@ -93,7 +93,9 @@ def test_config_round_trip_through_json(config):
 
 
 def test_config_dict_names_the_arch():
-    assert config_to_dict(StyleNetConfig()) == {"arch": "style", "width": 32, "num_residual": 5}
+    assert config_to_dict(StyleNetConfig()) == {"arch": "style", "width": 32, "num_residual": 5, "downsamples": 2,
+                                                "down_kernel": 3, "upsample": "nearest", "block": "conv",
+                                                "edge_kernel": 9}
     assert config_to_dict(SRNetConfig())["arch"] == "sr"
 
 
@@ -119,7 +121,7 @@ def test_presets():
     n_fast = sum(p.numel() for p in build_model(fast).parameters())
     n_full = sum(p.numel() for p in build_model(StyleNetConfig()).parameters())
     assert n_fast < n_full / 3
-    with pytest.raises(ValueError, match="'fast', 'johnson'"):
+    with pytest.raises(ValueError, match="'fast', 'johnson', 'lowres'"):
         StyleNetConfig.preset("huge")
 
 

@@ -11,7 +11,7 @@ from rtstyle.checkpoint import read_metadata
 from rtstyle.cli import main
 from rtstyle.errors import InputError
 from rtstyle.models import bundled_models
-from rtstyle.presets import PRESETS, STYLE_ARCH_SHAPES, apply_preset, describe, preset_of, recipe_of
+from rtstyle.presets import PRESETS, apply_preset, describe, preset_of, recipe_of, style_arch_name
 
 
 def _bundled_style_metas():
@@ -30,12 +30,14 @@ def test_fast_preset_is_the_recipe_the_bundled_models_record():
     assert PRESETS["fast"]["iterations"] == max(recipe_of(m)["iterations"] for m in metas.values())
 
 
-def test_arch_shapes_match_the_networks():
-    from rtstyle.nets import StyleNetConfig
+def test_arch_names_round_trip_through_checkpoint_configs():
+    from rtstyle.nets import StyleNetConfig, config_to_dict
 
-    for arch, (width, blocks) in STYLE_ARCH_SHAPES.items():
-        cfg = StyleNetConfig.preset(arch)
-        assert (cfg.width, cfg.num_residual) == (width, blocks)
+    for arch in ("johnson", "fast", "lowres", "separable"):
+        assert style_arch_name(config_to_dict(StyleNetConfig.preset(arch))) == arch
+    # Checkpoints written before the study's fields existed name only width and depth.
+    assert style_arch_name({"arch": "style", "width": 16, "num_residual": 3}) == "fast"
+    assert style_arch_name({"arch": "style", "width": 24, "num_residual": 3}).startswith("24 wide, 3 residual blocks")
 
 
 def test_paper_preset_is_johnson_et_al():

@@ -120,6 +120,31 @@ def test_typing_mode_follows_the_onnx_precision(tmp_path):
         tb._strongly_typed(fake_trt(False), OnnxInfo("float", "fp32", 1), "fp16", onnx_path)
 
 
+def test_a_profile_tensorrt_refuses_stops_the_build(tmp_path):
+    """``add_optimization_profile`` answers a bad profile with -1, not an exception: the build
+    must stop there with the shapes named, not fail later far from the cause."""
+    class Config:
+        builder_optimization_level = 0
+
+        def set_memory_pool_limit(self, *a):
+            pass
+
+        def add_optimization_profile(self, profile):
+            return -1
+
+    network = types.SimpleNamespace(get_input=lambda i: types.SimpleNamespace(name="frames"))
+    builder = types.SimpleNamespace(create_network=lambda flags: network, create_builder_config=Config,
+                                    create_optimization_profile=lambda: types.SimpleNamespace(set_shape=lambda *a: None))
+    trt = types.SimpleNamespace(
+        Logger=type("Logger", (), {"WARNING": 0, "__init__": lambda self, level: None}), Builder=lambda logger: builder,
+        NetworkDefinitionCreationFlag=types.SimpleNamespace(STRONGLY_TYPED=0), MemoryPoolType=types.SimpleNamespace(WORKSPACE=0),
+        OnnxParser=lambda network, logger: types.SimpleNamespace(parse_from_file=lambda path: True, num_errors=0))
+    settings = BuildSettings("0" * 64, (1, 360, 640, 3), (8, 1080, 1920, 3), (8, 1080, 1920, 3), "fp16", True, 64, 2,
+                             "11.0", "test GPU")
+    with pytest.raises(tb.ExportError, match=r"refused the optimisation profile 1x360x640x3 / 8x1080x1920x3 / 8x1080x1920x3"):
+        tb._build(trt, tmp_path / "m.onnx", settings, tmp_path / "timing.cache")
+
+
 def test_cli_shape_error_is_one_line(tmp_path_factory, tmp_path, capsys):
     _, result = exported(tmp_path_factory, "style", True, "uint8")
     code = main(["export", "tensorrt", str(result.path), "-o", str(tmp_path / "m.engine"), "--max-shape", "4x3x720x1280"])

@@ -19,7 +19,7 @@ from rtstyle.degrade import degrade, gaussian_blur
 from rtstyle.errors import CheckpointError, ConfigError, InputError
 from rtstyle.frames import load_image, numpy_to_float
 from rtstyle.losses import PerceptualLoss
-from rtstyle.nets import build_model
+from rtstyle.nets import StyleNetConfig, build_model, config_to_dict
 from rtstyle.trainers import SRTrainConfig, StyleTrainConfig, train_sr, train_style
 from rtstyle.trainers.data import RandomCrops, scan_images
 from rtstyle.vgg import load_vgg16
@@ -72,7 +72,7 @@ def test_checkpoint_carries_config_and_provenance(tmp_path):
     result = train_style(_style_cfg(tmp_path))
     meta = read_metadata(result.checkpoint)
     assert meta["task"] == "style"
-    assert meta["model"] == {"arch": "style", "width": 8, "num_residual": 1}
+    assert meta["model"] == config_to_dict(StyleNetConfig(width=8, num_residual=1))
     assert meta["style_image"]["name"] == "starry_night.jpg" and len(meta["style_image"]["sha256"]) == 64
     assert meta["train"]["iterations"] == 4 and meta["train"]["image_size"] == 64
     assert meta["loss"]["style_layers"] == ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]

@@ -163,6 +163,32 @@ def test_decode_order_timestamps_are_repaired(shared_data):
     assert len(times) > 80 and steps.min() > 0.03 and steps.max() < 0.036
 
 
+def test_nv12_frames_encode_like_rgb_ones(tmp_path):
+    """``write_nv12`` (frames converted on the engine's GPU) gives the file ``write`` gives, within
+    the one level the two conversions may differ by; losslessly encoded, so only they differ."""
+    import av
+    import torch
+
+    from rtstyle.gpu.colour import output_spec, rgb_to_nv12
+
+    frames = [frame_pattern(i, 64, 48) for i in range(4)]
+    planes = {}
+    for mode in ("rgb", "nv12"):
+        path = tmp_path / f"{mode}.mp4"
+        with VideoWriter(path, 64, 48, config=EncoderConfig(crf=0, preset="ultrafast")) as w:
+            for i, image in enumerate(frames):
+                if mode == "rgb":
+                    w.write(image, i)
+                else:
+                    w.write_nv12(rgb_to_nv12(torch.from_numpy(image), output_spec(*w.color_tags)).numpy(), i)
+        with av.open(str(path)) as c:
+            planes[mode] = [f.to_ndarray(format="yuv420p").astype(int) for f in c.decode(video=0)]
+    assert len(planes["nv12"]) == 4
+    assert max(np.abs(a - b).max() for a, b in zip(planes["rgb"], planes["nv12"])) <= 1
+    with VideoWriter(tmp_path / "bad.mp4", 64, 48) as w, pytest.raises(InputError, match=r"NV12 \(72, 64\)"):
+        w.write_nv12(np.zeros((48, 64), np.uint8))
+
+
 def test_auto_preset_follows_the_engine_device():
     cfg = EncoderConfig()
     assert cfg.preset == "auto"

@@ -1,7 +1,8 @@
 """The training loop every trainer runs, one ``Task`` (``task.py``) at a time.
 
 The loop owns what is the same for every task: the device and, under ``torchrun``, the process
-group (``distributed.py``); AMP and channels_last on CUDA; the optimiser; per-step seeding, so a
+group (``distributed.py``); autocast (bf16 on CPUs with native bf16 too), channels_last and
+torch.compile (what each buys on a CPU: benchmarks/results/train-speed-*); the optimiser; per-step seeding, so a
 resumed run repeats the uninterrupted one exactly; the progress bar; the loss log (``losslog.py``);
 periodic atomic checkpoints, resume, and Ctrl-C (the last state is saved before the interrupt
 propagates).
@@ -26,8 +27,8 @@ from rtstyle.frames import to_float
 from rtstyle.losses import PerceptualLoss
 from rtstyle.nets import build_model, config_to_dict
 from rtstyle.progress import progress as progress_bar
-from rtstyle.sysinfo import cpu_model
-from rtstyle.trainconfig import TrainConfig, sidecar
+from rtstyle.sysinfo import cpu_has_native_bf16, cpu_model
+from rtstyle.trainconfig import COMPILE_AUTO_MIN_STEPS, TrainConfig, sidecar
 from rtstyle.vgg import LAYER_INDEX, load_vgg16
 
 from . import distributed
@@ -48,12 +49,26 @@ class TrainResult:
 
 
 def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``--amp`` on ``device`` (None: no autocast)."""
-    if mode == "off" or (mode == "auto" and device.type != "cuda"):
+    """The autocast dtype of ``--amp`` on ``device`` (None: no autocast).
+
+    auto on a CPU: bf16 where the CPU computes it natively (AMX or AVX512-BF16: oneDNN's bf16
+    convolutions run about twice as fast as fp32 there), fp32 elsewhere (emulated bf16 is slower)."""
+    if mode == "off":
         return None
     if mode == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
     return torch_dtype(mode)
+
+
+def use_compile(mode: str, device: torch.device, steps_left: int) -> bool:
+    """``--compile``: auto compiles CPU runs long enough to repay the compile time. Inductor fuses
+    the memory-bound layers (InstanceNorm, padding, ReLU and their backward passes), which is most of
+    a step's time that is not a convolution."""
+    if mode == "auto":
+        return device.type == "cpu" and steps_left >= COMPILE_AUTO_MIN_STEPS
+    return mode == "on"
 
 
 def device_description(device: torch.device) -> str:
@@ -67,7 +82,7 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
     cfg.validate()
     if task.needs_images and cfg.data is None:
         raise InputError(f"training a {task.kind!r} network needs --data, a folder of training images")
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     dist = distributed.setup(cfg.device)
     device = dist.device
     if device.type == "cpu":
@@ -78,7 +93,7 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
     net = build_model(task.model_config).to(device)
     task.setup_model(net)
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
-    start_step, prior_seconds, lr_schedule = 0, 0.0, [[0, cfg.lr]]
+    start_step, prior_seconds, prior_cpu, lr_schedule = 0, 0.0, 0.0, [[0, cfg.lr]]
     if cfg.resume is not None:
         start_step = _resume(cfg.resume, task, net, optimizer)
         # The restored optimiser state carries the old run's learning rate; this run's --lr wins, so
@@ -91,19 +106,24 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
             lr_schedule = [*lr_schedule, [start_step, cfg.lr]]
         # Training time adds up over resumed runs, so the checkpoint says what the whole schedule cost.
         prior_seconds = float(prior.get("seconds", 0.0))
+        prior_cpu = float(prior.get("cpu_seconds", 0.0))
         if start_step >= cfg.iterations:
             raise InputError(f"--resume checkpoint is already at step {start_step} >= --iterations {cfg.iterations}")
-    if device.type == "cuda":
-        net = net.to(memory_format=torch.channels_last)
+    # channels_last on CPUs too: oneDNN's convolutions work in NHWC, so NCHW tensors are reordered
+    # around every conv (measured: 8% of a bf16 step on a 2-core Xeon).
+    net = net.to(memory_format=torch.channels_last)
+    compiled = use_compile(cfg.compile, device, cfg.iterations - start_step)
+    if compiled:
+        net.compile()  # in place: parameter names (the checkpoint's keys) stay as they are
     model = dist.wrap(net)
 
     layers = (*task.loss_config.content_layers, *task.loss_config.style_layers)
     deepest = max(layers, key=LAYER_INDEX.__getitem__)
-    vgg = load_vgg16(cfg.vgg_weights, last_layer=deepest, device=device)
-    if device.type == "cuda":
-        vgg = vgg.to(memory_format=torch.channels_last)
+    vgg = load_vgg16(cfg.vgg_weights, last_layer=deepest, device=device).to(memory_format=torch.channels_last)
     loss_fn = PerceptualLoss(vgg, task.loss_config)
     task.setup_loss(loss_fn, device)
+    if compiled:
+        loss_fn.compile()
 
     loader = _loader(cfg, task, scan, device, start_step, dist.rank) if scan is not None else None
     autocast = amp_dtype(cfg.amp, device)
@@ -121,6 +141,9 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
     bar = _progress(cfg, start_step, dist.is_main)
     step, terms_f = start_step, {}
 
+    def cpu_seconds() -> float:
+        return prior_cpu + time.process_time() - cpu_started
+
     def save(final: bool) -> None:
         if not dist.is_main:
             return
@@ -128,11 +151,13 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
             "iterations": step, "target_iterations": cfg.iterations, "batch_size": cfg.batch_size,
             "world_size": dist.world_size, "image_size": task.crop_size, "lr": cfg.lr, "lr_schedule": lr_schedule,
             "seed": cfg.seed,
-            "amp": str(autocast).removeprefix("torch.") if autocast else "off",
+            "amp": str(autocast).removeprefix("torch.") if autocast else "off", "compiled": compiled,
+            "threads": torch.get_num_threads() if device.type == "cpu" else None,
             "device": device_description(device),
             "data": _data_meta(cfg, scan),
             "torch": torch.__version__, "finished": final,
-            "seconds": round(prior_seconds + time.perf_counter() - started, 1),
+            **({"max_cpu_seconds": cfg.max_cpu_seconds} if cfg.max_cpu_seconds is not None else {}),
+            "seconds": round(prior_seconds + time.perf_counter() - started, 1), "cpu_seconds": round(cpu_seconds(), 1),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
         save_checkpoint(cfg.out, net, {**meta, "train": train_meta}, optimizer=optimizer,
@@ -144,15 +169,14 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
         model.train()
         batches = iter(loader) if loader is not None else None
         t_last, n_last = time.perf_counter(), step
-        while step < cfg.iterations:
+        while step < cfg.iterations and (cfg.max_cpu_seconds is None or cpu_seconds() < cfg.max_cpu_seconds):
             # Each step's randomness (perturbations, noise inputs) is a function of (seed, rank, step)
             # alone, so a resumed run repeats the uninterrupted one exactly.
             torch.manual_seed(hash((cfg.seed, dist.rank, step)) & 0x7FFF_FFFF_FFFF_FFFF)
             images = None
             if batches is not None:
                 images = to_float(next(batches).to(device, non_blocking=True))
-                if device.type == "cuda":
-                    images = images.contiguous(memory_format=torch.channels_last)
+                images = images.contiguous(memory_format=torch.channels_last)
             net_in, target = task.make_batch(images, cfg.batch_size, device)
             with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
                 terms = task.loss(model, net_in, target, loss_fn)
@@ -161,13 +185,14 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
             scaler.step(optimizer)
             scaler.update()
             step += 1
-            if step % cfg.log_every == 0 or step == cfg.iterations:
+            last = step == cfg.iterations or (cfg.max_cpu_seconds is not None and cpu_seconds() >= cfg.max_cpu_seconds)
+            if step % cfg.log_every == 0 or last:
                 terms_f = terms.as_floats()
                 now = time.perf_counter()
                 rate = (step - n_last) / max(now - t_last, 1e-9)
                 t_last, n_last = now, step
                 if log is not None:
-                    log.write(step, terms_f, rate, now - started)
+                    log.write(step, terms_f, rate, now - started, cpu_seconds())
                 bar.set_postfix({("loss" if k == "total" else k): f"{v:.3g}" for k, v in terms_f.items()}, refresh=False)
             bar.update(1)
             if step % cfg.checkpoint_every == 0 and step < cfg.iterations:

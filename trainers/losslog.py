@@ -14,7 +14,7 @@ TERMS = ("total", "content", "style", "tv", "pixel", "stability", "colour")
 class LossLog:
     """CSV of loss terms per logged step; on resume, rows after the resumed step are dropped."""
 
-    FIELDS = ("step", *TERMS, "it_per_s", "elapsed_s")
+    FIELDS = ("step", *TERMS, "it_per_s", "elapsed_s", "cpu_s")  # cpu_s: training CPU time so far, resumes included
 
     def __init__(self, path: Path, start_step: int):
         self.path = path
@@ -28,9 +28,9 @@ class LossLog:
             w.writeheader()
             w.writerows(rows)
 
-    def write(self, step: int, terms: dict[str, float], rate: float, elapsed: float) -> None:
+    def write(self, step: int, terms: dict[str, float], rate: float, elapsed: float, cpu: float) -> None:
         row = {"step": step, **{k: f"{v:.6g}" for k, v in terms.items()}, "it_per_s": f"{rate:.3f}",
-               "elapsed_s": f"{elapsed:.1f}"}
+               "elapsed_s": f"{elapsed:.1f}", "cpu_s": f"{cpu:.1f}"}
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, self.FIELDS).writerow(row)
 

@@ -25,7 +25,7 @@ from ..cpu_memory import keep_freed_memory
 from ..dtypes import TORCH_DTYPES
 from ..engine import Engine, EngineOptions, TorchOptions, resolve_device
 from ..errors import InputError
-from ..frames import to_float, to_uint8
+from ..frames import finite_flag, nonfinite_error, to_float, to_uint8
 from ..nets import output_scale
 from ..sysinfo import cpu_has_native_bf16
 from ..threads import plan_threads
@@ -58,11 +58,13 @@ class CapturedShape:
             with torch.cuda.graph(self.graph, pool=self.pool, capture_error_mode="thread_local"):
                 self.output = fn(self.input)
 
-    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+    def __call__(self, frames: torch.Tensor):
         with torch.cuda.device(self.input.device):
             self.input.copy_(frames)
             self.graph.replay()
-            # The next replay overwrites the static output; the caller may still hold this batch.
+            # The next replay overwrites the static outputs; the caller may still hold this batch.
+            if isinstance(self.output, tuple):
+                return tuple(o.clone() for o in self.output)
             return self.output.clone()
 
 
@@ -117,24 +119,36 @@ class TorchEngine(Engine):
         if compile:
             mode = compile if isinstance(compile, str) else "max-autotune-no-cudagraphs" if cuda_graphs else "max-autotune"
             self.model = torch.compile(self.model, mode=mode, dynamic=False)
-        self.graphs = GraphCache(self._forward, graph_cache) if on_gpu and cuda_graphs else None
+        self.graphs = GraphCache(self._captured, graph_cache) if on_gpu and cuda_graphs else None
 
     def _autocast(self):
         if self.device.type == "cpu" and self.precision == "bf16":
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def _output(self, frames: torch.Tensor) -> torch.Tensor:
         x = to_float(frames, self.dtype).contiguous(memory_format=self.memory_format)
         with self._autocast():
-            return to_uint8(self.model(x))
+            return self.model(x)
+
+    def _forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return to_uint8(self._output(frames))
+
+    def _captured(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # A capture must not sync with the host (the check in to_uint8 does): the finite check
+        # becomes a flag the graph computes and _run reads after the replay.
+        output = self._output(frames)
+        return to_uint8(output, check_finite=False), finite_flag(output)
 
     @torch.inference_mode()
     def _run(self, frames: torch.Tensor) -> torch.Tensor:
         frames = frames.to(self.device, non_blocking=True)
-        if self.graphs is not None:
-            return self.graphs(frames)
-        return self._forward(frames)
+        if self.graphs is None:
+            return self._forward(frames)
+        out, finite = self.graphs(frames)
+        if not bool(finite):  # one host sync per batch, as the eager path's check
+            raise nonfinite_error(None, out.numel())
+        return out
 
     def describe(self) -> str:
         extras = [name for name, on in (("CUDA graphs", self.graphs), ("torch.compile", self.compiled)) if on]

@@ -295,8 +295,14 @@ def _build(trt, onnx_path: Path, settings: BuildSettings, timing_path: Path) -> 
     if not settings.strongly_typed:
         _fp16_with_fp32_norms(trt, network, config)
     profile = builder.create_optimization_profile()
-    profile.set_shape(network.get_input(0).name, settings.min_shape, settings.opt_shape, settings.max_shape)
-    config.add_optimization_profile(profile)
+    name = network.get_input(0).name
+    profile.set_shape(name, settings.min_shape, settings.opt_shape, settings.max_shape)
+    # TensorRT answers an invalid profile (shapes the network cannot take) with -1 here, not an
+    # exception; the build would then fail far from the cause, or use no profile at all.
+    if config.add_optimization_profile(profile) < 0:
+        shapes = " / ".join("x".join(map(str, s)) for s in (settings.min_shape, settings.opt_shape, settings.max_shape))
+        raise ExportError(f"TensorRT refused the optimisation profile {shapes} (min/opt/max) for input {name!r} of "
+                          f"{onnx_path.name}; see its log above")
     _load_timing_cache(config, timing_path)
 
     serialized = builder.build_serialized_network(network, config)

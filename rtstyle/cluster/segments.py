@@ -146,7 +146,7 @@ def join_segments(config: StylizeConfig, src: Path, dst: Path, parts: list[Segme
         next(frames, None)
         frames.close()
         audio = reader.audio_source()
-    encoder = config.encoder.beside_engine(device_type, plan_threads().encode)
+    encoder = config.encoder.beside_engine(device_type, plan_threads(engine_device=device_type).encode)
     writer = None
     last = None
     try:

@@ -14,6 +14,8 @@ from rtstyle.choices import PROGRESS_MODES
 from rtstyle.presets import PRESETS, apply_preset, describe
 from rtstyle.trainconfig import (
     AMP_MODES,
+    COMPILE_AUTO_MIN_STEPS,
+    COMPILE_MODES,
     SR_ARCHS,
     SR_SCALES,
     STYLE_ARCHS,
@@ -62,7 +64,10 @@ def _common(flags: _Flags, *, data_help: str | None = None) -> None:
     flags.add("--checkpoint-every", type=int, help="save the checkpoint every N steps")
     flags.add("--log-every", type=int, help="write the losses to the CSV every N steps")
     flags.add("--workers", field="num_workers", type=int, help="data-loader processes (default 0 on CPU, 4 on CUDA)")
-    flags.add("--amp", help=f"CUDA autocast: {', '.join(AMP_MODES)} (auto: bf16 or fp16 on CUDA, off on CPU)")
+    flags.add("--amp", help=f"autocast: {', '.join(AMP_MODES)} (auto: bf16 or fp16 on CUDA, bf16 on CPUs with "
+                            "native bf16 (AMX, AVX512-BF16), off on other CPUs)")
+    flags.add("--compile", help=f"torch.compile the network and the loss: {', '.join(COMPILE_MODES)} (auto: on for "
+                                f"CPU runs of {COMPILE_AUTO_MIN_STEPS}+ steps; about a minute to compile)")
     flags.add("--vgg-weights", type=Path, help="VGG16 weights (.pth from torchvision or .safetensors)")
     flags.add("--name", help="model name stored in the checkpoint (default: the file name)")
     flags.add("--progress", choices=PROGRESS_MODES, metavar="{" + ",".join(PROGRESS_MODES) + "}",

@@ -99,7 +99,11 @@ def encoder_support(codec: str) -> Capability:
 
 @functools.cache
 def hw_decode_support() -> Capability:
-    """PyAV's CUDA hardware decoding, frames handed to torch on the same GPU."""
+    """PyAV's CUDA hardware decoding, frames handed to torch on the same GPU: usable only when a
+    generated H.264 clip decodes into frames that stay in GPU memory (format ``cuda``) and whose
+    planes reach torch by DLPack holding the right picture. Opening a CUDA device alone proves
+    little: without NVDEC's library (libnvcuvid) the decoder falls back to the CPU at the first
+    frame."""
     name = "pyav-cuda"
     if not _has_av():
         return Capability(name, False, "PyAV is not installed")
@@ -107,18 +111,85 @@ def hw_decode_support() -> Capability:
 
     if not torch.cuda.is_available():
         return Capability(name, False, f"no CUDA GPU visible to torch (CUDA build: {torch.version.cuda or 'no'})")
-    import av
-    from av.codec.hwaccel import HWAccel, hwdevices_available
+    from av.codec.hwaccel import hwdevices_available
 
     if "cuda" not in hwdevices_available():
         return Capability(name, False, f"this FFmpeg has no CUDA hwaccel (has: {', '.join(hwdevices_available()) or 'none'})")
     try:
         with ffmpeg_errors_in_exceptions():
-            HWAccel("cuda", device=str(torch.cuda.current_device()), allow_software_fallback=False,
-                    is_hw_owned=True).create(av.Codec("h264", "r"))
-    except Exception as exc:  # noqa: BLE001
-        return Capability(name, False, f"CUDA hwaccel does not start: {_first_line(exc)}")
-    return Capability(name, True, f"NVDEC through FFmpeg on {_gpu_name()}")
+            problem = _nvdec_probe(torch.cuda.current_device())
+    except Exception as exc:  # noqa: BLE001 - any failure means "not usable here", with its reason
+        return Capability(name, False, f"CUDA decoding of a generated H.264 clip failed: {_first_line(exc)}")
+    if problem:
+        return Capability(name, False, problem)
+    return Capability(name, True, f"NVDEC through FFmpeg on {_gpu_name()} (a generated H.264 clip decoded into GPU memory)")
+
+
+PROBE_SIZE = (256, 144)  # width, height of the probe clip: over NVDEC's minimum, one macroblock row multiple
+PROBE_LEVELS = (40, 120, 200)  # the flat grey of each probe frame
+
+
+def h264_probe_clip() -> bytes:
+    """A raw H.264 (Annex B) stream of flat grey frames at ``PROBE_LEVELS``, 4:2:0 8-bit: what
+    every NVDEC generation decodes."""
+    import io
+
+    import av
+    import numpy as np
+
+    w, h = PROBE_SIZE
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="h264") as out:
+        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "qp": "10"})
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for level in PROBE_LEVELS:
+            frame = av.VideoFrame.from_ndarray(np.full((h, w), level, np.uint8), format="gray")
+            out.mux(stream.encode(frame.reformat(format="yuv420p")))
+        out.mux(stream.encode(None))
+    return buf.getvalue()
+
+
+def cuda_hwaccel(device_index: int, allow_software_fallback: bool):
+    """PyAV's NVDEC settings, decoding into torch's own CUDA context.
+
+    For frames that stay on the GPU PyAV asks FFmpeg for the device's primary context, which FFmpeg
+    wants with its own flags (blocking sync) and refuses once torch has made it with others
+    ("Primary context already active with incompatible flags": every decode after the first CUDA op
+    of a process). So torch makes its context current on this thread first, and FFmpeg takes it as
+    it is (``current_ctx``, FFmpeg 6.1+): the DLPack pointers of decoded frames are then torch's."""
+    import torch
+    from av.codec.hwaccel import HWAccel
+
+    with torch.cuda.device(device_index):
+        torch.cuda.current_stream().synchronize()  # a runtime call: the primary context is current here
+        return HWAccel("cuda", device=str(device_index), allow_software_fallback=allow_software_fallback,
+                       is_hw_owned=True, options={"primary_ctx": "0", "current_ctx": "1"})
+
+
+def _nvdec_probe(device_index: int) -> str | None:
+    """Decode ``h264_probe_clip`` with CUDA hardware decoding (no software fallback); None when
+    every frame stayed on the GPU with its grey level, else what went wrong."""
+    import io
+
+    import av
+    import torch
+
+    lumas = []
+    hw = cuda_hwaccel(device_index, allow_software_fallback=False)
+    with av.open(io.BytesIO(h264_probe_clip()), "r", format="h264", hwaccel=hw) as container:
+        for frame in container.decode(video=0):
+            if frame.format.name != "cuda":
+                return f"CUDA decoding falls back to the CPU here (frames in {frame.format.name}, not cuda)"
+            y = torch.from_dlpack(frame.planes[0].__dlpack__())
+            if not y.is_cuda:
+                return f"NVDEC frames reach torch on {y.device}, not the GPU"
+            torch.cuda.synchronize(device_index)  # FFmpeg's copy ran on the default stream
+            lumas.append(round(y.float().mean().item()))
+    # Grey level g is stored as luma 16 + 219 g / 255 (limited range): checks planes and DLPack strides.
+    expected = [round(16 + 219 * g / 255) for g in PROBE_LEVELS]
+    if len(lumas) != len(expected) or any(abs(a - b) > 2 for a, b in zip(lumas, expected)):
+        return f"NVDEC decoded the probe clip wrongly (mean luma {lumas}, expected {expected})"
+    return None
 
 
 def decoder_support() -> dict[str, Capability]:

@@ -11,6 +11,13 @@ torch tensor on ``device`` instead of a numpy array:
   4:2:0 frames are repacked to NV12/P010 (half the bytes of RGB to upload) and converted on the
   device the same way; other layouts (4:4:4, RGB, odd sizes) are converted by swscale.
 
+GPU work (the conversion, the resize) is queued on the calling thread's current CUDA stream: the
+pipeline's decode thread has a stream of its own, so decoding never serialises with the engine on
+the legacy default stream. That stream first waits (on the GPU) for FFmpeg's copy into the decoder
+surface, which FFmpeg queues on the legacy default stream; the surface goes back to FFmpeg's pool
+only once an event says the conversion has read it (``MAX_HELD`` surfaces at most are held), so
+the host never waits for a frame's conversion.
+
 Which path each stream took, and why, is in ``reader.path_notes`` (fallbacks also in
 ``reader.warnings``, which ``stylize`` prints). The CPU tests run the software path end to end
 (DLPack, conversion, windowing); only the NVDEC part needs a GPU.
@@ -22,6 +29,7 @@ reader), as ``rtstyle stylize --decoder pyav-cuda`` uses it.
 from __future__ import annotations
 
 import sys
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,12 +39,13 @@ import torch.nn.functional as F
 from ..errors import InputError
 from ..sources import FileSource
 from ..video import VideoReader
-from .capabilities import ffmpeg_errors_in_exceptions
+from .capabilities import cuda_hwaccel, ffmpeg_errors_in_exceptions
 from .colour import SEMI_PLANAR, spec_for, yuv_to_rgb
 
 # Software pixel formats repacked to a semi-planar one for the device conversion.
 _REPACK = {"yuv420p": "nv12", "yuvj420p": "nv12", "nv12": "nv12", "yuv420p10le": "p010le", "p010le": "p010le"}
 _AVCOL_RANGE_JPEG = 2
+MAX_HELD = 2  # decoder surfaces kept from FFmpeg's pool while their conversion may still be running
 
 
 def _planes(frame) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,6 +82,7 @@ class DeviceVideoReader(VideoReader):
         self.path_notes: list[str] = []
         self.frames_on_device = 0  # frames that never left the GPU (NVDEC surfaces converted in place)
         self._noted: set[str] = set()
+        self._held: deque = deque()  # (event, surface references) of conversions that may still be running
 
     def _note(self, text: str, fallback: bool = False) -> None:
         """Say once per reader how frames were handled; a ``fallback`` (frames leaving the GPU
@@ -88,11 +98,9 @@ class DeviceVideoReader(VideoReader):
 
         if not self.hardware:
             return av.open(str(self.path), "r")
-        from av.codec.hwaccel import HWAccel
-
-        # is_hw_owned: frames stay in GPU memory (PyAV then retains the primary CUDA context,
-        # the one torch uses, so the DLPack pointers are valid in torch).
-        hw = HWAccel("cuda", device=str(self.device.index), allow_software_fallback=True, is_hw_owned=True)
+        # Frames stay in GPU memory, decoded in torch's context (cuda_hwaccel), so the DLPack
+        # pointers are valid in torch.
+        hw = cuda_hwaccel(self.device.index or 0, allow_software_fallback=True)
         try:
             with ffmpeg_errors_in_exceptions():
                 return av.open(str(self.path), "r", hwaccel=hw)
@@ -113,12 +121,15 @@ class DeviceVideoReader(VideoReader):
                     pass
             codec = stream.codec_context.name
             reorder = self._reorder()
-            for frame in self._decode_pyav(container, stream, reorder):
-                pts = reorder.pop() if reorder is not None else frame.pts
-                image = self._to_device(frame, codec)
-                if self.size is not None:
-                    image = resize_on_device(image, self.size)
-                yield image, pts, frame.duration or None
+            try:
+                for frame in self._decode_pyav(container, stream, reorder):
+                    pts = reorder.pop() if reorder is not None else frame.pts
+                    image = self._to_device(frame, codec)
+                    if self.size is not None:
+                        image = resize_on_device(image, self.size)
+                    yield image, pts, frame.duration or None
+            finally:
+                self._release(keep=0)  # every surface back before the container (and its pool) closes
 
     def _reorder(self):
         """The base reader's own timestamp repair (not a copy), from whichever module defines it."""
@@ -151,12 +162,20 @@ class DeviceVideoReader(VideoReader):
         # FFmpeg fills its surfaces on the legacy default stream of the same (primary) context.
         current.wait_stream(torch.cuda.default_stream(self.device))
         rgb = yuv_to_rgb(y, uv, self._spec(frame, sw, codec))
-        # The planes are decoder surfaces: they return to FFmpeg's pool when released below, so
-        # the conversion must be finished first (this waits for this stream only).
-        current.synchronize()
-        del y, uv
+        # The planes are decoder surfaces: they may return to FFmpeg's pool (and be refilled) only
+        # once the conversion has read them. Keep them until this event has passed.
+        done = torch.cuda.Event()
+        done.record(current)
+        self._held.append((done, frame, y, uv))
+        self._release(keep=MAX_HELD)
         self.frames_on_device += 1
         return rgb
+
+    def _release(self, keep: int) -> None:
+        """Hand back the surfaces whose conversion has finished, and wait for the oldest ones while
+        more than ``keep`` are held (normally long finished: they were queued frames ago)."""
+        while self._held and (len(self._held) > keep or self._held[0][0].query()):
+            self._held.popleft()[0].synchronize()
 
     def _convert_software(self, frame, codec: str) -> torch.Tensor:
         name = frame.format.name

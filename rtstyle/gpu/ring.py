@@ -34,13 +34,13 @@ _CLOSED = object()
 @dataclass
 class Slot:
     index: int
-    frames: np.ndarray  # (N, H, W, C) uint8 view of the slot's host buffer
+    frames: np.ndarray  # (N, H, W, C) or NV12 (N, H*3/2, W) uint8 view of the slot's host buffer
     items: list
     event: Any = None  # torch.cuda.Event of the copy; None on the CPU
 
 
 class OutputRing:
-    """``slots`` host buffers for uint8 (N, H, W, C) batches coming off ``device``."""
+    """``slots`` host buffers for uint8 (N, H, W, C) or NV12 (N, H*3/2, W) batches coming off ``device``."""
 
     def __init__(self, slots: int = 4, device: torch.device | str = "cpu"):
         if slots < 2:
@@ -63,8 +63,9 @@ class OutputRing:
     def put(self, frames: torch.Tensor, items: list, abort: threading.Event | None = None) -> bool:
         """Queue the copy of ``frames`` (one item per frame); False if ``abort`` was set while
         waiting for a free slot (nothing queued)."""
-        if frames.dtype != torch.uint8 or frames.dim() != 4:
-            raise InputError(f"output ring takes uint8 (N, H, W, C) batches, got {frames.dtype} {tuple(frames.shape)}")
+        if frames.dtype != torch.uint8 or frames.dim() not in (3, 4):
+            raise InputError(f"output ring takes uint8 (N, H, W, C) or NV12 (N, H*3/2, W) batches, got {frames.dtype} "
+                             f"{tuple(frames.shape)}")
         if len(items) != frames.shape[0]:
             raise InputError(f"{frames.shape[0]} frames but {len(items)} items")
         with self._lock:

@@ -19,8 +19,9 @@ MIN_SIDE = 16
 class ConvLayer(nn.Sequential):
     """Reflection padding + conv: avoids the border artefacts of zero padding."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1):
-        super().__init__(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride))
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, padding: int | None = None):
+        super().__init__(nn.ReflectionPad2d(kernel // 2 if padding is None else padding),
+                         nn.Conv2d(cin, cout, kernel, stride))
 
 
 class UpsampleConv(nn.Sequential):

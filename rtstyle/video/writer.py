@@ -222,14 +222,37 @@ class VideoWriter:
 
         if image.shape != (self.height, self.width, 3) or image.dtype != np.uint8:
             raise InputError(f"frame {self.frames_written}: expected uint8 ({self.height}, {self.width}, 3), got {image.dtype} {image.shape}")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame = frame.reformat(format=self.pix_fmt, dst_colorspace=self._color.colorspace or None,
+                               dst_color_range=self._color.color_range or None)
+        self._encode(frame, pts, duration)
+
+    def write_nv12(self, nv12: np.ndarray, pts: int | None = None, duration: int | None = None) -> None:
+        """Encode one frame already converted to 8-bit NV12 (H*3/2, W) uint8 with this writer's
+        colour conversion (``gpu.colour.rgb_to_nv12(rgb, gpu.colour.output_spec(*self.color_tags))``,
+        on the engine's GPU): only the chroma planes are repacked here, no colour arithmetic."""
+        import av
+
+        if nv12.shape != (self.height * 3 // 2, self.width) or nv12.dtype != np.uint8 or self.height % 2 or self.width % 2:
+            raise InputError(f"frame {self.frames_written}: expected uint8 NV12 ({self.height * 3 // 2}, {self.width}) "
+                             f"for {self.width}x{self.height}, got {nv12.dtype} {nv12.shape}")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(nv12), format="nv12")
+        if self.pix_fmt != "nv12":
+            frame = frame.reformat(format=self.pix_fmt)
+        self._encode(frame, pts, duration)
+
+    @property
+    def color_tags(self) -> tuple[int, int]:
+        """(AVColorSpace, AVColorRange) the RGB frames are converted with (0: untagged, swscale's
+        defaults)."""
+        return int(self._color.colorspace or 0), int(self._color.color_range or 0)
+
+    def _encode(self, frame, pts: int | None, duration: int | None) -> None:
         if pts is None:
             pts = 0 if self._last_pts is None else self._last_pts + (duration or 1)
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1  # encoders reject repeated timestamps
         self._last_pts = pts
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        frame = frame.reformat(format=self.pix_fmt, dst_colorspace=self._color.colorspace or None,
-                               dst_color_range=self._color.color_range or None)
         frame.pts, frame.time_base = pts, self.time_base
         if duration:
             frame.duration = duration
