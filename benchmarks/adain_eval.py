@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from rtstyle.argparsing import ArgumentParser
 from rtstyle.checkpoint import load_checkpoint
 from rtstyle.errors import InputError
 from rtstyle.frames import IMAGE_EXTENSIONS, load_image, numpy_to_float
@@ -92,7 +93,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="AdaIN checkpoint or bundled name")
     p.add_argument("--styles", type=Path, required=True, help="folder of style images (trained and held out)")
     p.add_argument("--images", type=Path, required=True, help="folder of photos none of the styles trained on")

@@ -8,8 +8,8 @@ Measured here (CPU, a private Ray cluster on 127.0.0.1):
 * the per-frame costs the estimate needs: engine FLOPs per 1080p frame (counted, not timed),
   1080p decode and encode fps on this CPU, and the bytes per frame a stream reads and writes.
 
-The estimate for N GPUs (no GPU was available: the per-GPU engine rate is derived from the FLOP
-count at assumed effective TFLOPS, stated in the output) is
+The estimate for N GPUs (the per-GPU engine rate is derived from the FLOP count at assumed
+effective TFLOPS, stated in the output with the one GPU measured so far, an H200) is
 ``N x min(engine fps, CPU cores per GPU x per-core decode+encode fps)``, capped by the shared
 storage bandwidth divided by the bytes per frame. Writes ``<out>.json`` and ``<out>.md``::
 
@@ -18,7 +18,6 @@ storage bandwidth divided by the bytes per frame. Writes ``<out>.json`` and ``<o
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as _dt
 import os
@@ -31,11 +30,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rtstyle.argparsing import ArgumentParser
+
 from .environment import machine_line
 from .flops import count_engine_work
 from .report import write_result
 
 ASSUMED_TFLOPS = (25.0, 100.0, 300.0)  # effective fp16 TFLOPS of an engine call: mid-range GPU, A100/L40S-, H100/H200-class
+# What torch (fp16, CUDA graphs, batch 8) reached at 1080p on an NVIDIA H200, 2026-12-04
+# (benchmarks/results/nvidia-h200-2026-12-04.md): the assumptions above are well-fused engines'.
+MEASURED_H200_TFLOPS = {"starry_night": 17.5, "the Johnson-size net": 39.6}
 ASSUMED_CORES_PER_GPU = 8
 ASSUMED_STORAGE_GBPS = (1.0, 10.0)  # GB/s of shared storage: a NAS, a parallel filesystem
 ASSUMED_NVENC_FPS = 300.0  # 1080p H.264 encode+decode on the GPU's own codec engines (--codec h264_nvenc); an assumption
@@ -215,7 +219,8 @@ def markdown(r: dict) -> str:
         f"(synthetic content; real footage differs), {codec['ffv1_bytes_per_frame'] / 1e6:.2f} MB/frame for a "
         f"segment's lossless FFV1 file (long files only, written and read once more).",
         f"- Assumed: {est['cores_per_gpu']} CPU cores per GPU for decode+encode; effective engine TFLOPS of "
-        f"{', '.join(f'{t:g}' for t in ASSUMED_TFLOPS)} (fp16; no GPU measurement exists yet); shared storage of "
+        f"{', '.join(f'{t:g}' for t in ASSUMED_TFLOPS)} (fp16; measured on an NVIDIA H200 with torch and CUDA graphs: "
+        f"{', '.join(f'{v:g} for {k}' for k, v in MEASURED_H200_TFLOPS.items())}); shared storage of "
         f"{' or '.join(f'{g:g}' for g in ASSUMED_STORAGE_GBPS)} GB/s; enough files (or segments) to keep every "
         f"GPU busy; with `--codec h264_nvenc` and hardware decode, about {ASSUMED_NVENC_FPS:g} fps of 1080p codec "
         "work per GPU instead of the CPU.", "",
@@ -237,7 +242,7 @@ def markdown(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/cluster-scaling"))
     p.add_argument("--clips", type=int, default=6)
     p.add_argument("--frames", type=int, default=36)

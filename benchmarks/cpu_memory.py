@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rtstyle.argparsing import ArgumentParser
+
 from .environment import machine_line
 from .report import write_result
 
@@ -48,7 +50,7 @@ def run_one(model: str, precision: str, batch: int, size: tuple[int, int], calls
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="starry_night")
     p.add_argument("--precision", nargs="+", default=["bf16", "fp32"])
     p.add_argument("--sizes", nargs="+", default=["640x480", "320x180"])

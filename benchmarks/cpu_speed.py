@@ -16,7 +16,6 @@ reference, paired runs on the same real clip, and where one stylize run spends i
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import os
@@ -29,6 +28,8 @@ import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+from rtstyle.argparsing import ArgumentParser
 
 from .config import ARCHS
 from .environment import busy_cores, machine_line
@@ -234,7 +235,7 @@ def summarize(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
     ref = sub.add_parser("reference", help="run the per-frame reference on a clip (one process, for timing)")
     ref.add_argument("clip", type=Path)

@@ -14,7 +14,6 @@ when its engine runs on the CPU).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -23,6 +22,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+from rtstyle.argparsing import ArgumentParser
 
 from .cpu_speed import make_clip
 from .environment import machine_line
@@ -71,7 +72,7 @@ def fidelity(frames: list[np.ndarray], path: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", type=Path, required=True, help="real video to cut the clip from")
     parser.add_argument("--size", default="640x272")
     parser.add_argument("--frames", type=int, default=60)

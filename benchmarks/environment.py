@@ -13,7 +13,10 @@ import numpy as np
 import torch
 
 from rtstyle import __version__
-from rtstyle.sysinfo import cpu_has_native_bf16, cpu_model
+from rtstyle.sysinfo import busy_cores, cpu_flags, cpu_has_native_bf16, cpu_model
+
+# The instruction sets that decide CPU speed here (bf16 and the matrix units): named in every report.
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16")
 
 
 def _memory_bytes() -> int | None:
@@ -33,33 +36,10 @@ def machine_line() -> str:
     return f"{cpu_model()}, {os.cpu_count()} cores, load {load_average()}"
 
 
-def busy_cores(seconds: float = 2.0) -> float | None:
-    """How many cores other processes keep busy: /proc/stat's busy share over ``seconds`` (this
-    process sleeps meanwhile) times the core count; None where /proc/stat is missing.
-
-    Unlike the load average, which trails by minutes, this is not raised by a benchmark that has
-    just finished, so back-to-back runs on a quiet machine are recognised as quiet."""
-    import time
-
-    def sample() -> tuple[int, int] | None:
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            with open("/proc/stat") as f:
-                values = [int(v) for v in f.readline().split()[1:]]
-            idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-            return sum(values) - idle, sum(values)
-        return None
-
-    first = sample()
-    time.sleep(seconds)
-    second = sample()
-    if first is None or second is None or second[1] == first[1]:
-        return None
-    return round((second[0] - first[0]) / (second[1] - first[1]) * (os.cpu_count() or 1), 2)
-
-
 def machine_info() -> dict[str, Any]:
     return {
         "cpu": cpu_model(),
+        "cpu_flags": [f for f in SPEED_FLAGS if f in cpu_flags()],
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "memory_bytes": _memory_bytes(),

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rtstyle.argparsing import ArgumentParser
 from rtstyle.presets import apply_preset
 from rtstyle.trainconfig import StyleTrainConfig
 
@@ -133,7 +134,7 @@ def preamble(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("phase", choices=("tune", "report"))
     p.add_argument("--config", action="append", help="configurations to compare with the baseline (default: "
                    "every candidate for tune; required for report)")

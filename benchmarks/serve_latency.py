@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rtstyle.argparsing import ArgumentParser
+
 from .environment import machine_line
 from .report import write_result
 
@@ -102,7 +104,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="starry_night")
     p.add_argument("--sizes", nargs="+", default=["320x240", "640x480"])
     p.add_argument("--seconds", type=float, default=20.0)

@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from rtstyle.argparsing import ArgumentParser
 from rtstyle.eval_temporal import TemporalEvalConfig, evaluate_temporal, plot_errors
 from rtstyle.stylize import StylizeConfig, stylize_video
 from rtstyle.temporal import CUT_THRESHOLD
@@ -223,7 +224,7 @@ def _encoder_line(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", required=True, metavar="NAME=PATH")
     p.add_argument("--videos", type=Path, required=True, help="folder of clips")
     p.add_argument("--out", type=Path, required=True, help="output prefix (no extension)")

@@ -30,6 +30,7 @@ from rtstyle.backends.trt_build import (  # noqa: F401 - the build API, re-expor
     import_tensorrt,
     onnx_info,
     parse_shape,
+    profile_shape,
 )
 from rtstyle.fsutil import cache_dir, sha256_file
 from rtstyle.models import resolve_model

@@ -5,6 +5,7 @@
     out = st.image(Image.open("photo.jpg"))  # PIL in, PIL out; numpy in, numpy out; torch in, torch out
     for frame in st.frames(frames): ...      # any iterable of frames, batched through the engine
     st.video("clip.mp4", "out.mp4")          # the same code as ``rtstyle stylize`` (audio kept)
+    Stylizer("great_wave", strength=0.6)     # any model at 60 % (``rtstyle.strength``); st.strength = 0.3 later
 
 Everything goes through the same ``Engine`` the CLI uses; this module only converts between the
 kinds of image users hold and the engine's uint8 RGB NHWC batches (``frames.py``'s convention).
@@ -24,6 +25,8 @@ from .choices import DEFAULT_STYLE_MODEL
 from .conditioning import StyleChoice
 from .engine import Engine, EngineOptions, open_engine
 from .errors import InputError
+from .frames import image_to_rgb
+from .strength import Strength, apply_strength, with_strength
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class _Kind:
 def _to_batch(image: Any) -> tuple[torch.Tensor, _Kind]:
     """Any supported image -> (uint8 NHWC RGB tensor on the CPU or its device, how it came in)."""
     if _is_pil(image):
-        rgb = np.asarray(image.convert("RGB"))
+        rgb = image_to_rgb(image)  # 16-bit and float modes scaled, not clipped
         return torch.from_numpy(rgb.copy()).unsqueeze(0), _Kind("pil", False, False, False)
     if isinstance(image, np.ndarray):
         kind = _Kind("numpy", image.ndim == 4, image.dtype != np.uint8, False, dtype=image.dtype)
@@ -98,22 +101,27 @@ class Stylizer:
 
     ``model`` is a bundled name (``rtstyle models``), a checkpoint, an ``.onnx`` file, a TensorRT
     engine or a ``.pt2`` package; the remaining arguments are ``rtstyle stylize``'s options.
+    ``strength`` (0..1, settable later) blends the output with the input, for any model.
     """
+
+    strength = Strength()  # checked on every assignment
 
     def __init__(self, model: str | Path = DEFAULT_STYLE_MODEL, *, device: str = "auto", backend: str = "auto",
                  precision: str = "auto", batch_size: int = 4, style: StyleChoice | None = None,
-                 engine: Engine | None = None) -> None:
+                 engine: Engine | None = None, strength: float = 1.0) -> None:
         self.model = model
         self.backend = backend
         self.device = device
         self.precision = precision
         self.batch_size = batch_size
         self.style = style or StyleChoice()
+        self.strength = strength
         options = EngineOptions(device=device, precision=precision, batch_size=batch_size, style=self.style)
         self.engine = engine if engine is not None else open_engine(model, backend, options)
 
     def __repr__(self) -> str:
-        return f"Stylizer({str(self.model)!r}, {self.engine.describe()})"
+        strength = f", strength {self.strength:g}" if self.strength < 1 else ""
+        return f"Stylizer({str(self.model)!r}, {self.engine.describe()}{strength})"
 
     def image(self, image: Any) -> Any:
         """Stylize one image (or one batch of same-sized images); returns the same kind it was given."""
@@ -150,7 +158,7 @@ class Stylizer:
         config = StylizeConfig(inputs=(Path(src),), output=Path(dst), model=self.model, backend=self.backend,
                                device=self.device, precision=self.precision, batch_size=self.batch_size,
                                style=self.style, progress=options.pop("progress", False), **options)
-        return stylize_files(config, engine=self.engine)[0]
+        return stylize_files(config, engine=with_strength(self.engine, self.strength))[0]
 
     def _flush(self, pending: list[tuple[torch.Tensor, _Kind]]) -> Iterator[Any]:
         out = self._run(torch.cat([b for b, _ in pending]))
@@ -158,4 +166,5 @@ class Stylizer:
             yield _from_batch(out[i:i + 1], kind)
 
     def _run(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.engine(batch.to(self.engine.device))
+        frames = batch.to(self.engine.device)
+        return apply_strength(frames, self.engine(frames), self.strength)

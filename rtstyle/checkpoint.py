@@ -37,6 +37,13 @@ TASKS = ("style", "sr", "texture")
 _OPT_PREFIX = "optimizer."
 STYLE_TARGET_KEY = "style_target.image"  # uint8 (H, W, 3): the style image as the trainer's loss saw it
 _NOT_WEIGHTS = (_OPT_PREFIX, "style_target.")
+# A safetensors file starts with the byte length of its JSON header (u64, little-endian). Parsing
+# costs about 12x that in memory (a 90 MB header took 1.1 GB), so the length is checked first.
+# rtstyle's headers are a few KB (a training checkpoint ~22 KB; a StyleBank of 1000 styles
+# ~1 MB), its metadata document far less.
+MAX_HEADER_BYTES = 8 * 2**20
+MAX_METADATA_BYTES = 2**20
+_FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 
 
 @dataclass
@@ -106,6 +113,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    _check_header_size(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
@@ -115,6 +123,9 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is a safetensors file but not an rtstyle checkpoint")
     if header.get("version") != str(VERSION):
         raise CheckpointError(f"{path} has checkpoint version {header.get('version')}, this rtstyle reads {VERSION}")
+    if len(header["rtstyle"]) > MAX_METADATA_BYTES:
+        raise CheckpointError(f"{path} has {len(header['rtstyle']):,} bytes of rtstyle metadata, above the "
+                              f"{MAX_METADATA_BYTES:,} an rtstyle checkpoint can need; not loaded")
     try:
         meta = json.loads(header["rtstyle"])
     except (json.JSONDecodeError, RecursionError):
@@ -126,6 +137,18 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     if not isinstance(meta.get("name", ""), str):
         raise CheckpointError(f"{path} metadata 'name' is {meta['name']!r}; expected a string")
     return meta
+
+
+def _check_header_size(path: Path) -> None:
+    """Refuse a header longer than ``MAX_HEADER_BYTES`` before anything parses it."""
+    with path.open("rb") as f:
+        prefix = f.read(8)
+    # Shorter, or a length past the end of the file: not a safetensors file, which safe_open reports.
+    if len(prefix) == 8:
+        size = int.from_bytes(prefix, "little")
+        if MAX_HEADER_BYTES < size <= path.stat().st_size - 8:
+            raise CheckpointError(f"{path} declares a {size:,}-byte header, above the {MAX_HEADER_BYTES:,} an rtstyle "
+                                  "checkpoint can need; not loaded")
 
 
 def read_style_target(path: str | Path) -> np.ndarray | None:
@@ -189,14 +212,10 @@ def load_checkpoint(
     if task is not None and meta["task"] != task:
         raise CheckpointError(f"{path} is a {meta['task']!r} checkpoint, but this command needs a {task!r} one")
     config = checked_config(meta["model"], path)
-    # Shapes are compared on the meta device first (no memory): a config that does not describe
-    # the stored tensors is refused before a real network is allocated.
-    try:
-        with torch.device("meta"):
-            expected = build_model(config).state_dict()
-    except NotImplementedError:
-        # A net with a frozen pretrained part (AdaIN's VGG encoder) loads real weights while it is
-        # built, which the meta device cannot hold; its config is already bounded, so build it for real.
+    # Shapes are compared on the meta device first (no memory, no weights read: AdaIN's pretrained
+    # VGG encoder is built empty there): a config that does not describe the stored tensors is
+    # refused before a real network is allocated.
+    with torch.device("meta"):
         expected = build_model(config).state_dict()
     with safe_open(str(path), framework="pt") as f:
         keys = list(f.keys())
@@ -211,6 +230,11 @@ def load_checkpoint(
         for key, shape in shapes.items():
             if shape != tuple(expected[key].shape):
                 raise CheckpointError(f"{path}: {key} has shape {shape}, config needs {tuple(expected[key].shape)}")
+            stored = f.get_slice(key).get_dtype()
+            if expected[key].is_floating_point() and stored not in _FLOAT_DTYPES:
+                # Cast to float, integer weights run and give a flat grey picture: refuse them.
+                raise CheckpointError(f"{path}: {key} holds {stored} values; weights must be floating point "
+                                      f"({', '.join(_FLOAT_DTYPES)})")
         weights = {k: f.get_tensor(k) for k in keys if not k.startswith(_NOT_WEIGHTS)}
         opt = {k: f.get_tensor(k) for k in keys if k.startswith(_OPT_PREFIX)}
     model = build_model(config)

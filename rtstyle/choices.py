@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Mapping
 
 from .errors import ConfigError
+from .netconfig import STYLE_ARCH_PRESETS
 
 DEFAULT_STYLE_MODEL = "starry_night"  # bundled style used when no --model is given
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # engine precisions
@@ -18,9 +19,11 @@ BACKEND_NAMES = ("torch", "onnxruntime", "tensorrt", "aoti", "openvino")  # engi
 IO_KINDS = ("float", "uint8")  # exported graphs: float NCHW [0, 1] or uint8 NHWC frames
 LAYOUTS = {"float": "NCHW", "uint8": "NHWC"}
 BENCH_QUICK_DURATION = "a few minutes on a CPU (AOTInductor compiles a package)"  # --help and README say this
-BENCH_ARCHS = ("style", "style-fast", "sr4", "sr8")  # benchmarks.config.ARCHS
+# benchmarks.config.ARCHS: the Johnson-size net, every other style preset as style-NAME, SR x4 and x8
+BENCH_ARCHS = ("style", *(f"style-{name}" for name in STYLE_ARCH_PRESETS if name != "johnson"), "sr4", "sr8")
 OPTIMIZERS = ("lbfgs", "adam")  # rtstyle optimize
 PROGRESS_MODES = ("auto", "bar", "plain", "json", "none")  # rtstyle.progress: --progress
+TILE_PAD = 16  # rtstyle.tiles.DEFAULT_PAD: pixels of context around a tile (the bundled SR nets see 14)
 INITS = ("content", "noise", "mix")
 # rtstyle eval temporal --cut-threshold (rtstyle.temporal.flow.CUT_THRESHOLD): a frame pair whose
 # input warping error (squared) exceeds it is a scene cut. Ordinary pairs of real clips measure
@@ -35,6 +38,7 @@ LIVE_KEYS = (
     ("p", "previous style"),
     ("1-9", "style number N"),
     ("s / a", "next / previous style image (AdaIN --style-dir)"),
+    ("[ / ]", "style strength down / up by 0.1 (--strength)"),
     ("h", "show or hide this key help"),
 )
 

@@ -13,11 +13,12 @@ import re
 import sys
 
 from . import __version__
+from .argparsing import ArgumentParser
 from .errors import Interrupted, RtstyleError
 from .signals import hangup_as_terminate
 
 # Order is the order shown in --help.
-COMMANDS = ("stylize", "live", "serve", "train", "synth", "optimize", "export", "bench", "models", "eval", "demo", "doctor")
+COMMANDS = ("stylize", "upscale", "live", "serve", "train", "synth", "optimize", "export", "bench", "models", "eval", "demo", "doctor")
 
 
 _RST_ROLE = re.compile(r":\w+:`([^`]*)`")  # :func:`name` -> name
@@ -79,10 +80,11 @@ class _HelpFormatter(argparse.HelpFormatter):
         return super()._format_action(action)
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(ArgumentParser):
     """Usage mistakes are one line too (argparse would print the whole usage first) and point at
     the help of the command that was used; descriptions are shown without docstring markup and
-    every default is in the help. Subcommand parsers inherit this class."""
+    every default is in the help; options are never abbreviated (``rtstyle.argparsing``).
+    Subcommand parsers inherit this class."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", _HelpFormatter)
@@ -92,6 +94,35 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(dash_values(self, args), namespace)
+
+
+# Options whose value is a file: the next word is the value even when it starts with '-', as in
+# ffmpeg (`-i -clip.mp4`); argparse alone takes such a word for an option and fails.
+PATH_OPTIONS = ("-i", "--input", "-o", "--output")
+
+
+def dash_values(parser: argparse.ArgumentParser, args: list[str]) -> list[str]:
+    """``args`` with ``-i -name`` written as ``-i=-name`` for the PATH_OPTIONS ``parser`` has."""
+    takes = {o for o in PATH_OPTIONS if getattr(parser._option_string_actions.get(o), "nargs", 0) is None}
+    out: list[str] = []
+    words = iter(args)
+    for word in words:
+        if word == "--":
+            out += [word, *words]
+            break
+        if word in takes:
+            value = next(words, None)
+            if value is not None and value.startswith("-") and len(value) > 1:
+                word = f"{word}={value}"
+            elif value is not None:
+                out.append(word)
+                word = value
+        out.append(word)
+    return out
 
 
 def subparsers_of(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

@@ -4,6 +4,13 @@ Each check is a :class:`Check` (name, what was found, whether it is usable, and 
 when it is not). Nothing here fails: a missing package or GPU is a finding, not an error, so the
 command always exits 0. Heavy optional packages are looked up by metadata, never imported, except
 where the answer needs them (FFmpeg's encoders need PyAV, GPUs need torch).
+
+The per-user cache (``fsutil.cache_dir()``: backend timings, compiled models, converted weights,
+the trust list) is listed with its sizes (``cache_checks``); ``clear_cache()`` empties it of
+everything rtstyle rebuilds by itself. The trust list stays: it is not a cache but this user's
+record of the compiled models rtstyle built here, those exported outside the cache included
+(``rtstyle.trust``), and without it they would need ``--trust-model`` again. Entries rtstyle did
+not write are never deleted (``$RTSTYLE_CACHE`` may point at a folder holding other files).
 """
 
 from __future__ import annotations
@@ -11,14 +18,23 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import platform
+import shutil
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from . import __version__
+from .backend_choice import CACHE_NAME as TIMINGS_NAME
+from .backend_choice import read_cache as read_timings
 from .benchmarks.environment import machine_info
 from .engine import BACKENDS, EngineOptions, check_backend
 from .errors import RtstyleError
+from .fsutil import cache_dir
 from .gpu.capabilities import DECODERS, NVENC_CODECS, encoder_support, hw_decode_support
+from .metrics import LPIPS_LIN_NAME
+from .outputs import PARTIAL_TAG
+from .trust import TRUST_FILE_NAME, trusted_hashes
+from .vgg import CONVERTED_NAME
 
 # Encoders users ask about, in the order shown; FFmpeg builds differ in which they carry.
 ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "libaom-av1", "aac", "libopus", "gif", "png",
@@ -142,10 +158,120 @@ def _package_checks() -> list[Check]:
     return checks
 
 
+# What rtstyle writes into its cache folder, by name, in display order. Everything but the trust
+# list is rebuilt on demand (measured, compiled, exported or converted again) after --clear-cache.
+CACHE_ENTRIES = {
+    TIMINGS_NAME: "backend timings",
+    "openvino": "OpenVINO models",
+    "onnx": "ONNX graphs",
+    "engines": "TensorRT engines",
+    "tensorrt": "TensorRT timings",
+    "ort-tensorrt": "ORT TensorRT engines",
+    CONVERTED_NAME: "VGG16 weights",
+    LPIPS_LIN_NAME: "LPIPS weights",
+    TRUST_FILE_NAME: "trust list",
+}
+CACHE_KEPT = (TRUST_FILE_NAME,)
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    path: Path
+    what: str | None  # None: not something rtstyle writes
+    files: int
+    size: int  # bytes
+
+
+def cache_entries(folder: Path | None = None) -> list[CacheEntry]:
+    """The entries of the cache folder (default ``cache_dir()``): rtstyle's in ``CACHE_ENTRIES``
+    order, then anything else; a write that was cut short (``.NAME.partial-PID``) counts as NAME's."""
+    folder = folder or cache_dir()
+    try:
+        paths = sorted(folder.iterdir())
+    except OSError:
+        return []
+    order = list(CACHE_ENTRIES)
+    entries = []
+    for path in paths:
+        name = _unpartial(path.name)
+        files = [path] if not path.is_dir() else [p for p in path.rglob("*") if not p.is_dir()]
+        size = sum(p.lstat().st_size for p in files)
+        entries.append(CacheEntry(path, CACHE_ENTRIES.get(name), len(files), size))
+    return sorted(entries, key=lambda e: order.index(_unpartial(e.path.name)) if e.what else len(order))
+
+
+def _unpartial(name: str) -> str:
+    """``.NAME.partial-123.json`` -> ``NAME.json`` (fsutil.atomic_path's temporary names)."""
+    if name.startswith(".") and PARTIAL_TAG in name:
+        stem, _, rest = name[1:].partition(PARTIAL_TAG)
+        return stem + Path(rest).suffix
+    return name
+
+
+@dataclass(frozen=True)
+class ClearedCache:
+    folder: Path
+    removed: list[CacheEntry]
+    kept: list[CacheEntry]  # the trust list, and entries rtstyle did not write
+
+    @property
+    def freed(self) -> int:
+        return sum(e.size for e in self.removed)
+
+
+def clear_cache(folder: Path | None = None) -> ClearedCache:
+    """Delete what rtstyle rebuilds by itself from the cache folder; keep the trust list and any
+    entry rtstyle did not write (see the module docstring)."""
+    folder = folder or cache_dir()
+    removed, kept = [], []
+    for entry in cache_entries(folder):
+        if entry.what is None or _unpartial(entry.path.name) in CACHE_KEPT:
+            kept.append(entry)
+            continue
+        if entry.path.is_dir() and not entry.path.is_symlink():
+            shutil.rmtree(entry.path)
+        else:
+            entry.path.unlink(missing_ok=True)
+        removed.append(entry)
+    return ClearedCache(folder, removed, kept)
+
+
+def human_size(size: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
+def _cache_checks() -> list[Check]:
+    folder = cache_dir()
+    entries = cache_entries(folder)
+    total = sum(e.size for e in entries)
+    hint = "empty it with `rtstyle doctor --clear-cache`, which keeps the trust list"
+    rows = [Check("cache", "folder", f"{folder} ({human_size(total)}; {hint})" if entries else f"{folder} (empty)", True)]
+    for entry in entries:
+        detail = f"{entry.path.name}: {human_size(entry.size)}"
+        if entry.path.is_dir():
+            detail += f", {entry.files} file{'s' * (entry.files != 1)}"
+        name = _unpartial(entry.path.name)
+        if name == TIMINGS_NAME and entry.path.name == name:
+            timings = read_timings()
+            dates = sorted(str(v.get("measured_at", "?"))[:10] for v in timings.values() if isinstance(v, dict))
+            detail += f", {len(timings)} measurement{'s' * (len(timings) != 1)}" + (f" ({dates[0]} .. {dates[-1]})"
+                                                                                     if dates else "")
+        elif name == TRUST_FILE_NAME and entry.path.name == name:
+            detail += f", {len(trusted_hashes())} trusted model file(s)"
+        if entry.path.name != name:
+            detail += " (left by an interrupted write)"
+        rows.append(Check("cache", entry.what or "not rtstyle's", detail, True))
+    return rows
+
+
 def collect() -> list[Check]:
     """Every check, in display order."""
     return [*_python_checks(), *_torch_checks(), *_backend_checks(), *_video_checks(), *_camera_checks(),
-            *_package_checks()]
+            *_package_checks(), *_cache_checks()]
 
 
 def as_dicts(checks: list[Check]) -> list[dict]:

@@ -263,6 +263,7 @@ class BackendInfo:
     install_hint: str
     needs_cuda: bool = False
     options_type: type[BackendOptions] | None = None  # its BackendOptions subclass, if it has settings
+    formats: tuple[str, ...] = ()  # model file suffixes it opens
 
 
 def resolve_device(device: str) -> torch.device:
@@ -319,22 +320,38 @@ def _openvino_available(opts: EngineOptions) -> str | None:
 
 BACKENDS: dict[str, BackendInfo] = {
     "torch": BackendInfo("torch", "rtstyle.backends.torch_backend", _torch_available, "pip install torch",
-                         options_type=TorchOptions),
+                         options_type=TorchOptions, formats=(".safetensors",)),
     "onnxruntime": BackendInfo(
         "onnxruntime", "rtstyle.backends.ort_backend", _ort_available,
         "pip install onnxruntime (CPU) or onnxruntime-gpu (CUDA; never both)", options_type=OrtOptions,
+        formats=(".onnx",),
     ),
     "tensorrt": BackendInfo(
         "tensorrt", "rtstyle.backends.trt_backend", _trt_available,
         "pip install 'rtstyle[trt]' on a machine with an NVIDIA GPU (tensorrt-cu12 10.x; see README)",
-        needs_cuda=True, options_type=TensorRTOptions,
+        needs_cuda=True, options_type=TensorRTOptions, formats=(".safetensors", ".onnx", ".engine", ".plan", ".trt"),
     ),
-    "aoti": BackendInfo("aoti", "rtstyle.backends.aoti_backend", _aoti_available, "pip install torch>=2.6"),
+    "aoti": BackendInfo("aoti", "rtstyle.backends.aoti_backend", _aoti_available, "pip install torch>=2.6",
+                        formats=(".pt2",)),
     "openvino": BackendInfo(
         "openvino", "rtstyle.backends.openvino_backend", _openvino_available, "pip install 'rtstyle[openvino]'",
-        options_type=OpenVINOOptions,
+        options_type=OpenVINOOptions, formats=(".safetensors", ".onnx"),
     ),
 }
+_FORMAT_NAMES = {".safetensors": "an rtstyle checkpoint", ".onnx": "an ONNX model", ".engine": "a TensorRT engine",
+                 ".plan": "a TensorRT engine", ".trt": "a TensorRT engine", ".pt2": "an AOTInductor package"}
+
+
+def check_format(name: str, path: Path) -> None:
+    """A model file of a kind the backend does not open is refused, naming the backends that do
+    (a file of an unknown kind is left to the backend: its reader names the problem)."""
+    suffix = path.suffix.lower()
+    if suffix not in _FORMAT_NAMES or suffix in BACKENDS[name].formats:
+        return
+    others = [n for n, info in BACKENDS.items() if suffix in info.formats]
+    opens = " or ".join(sorted({_FORMAT_NAMES[f].split(" ", 1)[1] + "s" for f in BACKENDS[name].formats}))
+    raise InputError(f"{path.name} is {_FORMAT_NAMES[suffix]}: --backend {name} opens {opens}; "
+                     f"use --backend {' or '.join(others)} (or auto)")
 
 
 def _option_types() -> list[type[BackendOptions]]:
@@ -416,10 +433,12 @@ def cpu_candidates(model_path: Path, opts: EngineOptions) -> list[str]:
     return [name for name in names if BACKENDS[name].available(opts) is None]
 
 
-def open_engine(model: str | Path, backend: str = "auto", options: EngineOptions | None = None) -> Engine:
+def open_engine(model: str | Path, backend: str = "auto", options: EngineOptions | None = None,
+                on_status: Callable[[str], None] | None = None) -> Engine:
     """Open ``model`` (bundled name, checkpoint, .onnx, TensorRT engine or .pt2) with a backend.
 
-    ``auto`` on a CPU measures the backends that can run the model (``backend_choice``)."""
+    ``auto`` on a CPU measures the backends that can run the model (``backend_choice``; a first
+    run's seconds of it are told to ``on_status``, one line at a time)."""
     from .models import resolve_model
 
     opts = options or EngineOptions()
@@ -434,12 +453,13 @@ def open_engine(model: str | Path, backend: str = "auto", options: EngineOptions
         candidates = cpu_candidates(path, opts)
         if len(candidates) > 1 and measuring_enabled():
             return open_fastest(path, candidates, opts.precision,
-                                lambda name, why: _open_with(name, path, opts, why))
+                                lambda name, why: _open_with(name, path, opts, why), on_status=on_status)
         backend, reason = choose_backend(path, opts)
     return _open_with(backend, path, opts, reason)
 
 
 def _open_with(backend: str, path: Path, opts: EngineOptions, reason: str) -> Engine:
+    check_format(backend, path)
     check_backend(backend, opts)
     check_options(backend, opts)
     module = importlib.import_module(BACKENDS[backend].module)

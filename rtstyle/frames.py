@@ -164,7 +164,7 @@ def load_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
             # The header is read, no pixel yet: refuse sizes that would not fit in memory (issue 15).
             check_pixels(*im.size, path, MAX_DECODE_PIXELS, "shrink the image first")
             im = ImageOps.exif_transpose(im)
-            im = im.convert("RGB")
+            im = Image.fromarray(image_to_rgb(im))
             if max_side is not None and max(im.size) > max_side:
                 scale = max_side / max(im.size)
                 size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
@@ -175,6 +175,30 @@ def load_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
                          "(shrink the image first)") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"not a readable image: {path} ({exc.__class__.__name__})") from None
+
+
+# PIL modes whose samples are wider than 8 bits: PIL's convert("RGB") clips them (a 16-bit grey
+# PNG comes out white), so they are scaled here. 16-bit RGB(A) PNGs and TIFFs open as 8-bit
+# RGB(A), already scaled by PIL.
+_WIDE_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def image_to_rgb(im) -> np.ndarray:
+    """A PIL image as uint8 RGB (H, W, 3), every mode scaled to its full range: 16-bit grey
+    (``I;16``, ``I;16B``, ...) and 32-bit integer (``I``) from 0..65535, float (``F``) from 0..1
+    (0..255 or 0..65535 when its values go above 1 or 255: float files carry no range);
+    grey + alpha (``LA``), palettes and the rest through PIL (alpha dropped)."""
+    if im.mode not in _WIDE_GREY:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    grey = np.asarray(im, dtype=np.float32)
+    if im.mode == "F":
+        peak = float(np.nanmax(grey)) if grey.size else 0.0
+        full = 1.0 if peak <= 1.0 else 255.0 if peak <= 255.0 else 65535.0
+    else:
+        full = 65535.0
+    grey = np.nan_to_num(grey, nan=0.0, posinf=full, neginf=0.0)
+    out = np.clip(np.rint(grey * (255.0 / full)), 0, 255).astype(np.uint8)
+    return np.repeat(out[..., None], 3, axis=-1)
 
 
 def save_image(path: str | Path, image: np.ndarray | torch.Tensor, overwrite: bool = True, **options) -> Path:

@@ -16,10 +16,15 @@ Conventions, chosen so L-BFGS and Adam are counted alike:
   evaluates the closure once. ``history[k]`` is the objective of the image after ``k``
   iterations (``history[0]`` is the initial image), so ``history`` has ``iterations + 1``
   entries and ``seconds[k]`` is the time taken to produce image ``k``.
+
+A ``stop`` event (set by SIGINT/SIGTERM/SIGHUP through ``signals.interrupt_on_signals``, as for
+``stylize``) ends the run after the current iteration: ``optimize_image`` then writes the image
+reached so far and raises ``Interrupted`` naming it.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +77,7 @@ class Trace:
     history: list[dict[str, float]]
     seconds: list[float]
     final: torch.Tensor  # (1, 3, H, W) float [0, 1], on the optimisation device
+    interrupted: bool = False  # ``stop`` ended it early: ``len(history) - 1`` iterations were done
 
     @property
     def totals(self) -> list[float]:
@@ -101,8 +107,14 @@ def optimize_pixels(
     on_iteration: IterationCallback | None = None,
     progress: bool | str = False,  # or a mode of rtstyle.progress
     desc: str = "optimize",
+    stop_below: float | None = None,
+    bar=None,  # a progress object to advance instead of a bar of its own (one bar over many runs)
+    stop: threading.Event | None = None,
 ) -> Trace:
-    """Minimise ``loss_fn(image, content)`` over the pixels of ``image``; ``set_style`` done."""
+    """Minimise ``loss_fn(image, content)`` over the pixels of ``image``; ``set_style`` done.
+    ``stop_below``: stop early once an image's objective is at or below it (``eval quality
+    --stop-at-match`` needs no more). ``stop``: end after the iteration in progress when it is set
+    (``Trace.interrupted``)."""
     settings.validate()
     if iterations < 1:
         raise InputError(f"--iterations must be >= 1, got {iterations}")
@@ -122,9 +134,14 @@ def optimize_pixels(
         evaluated.append(terms.as_floats())
         return terms.total
 
-    bar = progress_bar(iterations, desc, "it", mode=progress, leave=True)
+    own_bar = bar is None
+    bar = progress_bar(iterations, desc, "it", mode=progress, leave=True) if own_bar else bar
+    interrupted = False
     try:
         for k in range(1, iterations + 1):
+            if stop is not None and stop.is_set():
+                interrupted = True
+                break
             evaluated.clear()
             optimizer.step(closure)
             # The closure scored the image *before* this step: that is image k - 1.
@@ -136,11 +153,14 @@ def optimize_pixels(
             bar.update(1)
             if on_iteration is not None:
                 on_iteration(k, pixels.detach())
+            if stop_below is not None and history[-1]["total"] <= stop_below:
+                break
     finally:
-        bar.close()
+        if own_bar:
+            bar.close()
     with torch.no_grad():
         history.append(loss_fn(pixels, content).as_floats())
-    return Trace(history, seconds, pixels.detach())
+    return Trace(history, seconds, pixels.detach(), interrupted)
 
 
 def _make_optimizer(pixels: torch.Tensor, settings: OptimizerSettings) -> torch.optim.Optimizer:
@@ -220,14 +240,24 @@ class OptimizeResult:
     final: torch.Tensor | None = field(default=None, repr=False)  # float (1, 3, H, W) on CPU
 
 
+def _keep(config: OptimizeConfig, image: torch.Tensor | None) -> str:
+    """Write the image an interrupted run reached (None: no iteration finished) to ``config.output``;
+    says where, for the message."""
+    if config.output is None or image is None:
+        return "; no iteration finished, nothing written" if config.output is not None else ""
+    save_image(config.output, image.cpu(), config.overwrite)
+    return f"; the image so far is in {config.output}"
+
+
 def intermediate_path(output: Path, iteration: int) -> Path:
     return output.with_name(f"{output.stem}_{iteration:05d}{output.suffix}")
 
 
-def optimize_image(config: OptimizeConfig) -> OptimizeResult:
+def optimize_image(config: OptimizeConfig, stop: threading.Event | None = None) -> OptimizeResult:
     """Stylize ``config.content`` by optimisation; writes ``config.output`` if given.
 
-    On Ctrl-C the image reached so far is written (atomically) before ``Interrupted``.
+    Stopped (``stop`` set, e.g. by ``signals.interrupt_on_signals``, or Ctrl-C without it), the
+    image reached so far is written (atomically) before ``Interrupted``.
     """
     from .engine import resolve_device
 
@@ -250,13 +280,13 @@ def optimize_image(config: OptimizeConfig) -> OptimizeResult:
 
     try:
         trace = optimize_pixels(loss_fn, content, config.iterations, config.settings, on_iteration=on_iteration,
-                                progress=config.progress, desc=f"optimize {Path(config.content).name}")
-    except KeyboardInterrupt:
-        where = ""
-        if config.output is not None and latest[0] is not content:
-            save_image(config.output, latest[0].cpu(), config.overwrite)
-            where = f"; the image so far is in {config.output}"
-        raise Interrupted(f"optimisation interrupted{where}") from None
+                                progress=config.progress, desc=f"optimize {Path(config.content).name}", stop=stop)
+    except KeyboardInterrupt:  # no stop event (library callers), or a second signal: the image so far
+        raise Interrupted(f"optimisation interrupted{_keep(config, None if latest[0] is content else latest[0])}") from None
+    if trace.interrupted:
+        done = len(trace.history) - 1
+        raise Interrupted(f"optimisation stopped after {done} of {config.iterations} iterations"
+                          f"{_keep(config, trace.final if done else None)}")
     image = float_to_numpy(trace.final)[0]
     if config.output is not None:
         save_image(config.output, image, config.overwrite)

@@ -17,6 +17,8 @@ from .frames import IMAGE_EXTENSIONS, Frame, resize, save_image
 from .pipeline import PipelineConfig, PipelineStats, run_pipeline
 from .sinks import Sink, SinkChain
 from .sources import ImageSource, Source, Transformed
+from .tiles import DEFAULT_PAD, Tiling, tile_windows
+from .video.animated import is_animated_image
 
 PHOTO_OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 _QUALITY = {".jpg": {"quality": 95}, ".jpeg": {"quality": 95}, ".webp": {"quality": 95}}  # PIL's default 75 shows blocks
@@ -36,9 +38,16 @@ def check_photo(path: str | Path) -> tuple[int, int]:
         raise InputError(f"not a readable image: {path} ({exc.__class__.__name__})") from None
 
 
+def tile_count(paths: list[Path], model_size: SizeRule, tile: int, pad: int = DEFAULT_PAD) -> int:
+    """How many tiles ``stylize_photos`` will cut ``paths`` into, from their headers (a progress
+    total: one large photo is many minutes of tiles)."""
+    return sum(len(tile_windows(*model_size(*check_photo(path)), tile, pad)) for path in paths)
+
+
 def is_photo(path: str | Path) -> bool:
-    """A still image by its extension (an animated .gif is read as a video)."""
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+    """A still image: an image extension and one frame. GIFs, animated PNGs (APNG) and animated
+    WebPs are videos: every frame is stylized, with its duration."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS and not is_animated_image(path)
 
 
 class EachFitted(Transformed):
@@ -77,15 +86,19 @@ class PhotoSink(Sink):
 
 def stylize_photos(pairs: list[tuple[Path, Path]], engine: Engine, batch_size: int, model_size: SizeRule,
                    output_size: Callable[[tuple[int, int], tuple[int, int]], tuple[int, int]],
-                   stop: threading.Event | None = None, bar=None) -> tuple[PipelineStats, list[Path]]:
+                   stop: threading.Event | None = None, bar=None, tile: int | None = None,
+                   tile_pad: int = DEFAULT_PAD) -> tuple[PipelineStats, list[Path]]:
     """Every (photo, output) pair through ``engine``. ``model_size(w, h)``: the model input size of
-    a photo of size (w, h); ``output_size(original, engine_output)``: the size written."""
+    a photo of size (w, h); ``output_size(original, engine_output)``: the size written. ``tile``:
+    the engine sees tiles of this size, ``batch_size`` at a time (``rtstyle.tiles``); ``bar`` then
+    counts tiles (``tile_count``), else photos."""
     source = EachFitted(ImageSource([src for src, _ in pairs]), model_size)
     sink = PhotoSink([dst for _, dst in pairs], lambda i, w, h: output_size(source.sizes[i], (w, h)))
+    tiling = Tiling(source, SinkChain([sink]), tile, tile_pad)
 
     def progress(stats: PipelineStats) -> None:
         if bar is not None:
             bar.update(stats.frames_out - bar.n)
 
-    stats = run_pipeline(source, engine, SinkChain([sink]), PipelineConfig(batch_size=batch_size), stop, progress)
-    return stats, sink.written
+    stats = run_pipeline(tiling.source, engine, tiling.sink, PipelineConfig(batch_size=batch_size), stop, progress)
+    return tiling.finish(stats), sink.written

@@ -96,6 +96,7 @@ class PipelineStats:
     wall_s: float = 0.0
     busy_s: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "engine": 0.0, "sink": 0.0})
     interrupted: bool = False
+    tiles: int = 0  # tiled runs (rtstyle.tiles): the pieces the engine saw; frames_in/out count whole frames
 
     @property
     def fps(self) -> float:
@@ -110,6 +111,7 @@ class PipelineStats:
     def summary(self) -> str:
         stages = ", ".join(f"{k} {1000 * v / max(1, self.frames_out):.1f}" for k, v in self.busy_s.items())
         dropped = f" ({self.frames_dropped} dropped)" if self.frames_dropped else ""
+        dropped += f" in {self.tiles} tiles" if self.tiles else ""
         return (f"{self.frames_in} frames in, {self.frames_out} out{dropped}, {self.fps:.2f} fps over {self.wall_s:.1f} s "
                 f"(ms/frame busy: {stages})")
 

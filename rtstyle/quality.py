@@ -6,10 +6,17 @@ checkpoint, the style image at its training size): the network's output once (ti
 warm-up), and one optimisation run to the last milestone, recording the objective and the
 elapsed time at every iteration. The report says at which iteration optimisation first
 matches the network's objective and how much longer it took to get there.
+
+The optimisation does not depend on the network, only on the objective (image, style image,
+loss weights, optimiser settings, VGG weights), so its trace is kept in the user's cache
+(``quality-traces/``) under a hash of all of them: scoring another network trained on the same
+style and loss (an architecture study, the checkpoints of one training) costs one forward pass.
+L-BFGS from a seeded start is deterministic, so a longer cached trace serves a shorter run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import statistics
@@ -24,11 +31,12 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .engine import resolve_device
 from .errors import CheckpointError, InputError
 from .frames import load_image, numpy_to_float
-from .fsutil import atomic_path
+from .fsutil import atomic_path, cache_dir
 from .losses import LossConfig, PerceptualLoss
 from .models import resolve_model
 from .optimize import OptimizerSettings, build_loss, optimize_pixels
 from .outputs import OutputPolicy
+from .progress import progress as progress_bar
 from .sources import list_images
 from .style_lookup import default_style_dirs, style_target
 
@@ -53,6 +61,9 @@ class QualityConfig:
     device: str = "auto"
     vgg_weights: Path | None = None
     timing_runs: int = 5  # network timing: median of this many runs after WARMUP_RUNS
+    # Stop each optimisation once it matches the network (at most the last milestone): what the match
+    # iteration needs, at a fraction of the cost; milestones past the match are then not reported.
+    stop_at_match: bool = False
     json_path: Path | None = None
     plot_path: Path | None = None  # default: json_path with .png
     progress: bool = True
@@ -131,21 +142,71 @@ def _terms(values: dict[str, float]) -> dict[str, float]:
     return {t: float(values.get(t, 0.0)) for t in TERMS}
 
 
+def trace_key(content: torch.Tensor, loss_fn: PerceptualLoss, style: torch.Tensor, config: QualityConfig,
+              device: torch.device) -> str:
+    """What an optimisation trace depends on, hashed: the pixels of the image and of the style
+    image, the loss, the optimiser settings, the VGG weights and where and with what it runs."""
+    h = hashlib.sha256()
+    for t in (content, style):
+        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    h.update(json.dumps({"loss": loss_fn.config.to_dict(), "settings": vars(config.settings), "vgg": loss_fn.vgg.source,
+                         "torch": torch.__version__, "device": device.type}, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:32]
+
+
+def optimization_trace(loss_fn: PerceptualLoss, content: torch.Tensor, style: torch.Tensor, config: QualityConfig,
+                       device: torch.device, name: str, target: float, bar=None
+                       ) -> tuple[list[dict[str, float]], list[float], bool]:
+    """(objective terms per iteration, seconds per iteration, from the cache?) up to the last
+    milestone, or with ``stop_at_match`` up to the first image at or below ``target``.
+    ``bar``: the run's progress over every image's iterations (a cached trace advances it at once)."""
+    last = config.milestones[-1]
+    path = cache_dir() / "quality-traces" / f"{trace_key(content, loss_fn, style, config, device)}.json"
+    cached: dict[str, Any] = {"history": []}
+    try:
+        cached = json.loads(path.read_text())
+        history, seconds = cached["history"][:last + 1], cached["seconds"][:last + 1]
+        if config.stop_at_match:
+            match = match_point([h["total"] for h in history], seconds, target)["iteration"]
+            if match is not None:
+                if bar is not None:
+                    bar.update(last)  # this image's share of the run is done
+                return history[:match + 1], seconds[:match + 1], True
+        if len(history) > last:
+            if bar is not None:
+                bar.update(last)
+            return history, seconds, True
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # none yet, or unreadable: optimise
+    done_before = bar.n if bar is not None else 0
+    trace = optimize_pixels(loss_fn, content, last, config.settings, progress=config.progress, desc=f"optimize {name}",
+                            stop_below=target if config.stop_at_match else None, bar=bar)
+    if bar is not None:
+        bar.update(done_before + last - bar.n)  # an early stop at the match: this image's share is done
+    if len(trace.history) > len(cached.get("history", [])):  # keep the longest trace seen
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path, overwrite=True) as tmp:
+            tmp.write_text(json.dumps({"history": trace.history, "seconds": trace.seconds}))
+    return trace.history, trace.seconds, False
+
+
 def evaluate_image(loss_fn: PerceptualLoss, model: torch.nn.Module, path: Path, config: QualityConfig,
-                   device: torch.device) -> dict[str, Any]:
+                   device: torch.device, style: torch.Tensor, bar=None) -> dict[str, Any]:
+    """One image's row of the report; ``bar``: the run's progress over every image's iterations."""
     content = numpy_to_float(load_image(path, max_side=config.size)).to(device).contiguous()
     output, net_seconds = time_network(model, content, config.timing_runs)
     with torch.no_grad():
         network = _terms(loss_fn(output, content).as_floats())
     network["seconds"] = net_seconds
-    last = config.milestones[-1]
-    trace = optimize_pixels(loss_fn, content, last, config.settings, progress=config.progress,
-                            desc=f"optimize {path.name}")
-    milestones = {str(k): {**_terms(trace.history[k]), "seconds": trace.seconds[k]} for k in config.milestones}
-    match = match_point(trace.totals, trace.seconds, network["total"])
+    history, seconds, cached = optimization_trace(loss_fn, content, style, config, device, path.name,
+                                                  network["total"], bar)
+    totals = [h["total"] for h in history]
+    milestones = {str(k): {**_terms(history[k]), "seconds": seconds[k]} if k < len(history) else None
+                  for k in config.milestones}
+    match = match_point(totals, seconds, network["total"])
     match["speed_ratio"] = match["seconds"] / net_seconds if match["seconds"] is not None else None
     return {"image": path.name, "size": list(content.shape[-2:]), "network": network, "optimization": milestones,
-            "match": match, "history": {"total": trace.totals, "seconds": trace.seconds}}
+            "match": match, "trace_cached": cached, "history": {"total": totals, "seconds": seconds}}
 
 
 def _average(images: list[dict[str, Any]], milestones: Sequence[int]) -> dict[str, Any]:
@@ -154,13 +215,25 @@ def _average(images: list[dict[str, Any]], milestones: Sequence[int]) -> dict[st
 
     network = {k: mean([r["network"][k] for r in images]) for k in (*TERMS, "seconds")}
     optimization = {str(m): {k: mean([r["optimization"][str(m)][k] for r in images]) for k in (*TERMS, "seconds")}
-                    for m in milestones}
-    # The averaged curves, so "matches at iteration k" is stated for the mean objective.
+                    if all(r["optimization"][str(m)] for r in images) else None for m in milestones}
+    # The averaged curves, so "matches at iteration k" is stated for the mean objective (over the
+    # iterations every image reached: --stop-at-match ends each trace at its own match).
     totals = [mean(v) for v in zip(*(r["history"]["total"] for r in images))]
     seconds = [mean(v) for v in zip(*(r["history"]["seconds"] for r in images))]
     match = match_point(totals, seconds, network["total"])
     match["speed_ratio"] = match["seconds"] / network["seconds"] if match["seconds"] is not None else None
+    # Per image, then the median: what --stop-at-match measures for every image.
+    per_image = [r["match"]["iteration"] for r in images]
+    match["median_per_image"] = _median_match(per_image, milestones[-1])
     return {"network": network, "optimization": optimization, "match": match}
+
+
+def _median_match(iterations: list[int | None], last: int) -> float | None:
+    """Median of per-image match iterations, an image that never matched counting as past ``last``;
+    None when the median itself is past it."""
+    ranked = sorted(i if i is not None else last + 1 for i in iterations)
+    median = statistics.median(ranked)
+    return median if median <= last else None
 
 
 def evaluate_quality(config: QualityConfig) -> dict[str, Any]:
@@ -177,7 +250,13 @@ def evaluate_quality(config: QualityConfig) -> dict[str, Any]:
     style = numpy_to_float(target.image)
     loss_fn = build_loss(loss_config, style, device, config.vgg_weights)
 
-    images = [evaluate_image(loss_fn, model, path, config, device) for path in files]
+    # One bar over every image's iterations: its ETA is the whole run's.
+    bar = progress_bar(len(files) * config.milestones[-1], f"eval quality ({len(files)} images)", "it",
+                       mode=config.progress, leave=True)
+    try:
+        images = [evaluate_image(loss_fn, model, path, config, device, style, bar) for path in files]
+    finally:
+        bar.close()
     report = {
         "model": ckpt.name,
         "checkpoint": str(ckpt.path),
@@ -242,9 +321,14 @@ def markdown_table(report: dict[str, Any]) -> str:
     rows = [(r["image"], r) for r in report["images"]] + [("**average**", report["average"])]
     for name, r in rows:
         match = r["match"]
-        cells = [name, f"{r['network']['total']:.4g}", *[f"{r['optimization'][str(m)]['total']:.4g}" for m in ms],
-                 f"{match['iteration']}" if match["iteration"] is not None else f"> {ms[-1]}",
-                 f"{1000 * r['network']['seconds']:.1f}",
+        if match["iteration"] is not None:
+            matched = f"{match['iteration']}"
+        elif match.get("median_per_image") is not None:  # --stop-at-match: traces end at each image's match
+            matched = f"median {match['median_per_image']:g}"
+        else:
+            matched = f"> {ms[-1]}"
+        opt = [f"{r['optimization'][str(m)]['total']:.4g}" if r["optimization"][str(m)] else "-" for m in ms]
+        cells = [name, f"{r['network']['total']:.4g}", *opt, matched, f"{1000 * r['network']['seconds']:.1f}",
                  f"{match['seconds']:.1f}" if match["seconds"] is not None else "-",
                  f"{match['speed_ratio']:.0f}x" if match["speed_ratio"] is not None else "-"]
         lines.append("| " + " | ".join(cells) + " |")

@@ -19,15 +19,21 @@ frames.
   block, for top-level callers (the CLI); the pipeline then finalises a playable partial output
   and ``stylize_files`` raises ``Interrupted``.
 
-Photos (``photos.is_photo``: jpg/png/webp/bmp/tiff) take the same engine path, batched, through
-``photos.stylize_photos`` and are written in the format of their output's extension; folders may
-mix photos and videos. An animated GIF is a video (``-o x.gif`` writes one).
+Photos (``photos.is_photo``: jpg/png/webp/bmp/tiff of one frame) take the same engine path,
+batched, through ``photos.stylize_photos`` and are written in the format of their output's
+extension; folders may mix photos and videos. GIFs, animated PNGs and animated WebPs are videos;
+a video's output holds every frame (``-o x.gif``, ``x.png`` (APNG), ``x.webp``: animations) or is
+refused (``-o x.jpg``).
 
 Output naming: one input and an output with a suffix -> that file; otherwise outputs go to the
 output folder (default: beside each input) as ``<stem><suffix>.<ext>``: the suffix defaults to
-``_<model>[_<sr>]``, the extension to .mp4 for videos (.gif stays .gif) and the photo's own
+``_<model>[_<sr>]``, the extension to .mp4 for videos (an animation keeps its own) and the photo's own
 (.png for bmp/tiff). Output size: the model's output size, or ``keep_size`` (the input's),
 ``out_scale`` (times the input's), ``out_width``/``out_height`` (one alone keeps the aspect ratio).
+
+``strength`` < 1 blends the style engine's output with its input (``rtstyle.strength``); ``tile``
+cuts frames into overlapping tiles for the engine and stitches them back (``rtstyle.tiles``:
+``rtstyle upscale --tile``).
 """
 
 from __future__ import annotations
@@ -52,17 +58,21 @@ from .errors import CheckpointError, InputError, Interrupted, OutputError, Rtsty
 from .frames import IMAGE_EXTENSIONS, fit_size
 from .fsutil import as_paths, atomic_path
 from .gpu.decode import DeviceVideoReader, device_file_source
+from .limits import Limits, check_media_pixels
 from .outputs import OutputPolicy
-from .photos import PHOTO_OUTPUT_EXTENSIONS, is_photo, stylize_photos
+from .photos import PHOTO_OUTPUT_EXTENSIONS, check_photo, is_photo, stylize_photos, tile_count
 from .pipeline import PipelineConfig, PipelineStats, run_pipeline
 from .progress import progress as progress_bar
 from .signals import interrupt_on_signals  # noqa: F401 - part of this module's API
 from .sinks import Display, PreviewSink, WriterSink, build_sinks
 from .sources import FileSource, Resized
+from .strength import check_strength, with_strength
 from .temporal import check_smoothing
 from .threads import plan_threads
-from .video import VIDEO_EXTENSIONS, AudioSource, EncoderConfig, VideoReader, VideoWriter
+from .tiles import DEFAULT_PAD, Tiling, check_tiling
+from .video import VIDEO_EXTENSIONS, AudioSource, EncoderConfig, VideoInfo, VideoReader, VideoWriter
 from .video.tag import RunTag
+from .video.writer import check_video_extension
 
 
 @dataclass(frozen=True)
@@ -96,11 +106,17 @@ class StylizeConfig:
     trust_model: bool = False  # load a .pt2 / TensorRT engine rtstyle did not produce (rtstyle.trust)
     suffix: str | None = None  # folder outputs: <stem><suffix>.<ext> (default _<model>[_<sr>])
     keep_going: bool = False  # many inputs: skip bad ones and go on after a failed one (summary at the end)
+    limits: Limits = field(default_factory=Limits)  # frame size, frames and length of one input (rtstyle.limits)
+    strength: float = 1.0  # the style model's output blended with its input (rtstyle.strength); 1: full style
+    tile: int | None = None  # cut frames into tiles of this many pixels for the engine (rtstyle.tiles); None: whole
+    tile_pad: int = DEFAULT_PAD  # pixels of context around each tile
     run_id: str | None = None  # written into each video output's run tag (video.tag); None: a new id per output
 
     def __post_init__(self) -> None:
         # One path (str or Path) is one input, not a sequence of one-letter file names.
         object.__setattr__(self, "inputs", as_paths(self.inputs))
+        object.__setattr__(self, "strength", check_strength(self.strength))
+        check_tiling(self.tile, self.tile_pad)
         check_smoothing(self.temporal_smoothing)
         if not self.inputs:
             raise InputError("no input given; pass one or more video files or folders")
@@ -180,14 +196,15 @@ class ChainEngine(Engine):
         return f"{self.first.describe()} -> {self.second.describe()}"
 
 
-def open_chain(config: StylizeConfig) -> Engine:
-    """The style engine, followed by the SR engine when ``config.sr_model`` is set."""
+def open_chain(config: StylizeConfig, on_status: Callable[[str], None] | None = None) -> Engine:
+    """The style engine (at ``config.strength``), followed by the SR engine when ``config.sr_model``
+    is set. ``on_status(line)`` hears what a slow first opening is doing (``engine.open_engine``)."""
     if config.model is None:
         raise InputError("no model given; pass --model NAME_OR_PATH (see `rtstyle models`)")
     opts = config.engine_options()
-    engine = open_engine(config.model, config.backend, opts)
+    engine = with_strength(open_engine(config.model, config.backend, opts, on_status), config.strength)
     if config.sr_model is not None:
-        sr = open_engine(config.sr_model, config.backend, dataclasses.replace(opts, style=StyleChoice()))
+        sr = open_engine(config.sr_model, config.backend, dataclasses.replace(opts, style=StyleChoice()), on_status)
         if sr.scale == 1:
             raise CheckpointError(f"--sr {config.sr_model} is a style model (it does not upscale); --sr needs a "
                                   f"super-resolution model, e.g. one from `rtstyle train sr` (style models go in --model)")
@@ -210,8 +227,8 @@ def expand_inputs(inputs: str | Path | tuple[Path, ...],
     for item in as_paths(inputs):
         problem = None
         if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.is_file() and (p.suffix.lower() in VIDEO_EXTENSIONS
-                                                                         or is_photo(p)))
+            found = sorted(p for p in item.iterdir()
+                           if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS + IMAGE_EXTENSIONS)
             if not found:
                 problem = (f"no videos or photos in folder {item} (looked for "
                            f"{', '.join(VIDEO_EXTENSIONS + IMAGE_EXTENSIONS)})")
@@ -265,6 +282,56 @@ def plan_batch(config: StylizeConfig) -> BatchPlan:
     return plan
 
 
+def check_input(src: Path, config: StylizeConfig) -> VideoInfo | None:
+    """Every check an input gets before an engine is built or a frame decoded, at every front
+    door (the CLI, the studio's file jobs, the Python API): its frame size from the header
+    (``config.limits``), then a readable photo, or a video whose container and codec decode
+    (one frame, within the pixel limit), within the frame and length limits, whose window
+    (``start``) is not past its end. ``VideoReader`` holds the same limits while decoding.
+    Returns the video's ``VideoInfo`` (None for a photo)."""
+    limits = config.limits
+    check_media_pixels(src, limits.max_pixels, limits.hint)
+    if is_photo(src):
+        check_photo(src)
+        return None
+    decoder = config.decoder if config.decoder in ("pyav", "opencv") else "auto"
+    info = VideoReader(src, decoder=decoder, limits=limits).info
+    check_window(src, info, config.start)
+    if config.start or config.duration:  # only the window is read; its frames are counted while decoding
+        rest = info.duration - (config.start or 0) if info.duration is not None else None
+        spans = [x for x in (rest, config.duration) if x is not None]
+        limits.check_seconds(min(spans) if spans else None, src)
+        return info
+    limits.check_frames(info.num_frames, src)
+    limits.check_seconds(info.duration, src)
+    return info
+
+
+def check_plan(plan: BatchPlan, config: StylizeConfig) -> BatchPlan:
+    """``check_input`` on every planned input; a refused one moves to ``plan.bad`` with its reason."""
+    for src, _ in list(plan.pairs):
+        try:
+            check_input(src, config)
+        except RtstyleError as exc:
+            plan.refuse(src, exc)
+    return plan
+
+
+def check_window(src: Path, info: VideoInfo, start: float | None) -> None:
+    """Refuse a start at or past the end of a video whose length is known."""
+    if start and info.duration is not None and start >= info.duration:
+        raise InputError(f"-ss/--start {start:g} s is at or past the end of {src.name}, which is "
+                         f"{info.duration:.2f} s long")
+
+
+def _no_frames_message(src: Path, info: VideoInfo, start: float | None, duration: float | None) -> str:
+    if not (start or duration):
+        return f"no frames decoded from {src}"
+    window = f"from {start or 0:g} s" + (f" for {duration:g} s" if duration else " on")
+    length = f"it is {info.duration:.2f} s long" if info.duration else "its duration is unknown"
+    return f"no frames decoded from {src} {window} ({length})"
+
+
 def _pair_outputs(config: StylizeConfig, files: list[Path]) -> list[tuple[Path, Path]]:
     label = model_label(config)
     out = Path(config.output) if config.output is not None else None
@@ -280,23 +347,26 @@ def _pair_outputs(config: StylizeConfig, files: list[Path]) -> list[tuple[Path, 
 
 
 def default_extension(src: Path) -> str:
-    """A photo keeps its format where it can be written (bmp/tiff become .png), a GIF stays a
-    GIF, other videos become .mp4."""
+    """A photo keeps its format where it can be written (bmp/tiff become .png); an animation
+    (GIF, APNG, animated WebP) stays one of its kind; other videos become .mp4."""
     ext = src.suffix.lower()
     if is_photo(src):
         return ext if ext in (".png", ".jpg", ".jpeg", ".webp") else ".png"
-    return ".gif" if ext == ".gif" else ".mp4"
+    return ext if ext in (".gif", ".png", ".webp") else ".mp4"
 
 
 def _check_kind(src: Path, dst: Path) -> None:
-    """A photo becomes a picture; a video becomes a video (an animated GIF counts as one)."""
-    ext = dst.suffix.lower()
-    if is_photo(src) and ext not in PHOTO_OUTPUT_EXTENSIONS:
-        raise OutputError(f"{src.name} is a photo: give its output an image extension "
-                          f"({', '.join(PHOTO_OUTPUT_EXTENSIONS)}), not {dst.name}")
-    if not is_photo(src) and ext in PHOTO_OUTPUT_EXTENSIONS and ext != ".png":
-        raise OutputError(f"{src.name} is a video: give its output a video extension (.mp4, .mkv, .webm, .gif, "
-                          f"...), not {dst.name}")
+    """A photo becomes a picture; a video (an animation too) becomes a file that holds every
+    frame: a video, or an animated .gif/.png/.webp (``video.writer.check_video_extension``)."""
+    if is_photo(src):
+        if dst.suffix.lower() not in PHOTO_OUTPUT_EXTENSIONS:
+            raise OutputError(f"{src.name} is a photo: give its output an image extension "
+                              f"({', '.join(PHOTO_OUTPUT_EXTENSIONS)}), not {dst.name}")
+        return
+    try:
+        check_video_extension(dst)
+    except OutputError as exc:
+        raise OutputError(f"{src.name} is a video; {exc}") from None
 
 
 def output_size(config: StylizeConfig, original: tuple[int, int], produced: tuple[int, int],
@@ -360,11 +430,12 @@ def stylize_files(config: StylizeConfig, engine: Engine | None = None,
 def stylize_batch(config: StylizeConfig, engine: Engine | None = None, stop: threading.Event | None = None,
                   plan: BatchPlan | None = None, on_done: Callable[[StylizeResult], None] | None = None,
                   on_failed: Callable[[Path, str], None] | None = None) -> BatchReport:
-    """Stylize every planned input (``plan``, default ``plan_batch(config)``). Without
-    ``config.keep_going`` the first failure propagates; with it, a failed input is recorded
-    (``on_failed``) and the rest still run. ``on_done`` hears of each finished file as it
-    completes. An interrupt always stops the run."""
-    plan = plan if plan is not None else plan_batch(config)
+    """Stylize every planned input (``plan``, default ``plan_batch(config)`` with every input
+    through ``check_input``: a caller's plan is taken as checked). Without ``config.keep_going``
+    the first failure propagates; with it, a failed input is recorded (``on_failed``) and the
+    rest still run. ``on_done`` hears of each finished file as it completes. An interrupt always
+    stops the run."""
+    plan = plan if plan is not None else check_plan(plan_batch(config), config)
     plan.raise_if_bad(config.keep_going)
     report = BatchReport(failed=[(src, one_line(error)) for src, error in plan.bad], skipped=list(plan.skipped))
     if not plan.pairs:
@@ -422,11 +493,19 @@ def stylize_batch(config: StylizeConfig, engine: Engine | None = None, stop: thr
 def _stylize_photos(config: StylizeConfig, engine: Engine, pairs: list[tuple[Path, Path]],
                     stop: threading.Event) -> list[StylizeResult]:
     """Photos through the engine in batches (``photos.stylize_photos``), one result each."""
-    bar = progress_bar(len(pairs), "photos", "photo", mode=config.progress)
+    def model_size(w: int, h: int) -> tuple[int, int]:
+        return fit_size(w, h, config.resize, config.max_side)
+
+    if config.tile is None:
+        bar = progress_bar(len(pairs), "photos", "photo", mode=config.progress)
+    else:  # a large photo is minutes of tiles: count those
+        total = tile_count([src for src, _ in pairs], model_size, config.tile, config.tile_pad)
+        bar = progress_bar(total, f"photos ({len(pairs)})", "tile", mode=config.progress)
     try:
         stats, written = stylize_photos(
-            pairs, engine, config.batch_size, lambda w, h: fit_size(w, h, config.resize, config.max_side),
-            lambda original, produced: output_size(config, original, produced), stop, bar)
+            pairs, engine, config.batch_size, model_size,
+            lambda original, produced: output_size(config, original, produced), stop, bar,
+            tile=config.tile, tile_pad=config.tile_pad)
     finally:
         bar.close()
     done = set(written)
@@ -441,8 +520,9 @@ def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, st
         source = device_file_source(src, engine.device, config.start, config.duration)
     else:
         source = FileSource(reader=VideoReader(src, config.start, config.duration, decoder=config.decoder,
-                                               threads=threads.decode))
+                                               threads=threads.decode, limits=config.limits))
     info, reader = source.info, source.reader
+    check_window(src, info, config.start)  # before an output is opened
     size = fit_size(info.width, info.height, config.resize, config.max_side)
     if isinstance(reader, DeviceVideoReader):
         reader.size = size  # resized on the GPU; Resized below then has nothing to do
@@ -456,17 +536,19 @@ def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, st
     )
     chain = build_sinks(config.temporal_smoothing, writer=WriterSink(writer),
                         preview=PreviewSink(display) if display is not None else None)
+    tiling = Tiling(Resized(source, size), chain, config.tile, config.tile_pad)  # or frames whole
     bar = _progress_bar(config, source, src)
 
     def progress(stats: PipelineStats) -> None:
-        bar.update(stats.frames_out - bar.n)
-        bar.set_postfix(fps=f"{stats.fps:.1f}", refresh=False)
+        done = tiling.frames_out(stats)
+        bar.update(done - bar.n)
+        bar.set_postfix(fps=f"{done / stats.wall_s if stats.wall_s > 0 else 0:.1f}", refresh=False)
 
     try:
         # On CUDA the output comes back through pinned buffers without stalling the engine; the
         # sinks here copy what they keep (smoother, writer, preview).
         pipe = PipelineConfig(batch_size=config.batch_size, output_ring=engine.device.type == "cuda")
-        stats = run_pipeline(Resized(source, size), engine, chain, pipe, stop, progress)
+        stats = tiling.finish(run_pipeline(tiling.source, engine, tiling.sink, pipe, stop, progress))
     except KeyboardInterrupt:  # a second Ctrl-C: no flush of in-flight frames, but still a playable file
         chain.close("interrupted")
         raise Interrupted(_interrupted_message(writer.frames_written, chain.output)) from None
@@ -479,8 +561,7 @@ def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, st
     chain.close("interrupted" if stats.interrupted else "done")
     output = chain.output
     if stats.frames_out == 0 and not stats.interrupted:
-        window = f" between {config.start or 0}s and +{config.duration}s" if config.start or config.duration else ""
-        raise InputError(f"no frames decoded from {src}{window}")
+        raise InputError(_no_frames_message(src, info, config.start, config.duration))
     return StylizeResult(src, output, stats.frames_in, stats.frames_out, stats, engine.describe(),
                          source.warnings + writer.warnings)
 

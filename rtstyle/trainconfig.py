@@ -56,6 +56,7 @@ class TrainConfig:
     num_workers: int | None = None  # None: 0 on CPU (two cores here), 4 on CUDA
     amp: str = "auto"  # auto: bf16/fp16 autocast on CUDA, bf16 on CPUs with native bf16 (AMX, AVX512-BF16), else off
     compile: str = "auto"  # torch.compile the network and the loss; auto: on CPU runs of COMPILE_AUTO_MIN_STEPS+ steps
+    channels_last: bool = True  # False: NCHW throughout, the layout before issue 31 (benchmarks/train_speed.py)
     vgg_weights: Path | None = None
     name: str | None = None
     progress: bool | str = "auto"  # a mode of rtstyle.progress: auto, bar, plain, json, none (or a bool)

@@ -64,7 +64,7 @@ class VGG16(nn.Module):
     The module is frozen and kept in eval mode.
     """
 
-    def __init__(self, weights: VGGWeights, last_layer: str = "relu4_3"):
+    def __init__(self, weights: VGGWeights | None, last_layer: str = "relu4_3"):
         super().__init__()
         if last_layer not in LAYER_INDEX:
             raise ValueError(f"VGG16: unknown layer {last_layer!r}; choose from {list(LAYER_INDEX)}")
@@ -79,6 +79,13 @@ class VGG16(nn.Module):
         self.features = nn.Sequential(*modules[: LAYER_INDEX[last_layer] + 1])
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+        if weights is None:  # shapes only (load_vgg16 on the meta device); never a random-weight network
+            if not self.features[0].weight.is_meta:
+                raise WeightsNotFoundError(HOW_TO_GET_WEIGHTS)
+            self.source = "none (meta device: shapes only)"
+            return
         wanted = {k: v for k, v in weights.state_dict.items() if int(k.split(".")[1]) < len(self.features)}
         missing = sorted(set(self.state_dict()) - set(wanted))
         if missing:
@@ -89,8 +96,6 @@ class VGG16(nn.Module):
         # Strict load of exactly the layers this module holds: a missing tensor is an error.
         self.load_state_dict(wanted, strict=True)
         self.source = weights.source
-        self.requires_grad_(False)
-        self.eval()
 
     def train(self, mode: bool = True) -> "VGG16":  # frozen: always eval
         return super().train(False)
@@ -121,7 +126,11 @@ class VGG16(nn.Module):
 def load_vgg16(
     path: str | Path | None = None, last_layer: str = "relu4_3", device: str | torch.device = "cpu"
 ) -> VGG16:
-    """Build the frozen loss network with the first weights source found."""
+    """Build the frozen loss network with the first weights source found. Under
+    ``torch.device("meta")`` (a build for its shapes: ``checkpoint.load_checkpoint`` checks a file
+    against the network that way) there are no values to hold, so no weights are read."""
+    if torch.get_default_device().type == "meta":
+        return VGG16(None, last_layer)
     return VGG16(resolve_vgg_weights(path), last_layer).to(device)
 
 

@@ -12,6 +12,18 @@ import torch
 
 from rtstyle.checkpoint import save_checkpoint
 from rtstyle.nets import SRNetConfig, StyleNetConfig, build_model
+from tests.helpers_signals import (
+    changed_handlers,
+    disable_signal_stack,
+    fatal_handlers,
+    restore_handlers,
+    signal_stack_problem,
+)
+
+# Ray's driver puts its own handlers over faulthandler's for SIGSEGV, SIGABRT, ... and ray.shutdown()
+# resets them to the default: every crash after the cluster tests would have been silent. Set before
+# any test module imports ray (it reads this once).
+os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SLOW_LIST = Path(__file__).with_name("slow.txt")
@@ -36,6 +48,30 @@ def pytest_collection_modifyitems(config, items):
 def _cpu_threads():
     # Two cores here; more threads than cores only adds contention.
     torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fatal_handlers_at_start() -> dict:
+    """faulthandler's handlers as pytest installed them (pyproject: faulthandler_timeout)."""
+    return fatal_handlers()
+
+
+@pytest.fixture(autouse=True)
+def _signals_stay_deliverable(_fatal_handlers_at_start, request):
+    # A crash must name its thread and frame, and a signal must find a stack to run on (issue 29;
+    # tests/helpers_signals.py): the test that breaks either fails here, by name.
+    yield
+    problems = []
+    if stack := signal_stack_problem():
+        disable_signal_stack()  # one failure, not one per later test (or a crash at the next signal)
+        problems.append(stack)
+    if changed := changed_handlers(_fatal_handlers_at_start):
+        restore_handlers(_fatal_handlers_at_start)  # one failure, not one per later test
+        problems.append(f"the handlers of {', '.join(changed)} are no longer faulthandler's (restored now): "
+                        "a crash would go unreported")
+    if problems:
+        pytest.fail(f"{request.node.nodeid} (or a fixture torn down just before it): " + "; ".join(problems),
+                    pytrace=False)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -29,4 +29,7 @@ def run(coro):
 
 
 def leftovers(root: Path) -> list[Path]:
-    return sorted(root.rglob("*")) if root.exists() else []
+    """What the studio's private folder holds besides its lock file (held while the server lives)."""
+    from rtstyle.serve.security import LOCK_NAME
+
+    return sorted(p for p in root.rglob("*") if p.name != LOCK_NAME) if root.exists() else []

@@ -126,3 +126,51 @@ class FailingEngine(IdentityEngine):
         if len(self.batches) + 1 >= self.fail_at:
             raise RuntimeError(f"engine failure at batch {self.fail_at}")
         return super()._run(frames)
+
+
+def make_packed_avi(path: Path, frames: int = 20, fps: int = 24, size: tuple[int, int] = (64, 48),
+                    audio: bool = True) -> Path:
+    """An MPEG-4 Part 2 AVI with *packed B-frames*, as DivX 5 and XviD write them (FFmpeg's own
+    encoder cannot): AVI has no presentation times, one chunk per frame, so each anchor frame
+    carries the B-frame shown before it and the next chunk is a placeholder (an N-VOP); a "DivX503b1393p"
+    user-data string tells decoders. Frame ``i`` is ``frame_pattern(i)`` (blue = 40 + 9 i). Audio:
+    a PCM sine as long as the video."""
+    width, height = size
+    ctx = av.CodecContext.create("mpeg4", "w")
+    ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+    ctx.time_base, ctx.framerate = Fraction(1, fps), Fraction(fps)
+    ctx.max_b_frames, ctx.gop_size, ctx.bit_rate = 1, 12, 4_000_000
+    packets = []  # decode order: I0 P2 B1 P4 B3 ...
+    for i in range(frames):
+        f = av.VideoFrame.from_ndarray(frame_pattern(i, width, height), format="rgb24").reformat(format="yuv420p")
+        f.pts, f.time_base = i, ctx.time_base
+        packets += [bytes(p) for p in ctx.encode(f)]
+    packets += [bytes(p) for p in ctx.encode(None)]
+
+    def coding_type(data: bytes) -> str:  # the two bits after the VOP start code
+        return "IPBS"[data[data.index(b"\x00\x00\x01\xb6") + 4] >> 6]
+
+    first = packets[0].index(b"\x00\x00\x01\xb6")
+    chunks = [packets[0][:first] + b"\x00\x00\x01\xb2DivX503b1393p" + packets[0][first:]]
+    k = 1
+    while k < len(packets):
+        if k + 1 < len(packets) and coding_type(packets[k + 1]) == "B":
+            chunks += [packets[k] + packets[k + 1], b"\x7f"]  # the anchor with its B-frame, then the N-VOP's chunk
+            k += 2
+        else:
+            chunks.append(packets[k])
+            k += 1
+    assert len(chunks) == frames
+    with av.open(str(path), "w", format="avi") as out:
+        vs = out.add_stream("mpeg4", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        vs.time_base = Fraction(1, fps)
+        aus = out.add_stream("pcm_s16le", rate=8000, layout="mono") if audio else None
+        for n, data in enumerate(chunks):
+            p = av.Packet(data)
+            p.stream, p.time_base, p.pts, p.dts = vs, vs.time_base, n, n
+            p.is_keyframe = n == 0
+            out.mux(p)
+        if aus is not None:
+            _write_sine(out, aus, frames / fps)
+    return path

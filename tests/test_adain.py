@@ -4,6 +4,7 @@ graph inputs, the loss, training, and the CLI's one-line errors."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +15,11 @@ from rtstyle.checkpoint import load_checkpoint, save_checkpoint
 from rtstyle.cli import main
 from rtstyle.conditioning import AdaINStyled, StyleChoice
 from rtstyle.engine import EngineOptions, StyleSwitchable, open_engine, style_switcher
-from rtstyle.errors import InputError
+from rtstyle.errors import InputError, WeightsNotFoundError
 from rtstyle.frames import load_image, numpy_to_float
 from rtstyle.losses import mean_std_loss
 from rtstyle.nets import AdaINConfig, AdaINNet, adain, build_model, channel_mean_std
-from rtstyle.vgg import load_vgg16
+from rtstyle.vgg import VGG16, load_vgg16
 from tests.helpers_export import frames
 from tests.helpers_video import make_clip, read_frames
 
@@ -104,6 +105,17 @@ def test_checkpoint_holds_the_decoder_only_and_reloads_strictly(adain_ckpt):
     # strict: a decoder key missing is still an error
     with pytest.raises(RuntimeError, match="Missing key"):
         a.load_state_dict({k: v for k, v in a.state_dict().items() if k != "decoder.0.1.bias"})
+
+
+def test_loading_warns_nothing_and_builds_no_random_encoder(adain_ckpt):
+    # The shape check builds the net on the meta device: the VGG encoder used to load its weights
+    # there too, 16 torch warnings "copying ... to a meta parameter ... is a no-op" per run (issue 29).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = load_checkpoint(adain_ckpt).model
+    assert not any(p.is_meta for p in model.parameters()) and model.encoder.source == load_vgg16().source
+    with pytest.raises(WeightsNotFoundError):
+        VGG16(None, "relu4_1")  # without weights only on the meta device: never random features
 
 
 def test_engine_applies_a_style_image_and_switches_live(adain_ckpt):

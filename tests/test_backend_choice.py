@@ -3,6 +3,8 @@ per-machine cache of measurements, and the opt-out."""
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,32 @@ CPU = EngineOptions(device="cpu")
 @pytest.fixture(autouse=True)
 def _own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("RTSTYLE_CACHE", str(tmp_path / "cache"))  # no measurement left by other tests
+
+
+class Load:
+    """The machine's other work as the choice sees it, set by a test (this machine's real load
+    changes from second to second: a cached measurement must not be re-taken by chance)."""
+
+    during = 0.0  # cores other processes keep busy while the backends are measured
+    now = 0.0  # ... when a later run looks
+
+
+@pytest.fixture(autouse=True)
+def load(monkeypatch) -> type[Load]:
+    class Meter:
+        cores = None
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.cores = Load.during
+
+    monkeypatch.setattr(Load, "during", 0.0)
+    monkeypatch.setattr(Load, "now", 0.0)
+    monkeypatch.setattr(backend_choice, "OtherLoad", Meter)
+    monkeypatch.setattr(backend_choice, "_other_cores_now", lambda: Load.now)
+    return Load
 
 
 def test_pick_fastest_takes_the_fewest_ms_per_frame_and_ignores_failures():
@@ -118,3 +146,72 @@ def test_measuring_can_be_switched_off(tiny_style_ckpt, monkeypatch):
 def test_real_measurement_returns_a_positive_rate(tiny_style_ckpt):
     eng = open_engine(tiny_style_ckpt, "openvino", CPU)
     assert backend_choice.measure(eng, 2, size=(64, 48), calls=2) > 0
+
+
+def _cached_entry() -> dict:
+    (entry,) = json.loads(cache_path().read_text()).values()
+    return entry
+
+
+def _rewrite_entry(**fields) -> None:
+    data = json.loads(cache_path().read_text())
+    for entry in data.values():
+        entry.update(fields)
+        for name in [k for k, v in fields.items() if v is _DROP]:
+            del entry[name]
+    cache_path().write_text(json.dumps(data))
+
+
+_DROP = "drop this field"
+
+
+def test_a_timing_taken_under_load_is_measured_again_once_the_machine_is_quiet(tiny_style_ckpt, monkeypatch, load):
+    calls = fake_timings(monkeypatch, {"torch": 30.0, "openvino": 40.0})
+    load.during = 1.5  # other processes kept 1.5 cores busy: the ranking may be wrong
+    eng = open_engine(tiny_style_ckpt, "auto", CPU)
+    assert _cached_entry()["other_cores"] == 1.5 and "kept 1.50 cores busy" in eng.reason
+    # Still busy: measuring again would be no better; the cached timing stands and says it was loaded.
+    load.now = 1.2
+    calls.clear()
+    again = open_engine(tiny_style_ckpt, "auto", CPU)
+    assert not calls and "cached measurement" in again.reason and "kept 1.50 cores busy" in again.reason
+    # Quiet now: measured again, and the quiet timing replaces the loaded one for good.
+    load.now, load.during = 0.05, 0.0
+    fake_timings(monkeypatch, {"torch": 30.0, "openvino": 20.0})
+    assert open_engine(tiny_style_ckpt, "auto", CPU).backend == "openvino"
+    assert _cached_entry()["other_cores"] == 0.0 and _cached_entry()["backend"] == "openvino"
+    calls = fake_timings(monkeypatch, {"torch": 1.0, "openvino": 2.0})
+    assert open_engine(tiny_style_ckpt, "auto", CPU).backend == "openvino" and not calls
+
+
+@pytest.mark.parametrize("stale", ["old", "no_load_record", "undated"])
+def test_an_old_or_unrecorded_timing_is_measured_again(tiny_style_ckpt, monkeypatch, stale):
+    fake_timings(monkeypatch, {"torch": 30.0, "openvino": 40.0})
+    open_engine(tiny_style_ckpt, "auto", CPU)
+    old = (_dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(days=backend_choice.MAX_AGE_DAYS + 1)).isoformat()
+    _rewrite_entry(**{"old": {"measured_at": old}, "no_load_record": {"other_cores": _DROP},
+                      "undated": {"measured_at": "?"}}[stale])
+    calls = fake_timings(monkeypatch, {"torch": 30.0, "openvino": 20.0})
+    eng = open_engine(tiny_style_ckpt, "auto", CPU)
+    assert sorted(calls) == ["openvino", "torch"] and eng.backend == "openvino" and "measured now" in eng.reason
+    reason = backend_choice.measure_again({"measured_at": old, "other_cores": 0.0})
+    assert reason is not None and f"{backend_choice.MAX_AGE_DAYS + 1} days old" in reason
+
+
+def test_the_load_meter_sees_other_processes():
+    import subprocess
+    import sys
+    import time
+
+    from rtstyle.sysinfo import OtherLoad
+
+    spinner = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 2: pass"])
+    try:
+        time.sleep(0.3)
+        with OtherLoad() as other:
+            time.sleep(1.0)
+    finally:
+        spinner.wait()
+    if other.cores is None:
+        pytest.skip("this OS does not report CPU time (no /proc/stat)")
+    assert other.cores >= 0.5

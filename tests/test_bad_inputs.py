@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import struct
 import subprocess
 import sys
 import zlib
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -185,3 +187,152 @@ def test_temporal_smoothing_on_frames_under_12_px(tmp_path, capsys, size):
     code, err = run(capsys, "stylize", src, "-o", tmp_path / "o.mp4", "--model", "starry_night", "--no-progress",
                     "--temporal-smoothing", "0.5")
     assert code == 0, err
+
+
+# ---- issue 27: messages --------------------------------------------------------------------------
+
+
+def _raw_h264(path, frames: int = 5, size: tuple[int, int] = (32, 32)):
+    """An H.264 elementary stream: no container, so no frame count or duration anywhere in it."""
+    import av
+
+    with av.open(str(path), "w", format="h264") as out:
+        stream = out.add_stream("libx264", rate=10, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), 40 * i % 256, np.uint8), format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def test_start_past_the_end_names_the_real_length(tmp_path, capsys):
+    src = make_clip(tmp_path / "in.mp4", frames=30, size=(32, 32), fps=10)
+    code, err = run(capsys, "stylize", src, "-o", tmp_path / "o.mp4", "--model", "starry_night", "--no-progress",
+                    "-ss", "10")
+    assert code == 2 and len(err) == 1, err
+    assert "10 s is at or past the end of in.mp4, which is 3.00 s long" in err[0] and "None" not in err[0]
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_start_past_the_end_of_a_file_of_unknown_length_says_so(tmp_path, capsys):
+    src = _raw_h264(tmp_path / "in.h264")
+    code, err = run(capsys, "stylize", src, "-o", tmp_path / "o.mp4", "--model", "starry_night", "--no-progress",
+                    "--backend", "torch", "-ss", "100")
+    assert code == 2 and len(err) == 1, err
+    assert "no frames decoded from" in err[0] and "from 100 s on (its duration is unknown)" in err[0]
+    assert "None" not in err[0] and not (tmp_path / "o.mp4").exists()
+
+
+def test_openvino_load_errors_carry_openvinos_own_line(tmp_path, capsys):
+    pytest.importorskip("openvino")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"garbage, not a graph")
+    src = make_clip(tmp_path / "in.mp4", frames=2, size=(32, 32))
+    code, err = run(capsys, "stylize", src, "-o", tmp_path / "o.mp4", "--model", bad, "--backend", "openvino",
+                    "--no-progress")
+    err = [line for line in err if line.startswith("rtstyle")]  # OpenVINO's frontends print to stderr too
+    assert code == 2 and len(err) == 1, err
+    assert "Unable to read the model" in err[0] and "core.cpp" not in err[0]
+
+
+@pytest.mark.parametrize("backend, model, match", [
+    ("torch", "m.onnx", "m.onnx is an ONNX model: --backend torch opens rtstyle checkpoints; use --backend "
+                        "onnxruntime or tensorrt or openvino"),
+    ("onnxruntime", "m.safetensors", "m.safetensors is an rtstyle checkpoint: --backend onnxruntime opens ONNX "
+                                     "models; use --backend torch or tensorrt or openvino"),
+    ("aoti", "m.onnx", "--backend aoti opens AOTInductor packages"),
+])
+def test_a_backend_given_a_file_it_does_not_open_names_the_ones_that_do(tmp_path, capsys, backend, model, match):
+    from tests.conftest import TINY_STYLE, _save
+
+    path = _conv_onnx(tmp_path / model) if model.endswith(".onnx") else _save(tmp_path / model, TINY_STYLE, "style")
+    src = make_clip(tmp_path / "in.mp4", frames=2, size=(32, 32))
+    code, err = run(capsys, "stylize", src, "-o", tmp_path / "o.mp4", "--model", path, "--backend", backend,
+                    "--no-progress")
+    assert code == 2 and len(err) == 1 and match in err[0], err
+
+
+def test_input_and_output_names_may_start_with_a_dash(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_clip(tmp_path / "-clip.mp4", frames=2, size=(32, 32))
+    code, err = run(capsys, "stylize", "-i", "-clip.mp4", "-o", "-out.mp4", "--model", "starry_night",
+                    "--no-progress", "--backend", "torch")
+    assert code == 0, err
+    assert (tmp_path / "-out.mp4").is_file()
+    code, err = run(capsys, "stylize", "-i", "-missing.mp4", "--model", "starry_night")
+    assert code == 2 and "input not found: -missing.mp4" in err[0]
+
+
+# ---- issue 27: the limits hold from the header and while decoding --------------------------------
+
+
+def size_switching_mkv(path, small=(32, 32), big=(640, 480), small_frames: int = 20):
+    """An MKV whose header says ``small`` and whose stream switches to ``big`` (2 frames) after
+    ``small_frames`` (two H.264 streams back to back: the decoder follows the new sequence header)."""
+    import av
+
+    raw = b"".join(_raw_h264(path.with_name(f"part{i}.h264"), frames=n, size=size).read_bytes()
+                   for i, (size, n) in enumerate(((small, small_frames), (big, 2))))
+    joined = path.with_name("joined.h264")
+    joined.write_bytes(raw)
+    with av.open(str(joined)) as src, av.open(str(path), "w") as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for i, packet in enumerate(p for p in src.demux(video=0) if p.size):
+            packet.pts = packet.dts = i
+            packet.duration, packet.time_base = 1, Fraction(1, 10)
+            packet.stream = stream
+            out.mux(packet)
+    return path
+
+
+def test_a_frame_over_the_limit_midway_is_refused_not_decoded(tmp_path, capsys):
+    src = size_switching_mkv(tmp_path / "switch.mkv")
+    assert check_media_pixels(src, 32 * 32) is None  # the header says 32x32
+    code, err = run(capsys, "stylize", src, "-o", tmp_path / "o.mp4", "--model", "starry_night", "--no-progress",
+                    "--backend", "torch", "--max-pixels", str(64 * 64))
+    assert code == 2 and len(err) == 1, err
+    assert "640x480 = 307,200 pixels, above the limit of 4,096" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".mp4") == []  # no output, no partial
+
+
+@pytest.mark.parametrize("flag, value, match", [
+    ("--max-input-frames", "10", "in.mp4 holds 30 frames, above the limit of 10 per input"),
+    ("--max-input-seconds", "1.5", r"in.mp4 lasts 3.0 s, above the limit of 1.5 s per input"),
+])
+def test_frame_and_length_limits_refuse_from_the_header(tmp_path, capsys, flag, value, match):
+    src = make_clip(tmp_path / "in.mp4", frames=30, size=(32, 32), fps=10)
+    code, err = run(capsys, "stylize", src, "-o", tmp_path / "o.mp4", "--model", "starry_night", "--no-progress",
+                    flag, value)
+    assert code == 2 and len(err) == 1 and re.search(match, err[0]), err
+    assert not (tmp_path / "o.mp4").exists()
+    # a window within the limit is fine: only what is read counts
+    code, err = run(capsys, "stylize", src, "-o", tmp_path / "o.mp4", "--model", "starry_night", "--no-progress",
+                    "--backend", "torch", flag, value, "-t", "0.5")
+    assert code == 0, err
+
+
+def test_frame_limit_holds_while_decoding_when_the_header_has_no_count(tmp_path):
+    from rtstyle.limits import Limits
+    from rtstyle.video import VideoReader
+
+    src = _raw_h264(tmp_path / "in.h264", frames=12)  # no count, no duration: nothing to refuse up front
+    with pytest.raises(InputError, match="holds more than 5 frames, above the limit of 5 per input"):
+        list(VideoReader(src, limits=Limits(max_frames=5)))
+    assert len(list(VideoReader(src, limits=Limits(max_frames=12)))) == 12
+
+
+def test_clients_can_only_tighten_limits():
+    from rtstyle.errors import ConfigError
+    from rtstyle.limits import Limits
+
+    server = Limits(max_pixels=1000, max_frames=50, max_seconds=None)
+    assert server.tightened(max_pixels=10**9, max_frames=10, max_seconds=5) == Limits(1000, 10, 5)
+    assert server.tightened(max_pixels=None) == server
+    for bad in ({"max_pixels": 0}, {"max_frames": -3}, {"max_seconds": float("nan")}, {"max_frames": 2.5},
+                {"max_pixels": True}, {"max_side": 5}):
+        with pytest.raises(ConfigError):
+            server.tightened(**bad)

@@ -293,3 +293,58 @@ def test_config_within_limits_but_not_matching_allocates_nothing(tmp_path):
     with pytest.raises(CheckpointError, match="do not match"):
         load_checkpoint(path)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: far below the ~1.8 GB net
+
+
+# ---- issue 27: headers and weights that would cost memory or give a grey picture -----------------
+
+
+def _peak_kib() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def test_a_header_above_the_bound_is_refused_before_it_is_parsed(tmp_path):
+    """A 90 MB metadata document cost 1.1 GB to parse; its length, in the file's first 8 bytes,
+    is checked first. The file is written in pieces, so the test itself holds none of it."""
+    path = tmp_path / "big.safetensors"
+    head, tail, filler = b'{"__metadata__":{"format":"rtstyle-checkpoint","version":"1","rtstyle":"', b'"}}', 90 * 2**20
+    with path.open("wb") as f:
+        f.write((len(head) + filler + len(tail)).to_bytes(8, "little") + head)
+        for _ in range(filler // 2**20):
+            f.write(b"x" * 2**20)
+        f.write(tail)
+    before = _peak_kib()
+    for read in (read_metadata, load_checkpoint):
+        with pytest.raises(CheckpointError, match=r"declares a 94,371,9[0-9,]+-byte header, above the 8,388,608") as info:
+            read(path)
+        assert "\n" not in str(info.value)
+    assert _peak_kib() - before < 64 * 1024  # KiB: parsing it would take ~1 GB
+
+
+def test_metadata_above_its_own_bound_is_refused(tmp_path):
+    path = tmp_path / "notes.safetensors"
+    save_checkpoint(path, tiny_model(), {**META, "notes": "x" * (2 * 2**20)})  # header within 8 MiB
+    with pytest.raises(CheckpointError, match=r"[0-9,]+ bytes of rtstyle metadata, above the 1,048,576"):
+        read_metadata(path)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool])
+def test_integer_weights_are_refused_not_run_as_a_grey_picture(tmp_path, dtype):
+    path = save_checkpoint(tmp_path / "int.safetensors", tiny_model(), META)
+    tensors = safetensors.torch.load_file(str(path))
+    key = next(k for k in tensors if k.endswith("weight"))
+    tensors[key] = tensors[key].round().to(dtype)
+    header = safetensors.safe_open(str(path), framework="pt").metadata()
+    safetensors.torch.save_file(tensors, str(path), metadata=header)
+    with pytest.raises(CheckpointError, match=f"{key} holds [A-Z0-9]+ values; weights must be floating point"):
+        load_checkpoint(path)
+
+
+def test_integer_buffers_the_model_itself_has_still_load(tmp_path):
+    """BatchNorm's step counter is int64 in the model too (SR nets): only float-for-int is refused."""
+    config = SRNetConfig(scale=2, width=8, num_residual=1)
+    path = save_checkpoint(tmp_path / "sr.safetensors", tiny_model(config), {**META, "task": "sr"})
+    with safetensors.safe_open(str(path), framework="pt") as f:
+        assert any(f.get_slice(k).get_dtype() == "I64" for k in f.keys())
+    assert load_checkpoint(path, "sr").config == config

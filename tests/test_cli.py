@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rtstyle import choices
-from rtstyle.cli import COMMANDS, build_parser
+from rtstyle.cli import COMMANDS, all_parsers, build_parser
 
 
 def test_building_the_parser_imports_no_torch():
@@ -107,3 +107,58 @@ def test_closed_pipe_is_quiet():
         os.close(write_end)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
+
+
+def _option_prefixes(parser):
+    """Every prefix of every option string of ``parser`` that is not itself one of its options
+    (``-s`` of ``-ss``, ``--star`` of ``--start``)."""
+    options = set(parser._option_string_actions)
+    for option in options:
+        for end in range(2, len(option)):
+            if option[:end] not in options and option[:end] not in ("-", "--"):
+                yield option[:end]
+
+
+def test_no_option_can_be_abbreviated():
+    # argparse would read `-s 4` as `-ss 4` and `--star 10` as `--start 10` (issue 29): a prefix
+    # of an option is an unknown flag in every parser, sub-commands included.
+    parsers = all_parsers(build_parser())
+    assert len(parsers) > 20 and all(p.allow_abbrev is False for p in parsers)
+    taken = [(p.prog, prefix) for p in parsers for prefix in _option_prefixes(p) if p._get_option_tuples(prefix)]
+    assert not taken, taken[:10]
+
+
+@pytest.mark.parametrize("flag", [["-s", "4"], ["--star", "10"], ["--dur", "2"], ["-t"]])
+def test_a_prefix_of_an_option_is_an_unknown_flag(flag, tmp_path, capsys):
+    from rtstyle.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["stylize", str(tmp_path / "in.mp4"), *flag, "-o", str(tmp_path / "o.mp4")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and ("unrecognized arguments" in err or "expected one argument" in err), err
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_short_options_still_take_attached_values():
+    args = build_parser().parse_args(["stylize", "in.mp4", "-t2", "-ss", "1"])
+    assert args.duration == 2.0 and args.start == 1.0
+
+
+def test_scripts_never_abbreviate_options():
+    """The benchmark and study scripts' parsers: the project's ArgumentParser, or allow_abbrev=False."""
+    import ast
+
+    from tests.test_layers import source_modules
+
+    plain = []
+    for module, path in source_modules().items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "ArgumentParser" \
+                    and not any(k.arg == "allow_abbrev" and getattr(k.value, "value", None) is False for k in node.keywords):
+                plain.append(f"{module}:{node.lineno}")
+    assert not plain, f"argparse.ArgumentParser without allow_abbrev=False (use rtstyle.argparsing): {plain}"
+    from rtstyle.benchmarks import encoder_presets
+
+    with pytest.raises(SystemExit) as exc:
+        encoder_presets.main(["--sourc", "clip.mp4"])
+    assert exc.value.code == 2

@@ -107,6 +107,61 @@ def test_load_image_converts_to_rgb(tmp_path, mode):
     assert image.shape == (4, 6, 3) and image.dtype == np.uint8
 
 
+# ---- high bit depth (issue 27): PIL's convert("RGB") clips these, a 16-bit grey PNG came out white
+
+RAMP16 = np.linspace(0, 65535, 48 * 64).reshape(48, 64).round().astype(np.uint16)  # black to white
+RAMP8 = np.rint(RAMP16 / 257.0).astype(np.uint8)
+
+
+def _png(path, array: np.ndarray, color_type: int) -> None:
+    """A 16-bit PNG written byte by byte (PIL writes none with alpha or colour): ``array`` is
+    uint16 (H, W, channels); colour type 0 grey, 2 RGB, 4 grey + alpha, 6 RGBA."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    h, w = array.shape[:2]
+    rows = b"".join(b"\x00" + array[y].astype(">u2").tobytes() for y in range(h))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def _grey(tmp_path, mode: str):
+    """(file, the mode PIL opens it in) holding RAMP16 as ``mode`` describes."""
+    path = tmp_path / f"{mode.replace(';', '_')}"
+    if mode == "I;16":
+        Image.fromarray(RAMP16).save(path := path.with_suffix(".png"))
+    elif mode == "I;16B":
+        Image.frombytes("I;16B", (64, 48), RAMP16.astype(">u2").tobytes()).save(path := path.with_suffix(".tif"))
+    elif mode == "I":
+        Image.fromarray(RAMP16.astype(np.int32)).save(path := path.with_suffix(".tif"))
+    elif mode == "F":
+        Image.fromarray((RAMP16 / 65535.0).astype(np.float32)).save(path := path.with_suffix(".tif"))
+    elif mode == "F 0..255":
+        Image.fromarray((RAMP16 / 257.0).astype(np.float32)).save(path := path.with_suffix(".tif"))
+    elif mode == "LA 16-bit":
+        _png(path := path.with_suffix(".png"), np.dstack([RAMP16, np.full_like(RAMP16, 65535)]), 4)
+    elif mode == "RGB 16-bit":
+        _png(path := path.with_suffix(".png"), np.dstack([RAMP16] * 3), 2)
+    elif mode == "RGBA 16-bit":
+        _png(path := path.with_suffix(".png"), np.dstack([RAMP16] * 3 + [np.full_like(RAMP16, 65535)]), 6)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I;16B", "I", "F", "F 0..255", "LA 16-bit", "RGB 16-bit", "RGBA 16-bit"])
+def test_high_bit_depth_images_are_scaled_not_clipped(tmp_path, mode):
+    from rtstyle.frames import image_to_rgb  # also how the Python API (rtstyle.api) reads PIL images
+
+    path = _grey(tmp_path, mode)
+    image = load_image(path)
+    assert image.shape == (48, 64, 3) and image.dtype == np.uint8
+    assert np.abs(image.astype(int) - RAMP8[..., None]).max() <= 1, (mode, Image.open(path).mode)
+    with Image.open(path) as im:
+        assert np.array_equal(image_to_rgb(im), image)
+
+
 def test_load_image_honours_exif_orientation(tmp_path):
     # Stored 32 wide x 16 high with a red top-left block; orientation 6 = "rotate 90 CW to view".
     stored = np.zeros((16, 32, 3), np.uint8)

@@ -98,7 +98,7 @@ def test_decoded_stream_uses_its_own_tags(tmp_path):
         out.mux(stream.encode(None))
     with av.open(str(path)) as container:
         decoded = next(container.decode(video=0))
-    spec, notes = spec_for(decoded.colorspace, decoded.color_range, "nv12", codec="h264")
+    spec, notes = spec_for(decoded.colorspace, decoded.color_range, "nv12", codec="h264", chroma="bilinear")
     assert spec == YuvSpec("bt709", False, 8, 0, "bilinear", "left") and notes == []
     nv12 = decoded.reformat(format="nv12")
     ours = yuv_to_rgb(*_planes(nv12), spec).numpy().astype(int)
@@ -110,13 +110,17 @@ def test_decoded_stream_uses_its_own_tags(tmp_path):
 
 
 def test_spec_for_tags():
-    assert spec_for(1, 2, "nv12")[0] == YuvSpec("bt709", True, 8, 0)
-    assert spec_for(6, 1, "p010le")[0] == YuvSpec("bt601", False, 10, 6)
-    assert spec_for(9, 0, "p016le")[0] == YuvSpec("bt2020", False, 16, 0)
+    # chroma "auto" (the default): as FFmpeg's default conversion, chroma repeated for 8-bit
+    # (swscale's unscaled path), interpolated for deeper formats; an explicit choice is kept.
+    assert spec_for(1, 2, "nv12")[0] == YuvSpec("bt709", True, 8, 0, "nearest")
+    assert spec_for(6, 1, "p010le")[0] == YuvSpec("bt601", False, 10, 6, "bilinear")
+    assert spec_for(9, 0, "p016le")[0] == YuvSpec("bt2020", False, 16, 0, "bilinear")
+    assert spec_for(1, 2, "nv12", chroma="bilinear")[0].chroma == "bilinear"
+    assert spec_for(1, 2, "p010le", chroma="nearest")[0].chroma == "nearest"
     assert spec_for(1, 1, "nv12", codec="hevc")[0].siting == "left"
     assert spec_for(1, 1, "nv12", codec="vp9")[0].siting == "center"
     spec, notes = spec_for(2, 0, "nv12")  # untagged: FFmpeg's defaults, said so
-    assert spec == YuvSpec("bt601", False) and "untagged" in notes[0]
+    assert spec == YuvSpec("bt601", False, chroma="nearest") and "untagged" in notes[0]
     with pytest.raises(InputError, match="yuv444p.*supported"):
         spec_for(1, 1, "yuv444p")
 

@@ -25,9 +25,9 @@ def _swscale_frames(path, colorspace: str = "itu601") -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv420p10le"])
-def test_software_path_matches_swscale_and_the_cpu_reader(tmp_path, pix_fmt):
+def test_software_path_with_bilinear_chroma_matches_swscale(tmp_path, pix_fmt):
     clip = make_clip(tmp_path / f"{pix_fmt}.mp4", frames=6, size=(64, 48), audio=False, pix_fmt=pix_fmt)
-    reader = DeviceVideoReader(clip, "cpu")
+    reader = DeviceVideoReader(clip, "cpu", chroma="bilinear")
     frames = list(reader)
     cpu = list(VideoReader(clip))
     assert [f.pts for f in frames] == [f.pts for f in cpu] and len(frames) == 6
@@ -35,6 +35,28 @@ def test_software_path_matches_swscale_and_the_cpu_reader(tmp_path, pix_fmt):
         assert isinstance(got.image, torch.Tensor) and got.image.dtype == torch.uint8 and got.image.shape == (48, 64, 3)
         assert np.abs(got.image.numpy().astype(int) - ref.astype(int)).max() <= 1
     assert any("untagged" in n for n in reader.path_notes) and reader.frames_on_device == 0
+
+
+@pytest.mark.parametrize("pix_fmt, mean, most", [("yuv420p", 1.5, 3), ("yuvj420p", 1.0, 3), ("yuv420p10le", 2.5, 9)])
+def test_default_conversion_gives_the_cpu_readers_picture(tmp_path, pix_fmt, mean, most):
+    """The device decoder and the CPU reader must agree, or a run's look depends on --decoder.
+    The CPU reader's to_ndarray is swscale's default conversion: for 8-bit 4:2:0 its unscaled
+    path repeats chroma (and rounds coarsely: up to 3 levels); bilinear chroma here was 4 levels
+    off on average, 19 at colour edges, which a style network made 10 (the H200 run's failure)."""
+    clip = make_clip(tmp_path / f"{pix_fmt}.mp4", frames=3, size=(320, 180), audio=False, pix_fmt=pix_fmt)
+    got = [f.image.numpy().astype(int) for f in DeviceVideoReader(clip, "cpu")]
+    ref = [f.image.astype(int) for f in VideoReader(clip)]
+    assert len(got) == len(ref) == 3
+    diff = [np.abs(a - b) for a, b in zip(got, ref)]
+    assert max(d.mean() for d in diff) < mean and max(d.max() for d in diff) <= most, pix_fmt
+
+
+def test_unknown_chroma_upsampling_is_one_line(tmp_path):
+    from rtstyle.errors import InputError
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=1, audio=False)
+    with pytest.raises(InputError, match="unknown chroma upsampling 'cubic'; choose from.*auto"):
+        DeviceVideoReader(clip, "cpu", chroma="cubic")
 
 
 def test_window_and_resize(tmp_path):

@@ -29,7 +29,7 @@ PACKAGE_DIRS = {"rtstyle": "rtstyle", "trainers": "rtstyle.trainers", "export": 
 LAYERS: list[dict[str, list[str]]] = [
     {"errors": ["rtstyle.errors"]},
     {"core": ["rtstyle.frames", "rtstyle.fsutil", "rtstyle.outputs", "rtstyle.dtypes", "rtstyle.sysinfo",
-              "rtstyle.textutil", "rtstyle.choices", "rtstyle.graph_format", "rtstyle.cpu_memory", "rtstyle.degrade",
+              "rtstyle.textutil", "rtstyle.argparsing", "rtstyle.choices", "rtstyle.graph_format", "rtstyle.cpu_memory", "rtstyle.degrade",
               "rtstyle.progress", "rtstyle.presets", "rtstyle.timecode", "rtstyle.netconfig", "rtstyle.trainconfig",
               "rtstyle.threads", "rtstyle.signals", "rtstyle.limits", "rtstyle.trust", "rtstyle.pt2_archive"]},
     {"nets/losses": ["rtstyle.nets.*", "rtstyle.losses", "rtstyle.vgg"]},
@@ -37,7 +37,8 @@ LAYERS: list[dict[str, list[str]]] = [
     # The package itself is the Python API's front door (``rtstyle.Stylizer``, loaded on first use).
     {"runtime": ["rtstyle", "rtstyle.api", "rtstyle.engine", "rtstyle.counting", "rtstyle.backend_choice", "rtstyle.backends.*", "rtstyle.video.*",
                  "rtstyle.sources.*", "rtstyle.sinks", "rtstyle.pipeline", "rtstyle.live.*", "rtstyle.temporal.*",
-                 "rtstyle.stylize", "rtstyle.batch", "rtstyle.photos", "rtstyle.synth", "rtstyle.cluster.*", "rtstyle.serve.*", "rtstyle.gpu.*"]},
+                 "rtstyle.stylize", "rtstyle.batch", "rtstyle.photos", "rtstyle.synth",
+                 "rtstyle.strength", "rtstyle.tiles", "rtstyle.cluster.*", "rtstyle.serve.*", "rtstyle.gpu.*"]},
     {"train": ["rtstyle.trainers.*"],
      "eval": ["rtstyle.eval.*", "rtstyle.eval_temporal", "rtstyle.metrics", "rtstyle.quality", "rtstyle.gallery",
               "rtstyle.optimize", "rtstyle.style_lookup", "rtstyle.sr_eval"],

@@ -157,3 +157,26 @@ def test_bundled_texture_generator_samples_a_tileable_texture(tmp_path):
     result = synthesize(SynthConfig(model="starry_night_texture", out=tmp_path / "t.png", width=64, height=32,
                                     tile=2, device="cpu"))
     assert result.tileable and result.paths[0].stat().st_size > 0
+
+
+def test_measurements_are_stored_in_a_model_without_touching_its_weights(tmp_path):
+    """benchmarks/style_models.py --write-metadata: the figures go into the file's metadata, the
+    fp16 weights and the embedded style image stay as they were, and `rtstyle models` prints them."""
+    import shutil
+
+    import torch
+
+    from rtstyle.checkpoint import load_checkpoint, read_metadata, read_style_target
+    from rtstyle.models import bundled_models, measured_line, write_measurements
+
+    path = shutil.copy(bundled_models()["starry_night"], tmp_path / "m.safetensors")
+    before, size, style = load_checkpoint(path), path.stat().st_size, read_style_target(path)
+    measured = {"yardstick": {"lbfgs_matches_at": 57, "photos": 8, "size": 256},
+                "cpu_fps_640x360": {"b1": 31.5, "b4": 60.2, "backend": "openvino bf16", "cpu": "Xeon"}, "date": "2026-12-04"}
+    write_measurements(path, measured)
+    after = load_checkpoint(path)
+    assert all(torch.equal(a, b) for a, b in zip(before.model.state_dict().values(), after.model.state_dict().values()))
+    assert abs(path.stat().st_size - size) < 2000 and (read_style_target(path) == style).all()  # still fp16
+    line = measured_line(read_metadata(path))
+    assert "matches it at 57 iterations" in line and "31.5 fps at batch 1" in line and "openvino bf16, Xeon" in line
+    assert measured_line({"task": "style"}) is None

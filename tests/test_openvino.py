@@ -5,6 +5,9 @@ scale, tiny frames, the compiled-model cache, and one-line refusals (no Intel GP
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -18,7 +21,8 @@ from tests.helpers_export import exported, frames, tiny_checkpoint
 
 ov = pytest.importorskip("openvino")
 
-from rtstyle.export.deploy import parity_tolerance  # noqa: E402 - after the importorskip
+from rtstyle.backends.openvino_backend import shared_core  # noqa: E402 - after the importorskip
+from rtstyle.export.deploy import parity_tolerance  # noqa: E402
 
 # fp32: the ONNX export's own parity bound (1e-3 of the range plus half a uint8 step) in uint8
 # steps; bf16: the torch CPU backend's bf16 bound against fp32 (tests/test_engines.py).
@@ -104,7 +108,7 @@ def test_async_requests_overlap_the_frames_of_a_batch(tiny_style_ckpt):
 
 
 def test_intel_gpu_is_used_where_present_and_refused_in_one_line_where_not(tiny_style_ckpt):
-    if any(d.startswith("GPU") for d in ov.Core().available_devices):
+    if any(d.startswith("GPU") for d in shared_core().available_devices):
         eng = open_engine(tiny_style_ckpt, "openvino", EngineOptions(device="GPU"))
         batch = frames(1, 21, 35)
         assert eng.precision == "fp16" and max_diff(eng(batch), reference(tiny_style_ckpt, batch)) <= BF16_STEPS
@@ -151,3 +155,40 @@ def test_bench_measures_openvino_with_its_roofline_share(tmp_path):
     assert cell["backend"] == "openvino" and cell["fps"]["median"] > 0
     assert 0 < cell["roofline"]["achieved_fraction"] and cell["roofline"]["floor_fps"] > 0
     assert result["versions"]["openvino"] == ov.__version__
+
+
+def test_engines_freed_in_any_order_leave_signals_working(tiny_style_ckpt):
+    """Issue 29: `make test` died with "Segmentation fault", no traceback, at the first signal a test
+    sent the process after OpenVINO engines had come and gone. Each engine had its own ov.Core,
+    whose CPU plugin swaps the thread's signal stack in and, when freed, puts the previous one back
+    and unmaps its own: freed in the order they were made, they left an unmapped signal stack, on
+    which the kernel could deliver nothing (faulthandler's SIGSEGV handler included). In a fresh
+    interpreter, as a signal must not reach pytest itself."""
+    code = f"""
+import ctypes, faulthandler, gc, os, signal, sys, torch
+from rtstyle.engine import EngineOptions, open_engine
+faulthandler.enable()  # as under pytest: the main thread has a signal stack to begin with
+engines = [open_engine({str(tiny_style_ckpt)!r}, "openvino", EngineOptions(device="cpu", precision="fp32"))
+           for _ in range(3)]
+for engine in engines:
+    engine(torch.zeros(1, 16, 16, 3, dtype=torch.uint8))  # the CPU plugin is loaded and used
+del engine
+while engines:
+    del engines[0]  # freed in the order they were opened
+    gc.collect()
+
+class Stack(ctypes.Structure):
+    _fields_ = [("sp", ctypes.c_void_p), ("flags", ctypes.c_int), ("size", ctypes.c_size_t)]
+stack = Stack()
+ctypes.CDLL(None).sigaltstack(None, ctypes.byref(stack))
+mapped = any(int(lo, 16) <= (stack.sp or 0) < int(hi, 16) for lo, hi in
+             (line.split()[0].split("-") for line in open("/proc/self/maps")))
+seen = []
+signal.signal(signal.SIGINT, lambda *_: seen.append("SIGINT"))
+os.kill(os.getpid(), signal.SIGINT)
+print(mapped or not stack.sp, seen)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-2000:]}"
+    assert proc.stdout.split("\n")[-2] == "True ['SIGINT']", proc.stdout

@@ -45,7 +45,8 @@ def _bare_imports(path: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def wheel_names(tmp_path_factory) -> list[str]:
+def built_wheel(tmp_path_factory) -> tuple[list[str], str]:
+    """(the names in the wheel, everything the build printed)."""
     pytest.importorskip("setuptools", minversion="77")
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"
@@ -58,13 +59,32 @@ def wheel_names(tmp_path_factory) -> list[str]:
         else:
             (src / name).write_bytes(path.read_bytes())
     # No build isolation: the installed setuptools (dev extra) builds it, offline and in seconds.
-    run = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+    # -v: the build backend's own output, where setuptools prints its warnings.
+    run = subprocess.run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
                           "--no-cache-dir", "-w", str(tmp / "dist"), str(src)], capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     (wheel,) = (tmp / "dist").glob("rtstyle-*.whl")
     with zipfile.ZipFile(wheel) as z:
-        return z.namelist()
+        return z.namelist(), run.stdout + run.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel_names(built_wheel) -> list[str]:
+    return built_wheel[0]
+
+
+@pytest.mark.slow
+def test_build_prints_no_setuptools_warnings(built_wheel):
+    # Data folders (serve/static, assets/samples/*) looked like undeclared packages to setuptools: ~170
+    # lines of "Package 'rtstyle.serve.static' is absent from the `packages` configuration" on every
+    # install (issue 29). Package data is declared in pyproject.toml, and nothing else is picked up.
+    names, log = built_wheel
+    warnings = [line.strip() for line in log.splitlines() if "Warning:" in line or "is absent from" in line]
+    assert not warnings, "\n".join(warnings[:5])
+    assert any(n.startswith("rtstyle/serve/static/") for n in names)
+    assert any(n.startswith("rtstyle/assets/samples/photos/") for n in names)
+    assert any(n.startswith("rtstyle/assets/samples/styles/") for n in names)
 
 
 @pytest.mark.slow

@@ -137,3 +137,50 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys, tiny_sr_ckpt, tiny_sty
     shutil.copy(STYLE, empty / STYLE.name)
     assert "not a readable image" in _cli_error(capsys, "--model", str(trained_like_ckpt), "--images", str(bad_image),
                                                 "--style-dir", str(empty), "--size", "32")
+
+
+def test_a_second_network_on_the_same_objective_reuses_the_optimisation(tmp_path, trained_like_ckpt):
+    """The optimisation depends on the objective only: another network trained on the same style and
+    loss reuses the cached trace (its history exactly), and a shorter run reads a longer trace."""
+    from rtstyle.optimize import OptimizerSettings
+    from rtstyle.quality import QualityConfig, evaluate_quality
+
+    other = load_checkpoint(trained_like_ckpt)
+    torch.manual_seed(5)
+    second = save_checkpoint(tmp_path / "other.safetensors", build_model(TINY_STYLE).eval(), other.meta)
+
+    def run(model, milestones, optimizer="adam"):
+        return evaluate_quality(QualityConfig(model=model, images=[PHOTOS / "caer_puppy.jpg"], style_dirs=[STYLE.parent],
+                                              milestones=milestones, size=32, timing_runs=1, device="cpu",
+                                              settings=OptimizerSettings(optimizer=optimizer, init="noise"),
+                                              progress=False))["images"][0]
+
+    first = run(trained_like_ckpt, (2, 4))
+    again = run(second, (2, 4))
+    shorter = run(second, (3,))
+    assert not first["trace_cached"] and again["trace_cached"] and shorter["trace_cached"]
+    assert again["history"]["total"] == first["history"]["total"]
+    assert shorter["history"]["total"] == first["history"]["total"][:4]
+    assert again["network"]["total"] != first["network"]["total"]  # a different network, scored afresh
+    assert not run(second, (2,), optimizer="lbfgs")["trace_cached"]  # another objective's settings: optimised
+
+
+def test_stop_at_match_ends_each_optimisation_at_the_networks_objective(tmp_path, trained_like_ckpt):
+    from rtstyle.optimize import OptimizerSettings
+    from rtstyle.quality import QualityConfig, evaluate_quality
+
+    def run(stop):
+        return evaluate_quality(QualityConfig(model=trained_like_ckpt, images=[PHOTOS / "caer_puppy.jpg", PHOTOS / "skimage_coffee.jpg"],
+                                              style_dirs=[STYLE.parent], milestones=(5, 150), size=32, timing_runs=1,
+                                              device="cpu", settings=OptimizerSettings(optimizer="adam", init="noise"),
+                                              stop_at_match=stop, progress=False))
+
+    full = run(False)
+    short = run(True)  # the full traces are cached: read, cut at each image's match
+    for f, s in zip(full["images"], short["images"]):
+        k = f["match"]["iteration"]
+        assert k is not None and k < 150, "the random net must be matched for this test to mean anything"
+        assert s["match"]["iteration"] == k and s["history"]["total"] == f["history"]["total"][:k + 1]
+        assert s["optimization"]["150"] is None and s["optimization"]["5"] == (f["optimization"]["5"] if k >= 5 else None)
+    ranked = sorted(r["match"]["iteration"] for r in full["images"])
+    assert short["average"]["match"]["median_per_image"] == (ranked[0] + ranked[1]) / 2

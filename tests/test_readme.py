@@ -45,6 +45,16 @@ class CoveredBy:
 
 
 @dataclass(frozen=True)
+class UpToGpu:
+    """Run as written. Without TensorRT and a CUDA GPU it must get through everything before the
+    build (the file the README's line above wrote, the shapes as typed, the output path), print
+    the optimisation profile it would build, ``profile``, and stop with the one-line error naming
+    what is missing; with them it builds, like a ``Run``."""
+
+    profile: str
+
+
+@dataclass(frozen=True)
 class Skip:
     """Cannot run on the CI machine (a camera, a GPU, CUDA wheels); says why."""
 
@@ -67,7 +77,13 @@ PLANS: dict[str, Run | CoveredBy | Skip] = {
     "rtstyle stylize -i clip.mp4 -o clip.gif -m great_wave --width 320": Run("--width 32"),
     "rtstyle stylize -i input.mp4 -o film.mp4 --encoder-opt tune=film -n": Run("--max-side 24"),
     "rtstyle train style --style painting.jpg --data /data/coco --out quick.safetensors --preset fast": Run(TINY_TRAIN),
+    "rtstyle stylize photo.jpg -o soft.png --model great_wave --strength 0.5": Run(),
+    "rtstyle upscale photo.jpg -o photo_x4.png": Run(),
+    "rtstyle upscale photos/ -o big/ -s 2 --tile 256": Run("--tile 32"),
+    "rtstyle upscale input.mp4 -o input_x2.mp4 -s 2 --tile 256": Run("--tile 32 -t 2"),
     "rtstyle live --camera 0 --model starry_night --model great_wave --max-side 480": Skip("needs a camera"),
+    "rtstyle live --camera 0 --model great_wave --strength 0.7": Skip("needs a camera"),
+    "python -m rtstyle.benchmarks.readme_figures --out docs/images": Run("--size 48 --crop 64"),
     "rtstyle live --camera clip.mp4 --model starry_night --no-window --max-frames 200 --output rec.mp4": Run(),
     "rtstyle train style --style painting.jpg --data /data/coco --out my_style.safetensors --iterations 40000 "
     "--batch-size 4 --image-size 256": Run(TINY_TRAIN),
@@ -78,8 +94,9 @@ PLANS: dict[str, Run | CoveredBy | Skip] = {
         Run(TINY_TRAIN + " --image-size 64"),
     "rtstyle export onnx starry_night -o starry.onnx": Run(),
     "rtstyle export onnx starry_night -o starry_fp16.onnx --fp16 --io uint8": Run(),
+    # The ONNX model of the line above takes uint8 NHWC frames: the NCHW-ordered shapes are read as such.
     "rtstyle export tensorrt starry_fp16.onnx -o starry.engine --min-shape 1x3x64x64 --opt-shape 4x3x720x1280 "
-    "--max-shape 8x3x1080x1920": Skip("needs TensorRT and an NVIDIA GPU"),
+    "--max-shape 8x3x1080x1920": UpToGpu("1x64x64x3 / 4x720x1280x3 / 8x1080x1920x3"),
     "rtstyle export aoti starry_night -o starry.pt2": Run(),
     "rtstyle stylize input.mp4 -o out.mp4 --model starry.onnx": Run(),
     "rtstyle bench --quick --json bench.json":
@@ -88,6 +105,8 @@ PLANS: dict[str, Run | CoveredBy | Skip] = {
     "rtstyle eval grid --model starry_night --model great_wave --images photos/ -o grid.png": Run(),
     "rtstyle models": Run(),
     "rtstyle doctor": Run(),
+    # Its own test: here it would empty the cache the whole test session shares.
+    "rtstyle doctor --clear-cache": CoveredBy("tests/test_doctor.py::test_clear_cache_empties_what_rtstyle_rebuilds"),
     "rtstyle eval quality --model starry_night --images photos/ --json q.json":
         Run("--iterations 2,3 --size 32 --limit 1 --timing-runs 1 --no-progress"),
     "rtstyle eval temporal clip.mp4 --model starry_night --json t.json": Run("--no-progress"),
@@ -203,7 +222,18 @@ def test_every_readme_command_has_a_plan():
 
 def _runs() -> list[str]:
     commands = readme_commands(README.read_text())
-    return [c for c in commands if isinstance(PLANS.get(c), Run)]
+    return [c for c in commands if isinstance(PLANS.get(c), (Run, UpToGpu))]
+
+
+def _tensorrt_and_gpu() -> bool:
+    from rtstyle.backends.trt_build import import_tensorrt
+    from rtstyle.errors import BackendUnavailableError
+
+    try:
+        import_tensorrt()
+    except BackendUnavailableError:
+        return False
+    return True
 
 
 @pytest.mark.slow
@@ -211,7 +241,15 @@ def _runs() -> list[str]:
 def test_readme_command_runs(command, workspace, monkeypatch, capsys):
     monkeypatch.chdir(workspace)
     plan = PLANS[command]
-    argv = shlex.split(_localise(command, workspace)) + shlex.split(plan.extra)
+    argv = shlex.split(_localise(command, workspace)) + shlex.split(getattr(plan, "extra", ""))
+    if isinstance(plan, UpToGpu) and not _tensorrt_and_gpu():
+        code = main(argv[1:])
+        out = capsys.readouterr()
+        assert f"min/opt/max: {plan.profile}" in out.out, f"{command}\n{out.out}\n{out.err}"
+        lines = out.err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and "TensorRT" in lines[0], f"{command}\n{out.err}"
+        assert not any((workspace / p).exists() for p in _outputs(argv))
+        return
     if argv[0] == "rtstyle":
         code = main(argv[1:])
         out = capsys.readouterr()

@@ -259,7 +259,7 @@ def test_output_that_cannot_be_created_names_the_file_not_the_codec(tmp_path):
 def _identity_engine(monkeypatch, engine=None):
     """Make the CLI use ``engine`` (default: identity) instead of opening --model."""
     engine = engine or IdentityEngine()
-    monkeypatch.setattr(stylize_module, "open_chain", lambda config: engine)
+    monkeypatch.setattr(stylize_module, "open_chain", lambda config, on_status=None: engine)
     return engine
 
 

@@ -55,7 +55,7 @@ def test_live_track_comes_back_stylized_and_switches_style(two_models):
     async def go():
         async with studio(models=(str(a), str(b)), max_side=None) as (url, app):
             result = await probe(url, seconds=90, size=(160, 120), fps=10, settings={"model": "style_a"},
-                                 change=(4, {"model": "style_b", "smoothing": 0.3}), frames=12)
+                                 change=(4, {"model": "style_b", "smoothing": 0.3}), frames=16)
             return result, app[STUDIO]
 
     result, st = run(go())
@@ -63,8 +63,10 @@ def test_live_track_comes_back_stylized_and_switches_style(two_models):
     candidates = [line for line in result.answer["sdp"].splitlines() if line.startswith("a=candidate:")]
     assert candidates and all(line.split()[4] == "127.0.0.1" for line in candidates), candidates
     assert " typ srflx" not in result.answer["sdp"] and " typ relay" not in result.answer["sdp"]
-    before = [r for r in result.received if not r.after_change]
-    after = [r for r in result.received if r.after_change][2:]  # frames already in flight at the switch
+    # Frames in flight at the switch may show either model (more of them on a loaded machine):
+    # "before" came back before the change was asked for, "after" were sent after it was acknowledged.
+    before = [r for r in result.received if r.before_change]
+    after = [r for r in result.received if r.after_change]
     assert len(before) >= 3 and len(after) >= 3, (len(before), len(after))
     for rec, expect in [(r, "a") for r in before[-3:]] + [(r, "b") for r in after[-3:]]:
         sent = result.sent_images[rec.stamp]
@@ -280,7 +282,7 @@ def test_adain_sessions_take_a_style_image_and_strength(tmp_path, two_models):
     out = run(go())
     assert [s for s, _ in out] == [200, 415, 200, 400, 200, 400, 400], out
     assert out[0][1]["style_image"] is True and out[2][1]["alpha"] == 0.5
-    assert "AdaIN" in out[5][1]["error"] and "unknown setting" in out[6][1]["error"]
+    assert "AdaIN" in out[5][1]["error"] and "unknown parameter" in out[6][1]["error"]
 
 
 def test_latency_stamps_survive_codec_noise_and_are_absent_on_plain_frames():

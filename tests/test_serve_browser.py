@@ -133,16 +133,21 @@ def test_page_goes_live_with_a_fake_camera_and_runs_a_file_job(tmp_path):
                 await _server_sees(lambda: live.engine.settings.model == "great_wave")
                 await page.click("#smoothing")  # the temporal-smoothing switch
                 await _server_sees(lambda: live.engine.settings.smoothing == 0.5)
+                await page.eval_on_selector("#strength", "e => { e.value = '0.4'; e.dispatchEvent(new Event('change')); }")
+                await _server_sees(lambda: live.engine.settings.strength == 0.4)  # the strength slider, any model
                 shown = await page.evaluate("window.studio.stats.framesOut")
                 await wait_for(page, f"window.studio.stats.framesOut > {shown + 5}")  # frames made with both
-                switched = (live.engine.settings.model, live.engine.settings.smoothing, live.error)
+                switched = (live.engine.settings.model, live.engine.settings.smoothing, live.engine.settings.strength,
+                            live.error)
                 await page.click("#snapshot")
                 await wait_for(page, "document.querySelectorAll('#snapshots img').length === 1")
                 await page.screenshot(path=str(ARTIFACTS / "serve_browser.png"))
                 await page.set_input_files("#job-file", str(video))
                 await page.select_option("#job-model", "starry_night")
+                await page.eval_on_selector("#job-strength", "e => { e.value = '0.5'; }")
                 await page.click("#job-start")
                 await wait_for(page, "!document.getElementById('job-download').classList.contains('hidden')")
+                job_strengths = [job.request.strength for job in app[STUDIO].jobs.jobs.values()]  # before the download
                 href = await page.get_attribute("#job-download", "href")
                 async with page.expect_download() as info:
                     await page.click("#job-download")
@@ -151,19 +156,20 @@ def test_page_goes_live_with_a_fake_camera_and_runs_a_file_job(tmp_path):
                 job_text = await page.text_content("#job-status")
                 await page.click("#stop")
                 await wait_for(page, "window.studio.session === null")
-                return stats, diff, switched, href, job_text, errors, len(app[STUDIO].sessions)
+                return stats, diff, switched, href, job_text, errors, len(app[STUDIO].sessions), job_strengths
             except BaseException:
                 await _keep_evidence(page, errors, app)
                 raise
             finally:
                 await context.close()
 
-    stats, diff, switched, href, job_text, errors, sessions_left = run(go())
+    stats, diff, switched, href, job_text, errors, sessions_left, job_strengths = run(go())
     assert not errors, errors
     assert stats["framesOut"] >= 8 and stats["fps"] > 0.5, stats
     assert 0 < stats["latencyMs"] < 10_000, stats  # stamped on the page, timed on return
     assert diff > 15, f"output pixels barely differ from the camera's (mean abs diff {diff:.1f})"
-    assert switched == ("great_wave", 0.5, None)  # the smoothing ran on the stream without an error
+    assert switched == ("great_wave", 0.5, 0.4, None)  # smoothing and strength ran on the stream without an error
+    assert job_strengths == [0.5]  # the file job's own strength slider
     assert href.startswith("/api/jobs/") or "/api/jobs/" in href
     assert job_text.startswith("done: 10 frames")
     frames, _ = read_frames(tmp_path / "from_page.mp4")

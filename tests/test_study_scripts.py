@@ -66,3 +66,81 @@ def test_flicker_study_refuses_unknown_configs(tmp_path, capsys):
     with pytest.raises(SystemExit):
         flicker_study.main(args)
     assert "report needs --config" in capsys.readouterr().err
+
+
+# ---- issue 31: the photo split, the architecture study and the training-speed benchmark ----------
+
+def _photo_folder(tmp_path):
+    from rtstyle.benchmarks import photo_split
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    src = SAMPLES / "samples" / "photos" / "caer_puppy.jpg"
+    names = [*photo_split.YARDSTICK, "caer_tent.jpg", "gcompris-animals_bison.jpg", "interior_pexels-1.jpg",
+             "interior_pexels-2.jpg"]
+    for name in names:
+        (folder / name).write_bytes(src.read_bytes())
+    return folder
+
+
+def test_photo_split_holds_out_whole_sources_and_links_only_training_photos(tmp_path):
+    from rtstyle.benchmarks import photo_split
+
+    parts = photo_split.split(_photo_folder(tmp_path))
+    assert parts["train"] == ["gcompris-animals_bison.jpg", "interior_pexels-1.jpg", "interior_pexels-2.jpg"]
+    assert {photo_split.source_of(n) for n in parts["held_out"]} == {"caer", "opencv", "skimage"}
+    assert set(parts["yardstick"]) <= set(parts["held_out"]) and "caer_tent.jpg" in parts["held_out"]
+    linked = photo_split.link_train(tmp_path / "photos", tmp_path / "train")
+    assert sorted(p.name for p in linked.iterdir()) == parts["train"]
+    (tmp_path / "photos" / "opencv_baboon.jpg").unlink()
+    with pytest.raises(SystemExit, match="opencv_baboon.jpg"):
+        photo_split.split(tmp_path / "photos")
+
+
+def test_photo_split_of_the_shared_photos_is_the_committed_one(shared_data):
+    import json
+
+    from rtstyle.benchmarks import photo_split
+
+    from .conftest import REPO
+
+    committed = json.loads((REPO / "benchmarks" / "results" / "photo-split-2026-12-04.json").read_text())
+    parts = photo_split.split(shared_data / "photos")
+    assert {k: committed[k] for k in parts} == parts
+    assert (len(parts["train"]), len(parts["held_out"])) == (154, 32)
+
+
+def test_arch_study_measures_a_checkpoint_and_finds_the_pareto_front(tmp_path):
+    import torch
+
+    from rtstyle.benchmarks import arch_study
+    from rtstyle.checkpoint import save_checkpoint
+    from rtstyle.nets import StyleNetConfig, build_model, config_to_dict
+
+    cfg = StyleNetConfig.preset("lowres")
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "lowres.safetensors", build_model(cfg).eval(),
+                           {"task": "style", "name": "x", "train": {"iterations": 7, "cpu_seconds": 12.0}})
+    row = arch_study.measure(path, {}, tmp_path, with_quality=False)
+    assert row["arch"] == "lowres" and row["config"] == config_to_dict(cfg) and row["iterations"] == 7
+    assert row["params"] == sum(p.numel() for p in build_model(cfg).parameters())
+    assert 80 < row["kflop_per_pixel"] < 95 and set(row["border"]) == {"top", "bottom", "left", "right", "max"}
+
+    def net(arch, fps, total):
+        return {"arch": arch, "fps": {"b1": fps}, "objective_held_out": {"total": total}}
+    rows = [net("slow-good", 5, 10.0), net("fast-bad", 50, 20.0), net("dominated", 4, 11.0), net("mid", 20, 15.0)]
+    assert arch_study.pareto(rows) == ["slow-good", "fast-bad", "mid"]
+
+
+def test_train_speed_times_the_real_trainer_per_configuration(tmp_path, monkeypatch):
+    from rtstyle.benchmarks import train_speed
+
+    monkeypatch.setattr(train_speed, "IMAGE_SIZE", 48)
+    data, style = SAMPLES / "samples" / "photos", SAMPLES / "samples" / "styles" / "starry_night.jpg"
+    cell = train_speed.measure("fast", train_speed.BEFORE, data, style, tmp_path, steps=2, warmup=1)
+    assert cell["steps_timed"] == 2 and cell["amp"] == "off" and not cell["channels_last"]
+    assert cell["seconds_per_step"] > 0 and cell["images_per_s"] == pytest.approx(4 / cell["seconds_per_step"], rel=0.01)
+    from rtstyle.checkpoint import read_metadata
+
+    meta = read_metadata(next(tmp_path.glob("fast-0.safetensors")))["train"]
+    assert (meta["amp"], meta["channels_last"], meta["compiled"]) == ("off", False, False)

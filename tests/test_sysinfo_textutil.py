@@ -74,6 +74,11 @@ def test_this_machine_answers():
     (ValueError(""), "ValueError"),
     (OSError("\n\n"), "OSError"),
     (KeyError("x"), "'x'"),
+    # OpenVINO's form: source locations first, its own message after them
+    (RuntimeError("Exception from src/inference/src/cpp/core.cpp:84:\nException from src/inference/src/model_reader.cpp:148:\n"
+                  "Unable to read the model: \"bad.onnx\" Please check that model format: \".onnx\" is supported\n\n"),
+     "Unable to read the model: \"bad.onnx\" Please check that model format: \".onnx\" is supported"),
+    (RuntimeError("Exception from src/core.cpp:9:"), "Exception from src/core.cpp:9:"),  # nothing else: kept
 ])
 def test_first_line(exc, expected):
     assert first_line(exc) == expected

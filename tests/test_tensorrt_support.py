@@ -11,7 +11,14 @@ import pytest
 import torch
 
 from rtstyle.backends import trt_build as tb
-from rtstyle.backends.trt_build import BuildSettings, OnnxInfo, TensorRTBuildConfig, compute_profile, parse_shape
+from rtstyle.backends.trt_build import (
+    BuildSettings,
+    OnnxInfo,
+    TensorRTBuildConfig,
+    compute_profile,
+    parse_shape,
+    profile_shape,
+)
 from rtstyle.cli import main
 from rtstyle.errors import BackendUnavailableError, InputError
 from rtstyle.export.tensorrt_build import build_tensorrt_engine
@@ -34,6 +41,14 @@ def test_parse_shape_in_both_layouts():
 def test_parse_shape_errors_name_the_layout(text, layout, match):
     with pytest.raises(InputError, match=match):
         parse_shape(text, layout)
+
+
+def test_profile_shapes_are_read_in_either_order():
+    # Issue 29: the README exports an NHWC (uint8-io) model, then builds it with NCHW-ordered shapes.
+    assert profile_shape("1x3x64x64", "NHWC") == (1, 64, 64, 3) == profile_shape("1x64x64x3", "NHWC")
+    assert profile_shape("4x720x1280x3", "NCHW") == (4, 3, 720, 1280) == profile_shape("4x3x720x1280", "NCHW")
+    with pytest.raises(InputError, match="NHWC with 3 channels"):  # 3 channels in neither place
+        profile_shape("1x4x64x64", "NHWC")
 
 
 def test_default_profile_scales_with_the_model():
@@ -147,9 +162,13 @@ def test_a_profile_tensorrt_refuses_stops_the_build(tmp_path):
 
 def test_cli_shape_error_is_one_line(tmp_path_factory, tmp_path, capsys):
     _, result = exported(tmp_path_factory, "style", True, "uint8")
-    code = main(["export", "tensorrt", str(result.path), "-o", str(tmp_path / "m.engine"), "--max-shape", "4x3x720x1280"])
+    code = main(["export", "tensorrt", str(result.path), "-o", str(tmp_path / "m.engine"), "--max-shape", "4x4x720x1280"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and "NHWC" in err and "1x360x640x3" in err
+    # Shapes past the parser are checked against each other before TensorRT is looked for.
+    code = main(["export", "tensorrt", str(result.path), "-o", str(tmp_path / "m.engine"), "--min-shape", "1x3x64x64",
+                 "--max-shape", "1x3x32x32"])
+    assert code == 2 and "min <= opt <= max" in capsys.readouterr().err
 
 
 def test_cli_wrong_output_suffix(tmp_path_factory, tmp_path, capsys):

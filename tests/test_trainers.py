@@ -230,6 +230,7 @@ def test_distributed_training_with_gloo_two_processes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     meta = read_metadata(out)
     assert meta["train"]["world_size"] == 2 and meta["train"]["iterations"] == 3
+    assert proc.stdout.count("checkpoint:") == 1 and proc.stdout.count("losses:") == 1, proc.stdout  # rank 0 only
 
 
 def test_cli_trains_residual_sr_with_colour_term(tmp_path):
@@ -259,3 +260,33 @@ def test_sr_content_layers_default_to_the_paper_and_unknown_ones_are_named():
 def test_sr_arch_must_be_known():
     with pytest.raises(InputError, match=r"--arch must be one of \('paper', 'residual'\), got 'vdsr'"):
         SRTrainConfig(data=PHOTOS, out=Path("x.safetensors"), arch="vdsr").model_config()
+
+
+# ---- issue 31: the trainer on a CPU ----------------------------------------------------------------
+
+def test_amp_auto_is_bf16_on_cpus_with_native_bf16(monkeypatch):
+    from rtstyle.trainers import loop
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)
+    assert loop.amp_dtype("auto", cpu) == torch.bfloat16 and loop.amp_dtype("off", cpu) is None
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
+    assert loop.amp_dtype("auto", cpu) is None and loop.amp_dtype("bf16", cpu) == torch.bfloat16
+    assert loop.use_compile("auto", cpu, 500) and not loop.use_compile("auto", cpu, 499)
+    assert not loop.use_compile("off", cpu, 10**6) and loop.use_compile("on", cpu, 1)
+
+
+def test_compiled_training_saves_the_same_keys_and_stops_at_its_cpu_budget(tmp_path):
+    """--compile on compiles in place (the checkpoint's keys are the network's own, so it loads
+    strictly), and max_cpu_seconds ends the run with a final checkpoint that records the budget."""
+    cfg = _style_cfg(tmp_path, iterations=10_000, compile="on", max_cpu_seconds=1.0, log_every=1)
+    result = train_style(cfg)
+    meta = read_metadata(result.checkpoint)["train"]
+    assert 1 <= result.steps < 10_000 and meta["iterations"] == result.steps
+    assert meta["compiled"] is True and meta["max_cpu_seconds"] == 1.0 and meta["cpu_seconds"] >= 1.0
+    assert meta["finished"] is True
+    ckpt = load_checkpoint(result.checkpoint, task="style")  # strict: no "_orig_mod." prefixes
+    assert set(ckpt.model.state_dict()) == set(build_model(ckpt.config).state_dict())
+    with open(result.csv, newline="") as f:
+        cpu = [float(r["cpu_s"]) for r in csv.DictReader(f)]
+    assert cpu == sorted(cpu) and cpu[-1] >= 1.0

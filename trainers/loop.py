@@ -85,6 +85,9 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
     started, cpu_started = time.perf_counter(), time.process_time()
     dist = distributed.setup(cfg.device)
     device = dist.device
+    if cfg.max_cpu_seconds is not None and dist.world_size > 1:
+        # Each rank would reach the budget at another step, and DDP would wait for the others forever.
+        raise InputError("--max-cpu-seconds budgets one process; run it without torchrun")
     if device.type == "cpu":
         keep_freed_memory()  # no page faults per step (rtstyle/cpu_memory.py)
     torch.manual_seed(cfg.seed + dist.rank)
@@ -111,7 +114,8 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
             raise InputError(f"--resume checkpoint is already at step {start_step} >= --iterations {cfg.iterations}")
     # channels_last on CPUs too: oneDNN's convolutions work in NHWC, so NCHW tensors are reordered
     # around every conv (measured: 8% of a bf16 step on a 2-core Xeon).
-    net = net.to(memory_format=torch.channels_last)
+    layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    net = net.to(memory_format=layout)
     compiled = use_compile(cfg.compile, device, cfg.iterations - start_step)
     if compiled:
         net.compile()  # in place: parameter names (the checkpoint's keys) stay as they are
@@ -119,7 +123,7 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
 
     layers = (*task.loss_config.content_layers, *task.loss_config.style_layers)
     deepest = max(layers, key=LAYER_INDEX.__getitem__)
-    vgg = load_vgg16(cfg.vgg_weights, last_layer=deepest, device=device).to(memory_format=torch.channels_last)
+    vgg = load_vgg16(cfg.vgg_weights, last_layer=deepest, device=device).to(memory_format=layout)
     loss_fn = PerceptualLoss(vgg, task.loss_config)
     task.setup_loss(loss_fn, device)
     if compiled:
@@ -152,6 +156,7 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
             "world_size": dist.world_size, "image_size": task.crop_size, "lr": cfg.lr, "lr_schedule": lr_schedule,
             "seed": cfg.seed,
             "amp": str(autocast).removeprefix("torch.") if autocast else "off", "compiled": compiled,
+            "channels_last": cfg.channels_last,
             "threads": torch.get_num_threads() if device.type == "cpu" else None,
             "device": device_description(device),
             "data": _data_meta(cfg, scan),
@@ -169,14 +174,14 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
         model.train()
         batches = iter(loader) if loader is not None else None
         t_last, n_last = time.perf_counter(), step
-        while step < cfg.iterations and (cfg.max_cpu_seconds is None or cpu_seconds() < cfg.max_cpu_seconds):
+        while step < cfg.iterations:
             # Each step's randomness (perturbations, noise inputs) is a function of (seed, rank, step)
             # alone, so a resumed run repeats the uninterrupted one exactly.
             torch.manual_seed(hash((cfg.seed, dist.rank, step)) & 0x7FFF_FFFF_FFFF_FFFF)
             images = None
             if batches is not None:
                 images = to_float(next(batches).to(device, non_blocking=True))
-                images = images.contiguous(memory_format=torch.channels_last)
+                images = images.contiguous(memory_format=layout)
             net_in, target = task.make_batch(images, cfg.batch_size, device)
             with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
                 terms = task.loss(model, net_in, target, loss_fn)
@@ -185,8 +190,9 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
             scaler.step(optimizer)
             scaler.update()
             step += 1
-            last = step == cfg.iterations or (cfg.max_cpu_seconds is not None and cpu_seconds() >= cfg.max_cpu_seconds)
-            if step % cfg.log_every == 0 or last:
+            # The CPU budget counts set-up too; it is checked after each step, so every run makes one.
+            spent = cfg.max_cpu_seconds is not None and cpu_seconds() >= cfg.max_cpu_seconds
+            if step % cfg.log_every == 0 or step == cfg.iterations or spent:
                 terms_f = terms.as_floats()
                 now = time.perf_counter()
                 rate = (step - n_last) / max(now - t_last, 1e-9)
@@ -195,6 +201,8 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
                     log.write(step, terms_f, rate, now - started, cpu_seconds())
                 bar.set_postfix({("loss" if k == "total" else k): f"{v:.3g}" for k, v in terms_f.items()}, refresh=False)
             bar.update(1)
+            if spent:
+                break
             if step % cfg.checkpoint_every == 0 and step < cfg.iterations:
                 save(final=False)
     except KeyboardInterrupt:

@@ -21,9 +21,11 @@ GPU) needs one; without it the engine refuses in one line.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
+import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
@@ -319,14 +321,38 @@ def _probe_scale(model, uint8_io: bool) -> int:
     return 1
 
 
+_CORE_LOCK = threading.Lock()
+
+
+@functools.cache
+def _ov_core():
+    """The one ``ov.Core`` of this process, never destroyed (OpenVINO advises one per process).
+
+    One per engine crashed processes: each Core's CPU plugin sets a new signal stack
+    (``sigaltstack``) on the thread that loads it, and when the Core goes, puts back the one it
+    found and unmaps its own. Two Cores freed in the order they were made (engines are freed in
+    any order) left the main thread with an unmapped signal stack, so the next signal handled
+    there (Ctrl-C, SIGTERM; Python's handlers run on that stack) killed the process with SIGSEGV,
+    before faulthandler, which runs on it too, could say where (issue 29;
+    tests/test_openvino.py::test_engines_freed_in_any_order_leave_signals_working)."""
+    import openvino as ov
+
+    return ov.Core()
+
+
+def shared_core():
+    with _CORE_LOCK:  # functools.cache alone may build two under a race, and free one
+        return _ov_core()
+
+
 def open(path: Path, options: EngineOptions, reason: str) -> OpenVINOEngine:
     try:
-        import openvino as ov
+        import openvino  # noqa: F401 - its absence is the one-line error below
     except ImportError:
         raise BackendUnavailableError("backend 'openvino' needs the openvino package; "
                                       "install with: pip install 'rtstyle[openvino]'") from None
     ov_options = options.backend_settings(OpenVINOOptions)
-    core = ov.Core()
+    core = shared_core()
     ov_device = _ov_device(options.device, ov_options.device, core)
     precision = _precision(options.precision, ov_device)
     source = _source(path, options, core)

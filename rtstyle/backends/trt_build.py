@@ -131,6 +131,21 @@ def parse_shape(text: str, layout: str = "NCHW") -> Shape:
     return shape  # type: ignore[return-value]
 
 
+def profile_shape(text: str, layout: str) -> Shape:
+    """A shape as a user types it for a model whose input is in ``layout``: in that layout, or in
+    the other one, returned in ``layout``. The three channels say which (``1x3x64x64`` and
+    ``1x64x64x3`` are the same frames), so an NCHW habit works for an NHWC (uint8 I/O) model."""
+    try:
+        return parse_shape(text, layout)
+    except InputError as exc:
+        other = "NHWC" if layout == "NCHW" else "NCHW"
+        try:
+            shape = parse_shape(text, other)
+        except InputError:
+            raise exc from None
+        return _shape(shape[0], *_spatial(shape, other), layout)
+
+
 def _shape(batch: int, h: int, w: int, layout: str) -> Shape:
     return (batch, 3, h, w) if layout == "NCHW" else (batch, h, w, 3)
 

@@ -31,6 +31,9 @@ def register(subparsers) -> None:
                         "if present, then the bundled samples)")
     p.add_argument("--iterations", type=milestone_list, default=(50, 100, 300, 500), metavar="N1,N2,...",
                    help="optimisation milestones; one run to the largest (default: 50,100,300,500)")
+    p.add_argument("--stop-at-match", action="store_true",
+                   help="stop each image's optimisation once it matches the network (at most the last milestone): "
+                        "the match iteration at a fraction of the cost; later milestones are not reported")
     p.add_argument("--size", type=int, default=256, help="longer side of each image in px (default: 256)")
     p.add_argument("--limit", type=int, help="use at most this many images")
     add_optimizer_arguments(p, init="noise")
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     config = QualityConfig(
         model=args.model, images=args.images, style=args.style, style_dirs=args.style_dirs,
         milestones=args.iterations, size=args.size, limit=args.limit, settings=optimizer_settings(args),
-        timing_runs=args.timing_runs, device=args.device, vgg_weights=args.vgg_weights, json_path=args.json_path, plot_path=args.plot_path,
+        timing_runs=args.timing_runs, stop_at_match=args.stop_at_match, device=args.device,
+        vgg_weights=args.vgg_weights, json_path=args.json_path, plot_path=args.plot_path,
         progress=progress_mode(args),
         overwrite=args.overwrite,
     )
@@ -60,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {w}", file=sys.stderr)
     print(markdown_table(report))
     avg = report["average"]["match"]
+    median = avg["median_per_image"]
+    last = report["milestones"][-1]
+    print(f"\nper image, optimisation matches the network after a median of "
+          f"{median if median is not None else f'more than {last}'} iterations")
     if avg["iteration"] is not None:
         print(f"\noptimisation matches the network's objective after {avg['iteration']} iterations "
               f"({avg['seconds']:.1f} s, {avg['speed_ratio']:.0f}x the network's time) on {report['device']}")

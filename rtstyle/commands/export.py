@@ -44,7 +44,8 @@ def _register_onnx(formats) -> None:
 def _register_tensorrt(formats) -> None:
     p = formats.add_parser("tensorrt", help="TensorRT engine (FP16 by default; needs tensorrt>=10 and a GPU)")
     _common(p, "ONNX model, checkpoint or bundled model name", ".engine, .plan or .trt")
-    p.add_argument("--min-shape", help="smallest input, e.g. 1x3x16x16 (NCHW), or 1x16x16x3 for uint8-io models")
+    p.add_argument("--min-shape", help="smallest input, e.g. 1x3x16x16 (BxCxHxW) or 1x16x16x3 (BxHxWxC): either "
+                                       "order, for float (NCHW) and uint8 (NHWC) models alike")
     p.add_argument("--opt-shape", help="shape to tune for, e.g. 4x3x720x1280")
     p.add_argument("--max-shape", help="largest input, e.g. 4x3x1080x1920")
     p.add_argument("--max-batch", type=int, default=4, help="batch size of the default profile (default 4)")
@@ -95,17 +96,19 @@ def _run_tensorrt(args: argparse.Namespace) -> int:
         ENGINE_SUFFIXES,
         TensorRTBuildConfig,
         build_tensorrt_engine,
+        compute_profile,
         import_tensorrt,
         onnx_info,
-        parse_shape,
+        profile_shape,
     )
 
     from ..models import resolve_model
 
     model = Path(args.model)
-    io = onnx_info(model).io if model.suffix.lower() == ".onnx" and model.is_file() else args.io
+    onnx = onnx_info(model) if model.suffix.lower() == ".onnx" and model.is_file() else None
+    io = onnx.io if onnx is not None else args.io
     shapes = {
-        f"{name}_shape": parse_shape(text, LAYOUTS[io])
+        f"{name}_shape": profile_shape(text, LAYOUTS[io])
         for name in ("min", "opt", "max")
         if (text := getattr(args, f"{name}_shape")) is not None
     }
@@ -120,8 +123,12 @@ def _run_tensorrt(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         overwrite=args.overwrite,
     )
-    # Input and output mistakes first, then what is missing, before promising a long build.
+    # Input and output mistakes first (the profile too, where the ONNX file gives the model's scale),
+    # then what is missing, before promising a long build.
     check_output_path(args.output, args.overwrite, resolve_model(args.model), ENGINE_SUFFIXES)
+    if onnx is not None:
+        profile = compute_profile(config, LAYOUTS[io], onnx.scale)
+        print(f"profile ({io} frames, {LAYOUTS[io]}) min/opt/max: {profile.describe()}", flush=True)
     import_tensorrt()
     print("building TensorRT engine (minutes on first build; cached afterwards)...", flush=True)
     result = build_tensorrt_engine(args.model, args.output, config)

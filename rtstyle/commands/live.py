@@ -14,6 +14,7 @@ from .stylize import (
     add_encoder_arguments,
     add_engine_arguments,
     add_smoothing_argument,
+    add_strength_argument,
     add_style_choice_arguments,
     codec_choice,
     style_choice,
@@ -37,10 +38,14 @@ def register(subparsers) -> None:
     p.add_argument("--output", type=Path, metavar="FILE", help="also record the stylized feed")
     add_overwrite_flags(p, "an existing --output")
     add_encoder_arguments(p)
+    p.add_argument("--audio", default="copy", choices=("copy", "aac", "none"),
+                   help="--output of a video file: its sound, in sync, cut where the run stops; cameras record "
+                        "none (OpenCV delivers no sound) (default: copy)")
     p.set_defaults(preset="veryfast")
     p.add_argument("--virtual-cam", action="store_true", help="send frames to a virtual camera (pyvirtualcam)")
     p.add_argument("--max-frames", type=int, metavar="N",
-                   help="stop after N frames shown (with --every-frame: N frames processed, none skipped)")
+                   help="stop after N frames shown: frames skipped to keep up with the camera do not count (with "
+                        "--every-frame none are skipped)")
     p.add_argument("--duration", type=time_arg, metavar="SECONDS", help="stop after this many seconds")
     p.add_argument("--reconnect", action="store_true", help="reopen the camera after a disconnect")
     p.add_argument("--every-frame", action="store_true",
@@ -48,6 +53,7 @@ def register(subparsers) -> None:
                         "(the same frames as `rtstyle stylize FILE`)")
     p.add_argument("--no-fps", dest="show_fps", action="store_false", help="no fps overlay")
     add_smoothing_argument(p)
+    add_strength_argument(p)
     add_style_choice_arguments(p)
     p.add_argument("--style-dir", type=Path, metavar="DIR",
                    help="AdaIN models: folder of style images; s/a apply the next/previous one live")
@@ -79,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision, max_side=args.max_side, window=args.window, output=args.output,
         overwrite=args.overwrite, trust_model=args.trust_model, virtual_cam=args.virtual_cam, max_frames=args.max_frames,
         duration=args.duration, reconnect=args.reconnect, every_frame=args.every_frame, show_fps=args.show_fps,
-        temporal_smoothing=args.temporal_smoothing, style_dir=args.style_dir, style=style_choice(args),
-        encoder=EncoderConfig(codec=codec_choice(args.codec), crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, audio="none"),
+        temporal_smoothing=args.temporal_smoothing, style_dir=args.style_dir, style=style_choice(args), strength=args.strength,
+        encoder=EncoderConfig(codec=codec_choice(args.codec), crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, audio=args.audio),
     )
     with interrupt_on_signals(threading.Event()) as stop:
         result = run_live(config, stop=stop)

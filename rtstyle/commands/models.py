@@ -42,6 +42,8 @@ def _run_list(args: argparse.Namespace) -> int:
     for row in rows:
         print(f"{row['name']:<22} {row['summary']}")
         print(f"{'':<22} {row['provenance']}")
+        if row["measured"]:
+            print(f"{'':<22} {row['measured']}")
     return 0
 
 

@@ -78,7 +78,10 @@ def loss_config(args: argparse.Namespace) -> LossConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    import threading
+
     from ..optimize import OptimizeConfig, optimize_image
+    from ..signals import interrupt_on_signals
 
     config = OptimizeConfig(
         content=args.content, style=args.style, output=args.output, iterations=args.iterations,
@@ -86,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         device=args.device, vgg_weights=args.vgg_weights, save_every=args.save_every, overwrite=args.overwrite,
         progress=progress_mode(args),
     )
-    result = optimize_image(config)
+    with interrupt_on_signals(threading.Event()) as stop:  # SIGINT/SIGTERM/SIGHUP: the image so far is written
+        result = optimize_image(config, stop)
     first, last = result.history[0], result.history[-1]
     terms = ", ".join(f"{k} {v:.4g}" for k, v in last.items())
     print(f"{result.output}: {result.iterations} iterations in {result.seconds:.1f} s; "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 from pathlib import Path
 
 from rtstyle.choices import PROGRESS_MODES
@@ -66,6 +67,9 @@ def _common(flags: _Flags, *, data_help: str | None = None) -> None:
     flags.add("--workers", field="num_workers", type=int, help="data-loader processes (default 0 on CPU, 4 on CUDA)")
     flags.add("--amp", help=f"autocast: {', '.join(AMP_MODES)} (auto: bf16 or fp16 on CUDA, bf16 on CPUs with "
                             "native bf16 (AMX, AVX512-BF16), off on other CPUs)")
+    flags.add("--max-cpu-seconds", type=float,
+              help="stop (with a final checkpoint) once training has used this much CPU time, resumes included: "
+                   "a budget that other processes' load does not shrink")
     flags.add("--compile", help=f"torch.compile the network and the loss: {', '.join(COMPILE_MODES)} (auto: on for "
                                 f"CPU runs of {COMPILE_AUTO_MIN_STEPS}+ steps; about a minute to compile)")
     flags.add("--vgg-weights", type=Path, help="VGG16 weights (.pth from torchvision or .safetensors)")
@@ -178,6 +182,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(result) -> int:
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun: every process trained, rank 0 wrote the files and speaks for all
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result.last_losses.items())
     print(f"checkpoint: {result.checkpoint} ({result.steps} iterations, {result.seconds:.0f} s)")
     print(f"losses:     {losses}")

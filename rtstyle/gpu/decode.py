@@ -18,6 +18,11 @@ surface, which FFmpeg queues on the legacy default stream; the surface goes back
 only once an event says the conversion has read it (``MAX_HELD`` surfaces at most are held), so
 the host never waits for a frame's conversion.
 
+``chroma`` is how 4:2:0 chroma is upsampled: ``"auto"`` (the default) as the CPU reader's
+conversion (FFmpeg's default) does for the format, so ``--decoder pyav-cuda`` and the CPU decoders
+give the same picture; ``"bilinear"`` interpolates between sited chroma samples (swscale's accurate
+conversion), ``"nearest"`` repeats each over its 2x2 block.
+
 Which path each stream took, and why, is in ``reader.path_notes`` (fallbacks also in
 ``reader.warnings``, which ``stylize`` prints). The CPU tests run the software path end to end
 (DLPack, conversion, windowing); only the NVDEC part needs a GPU.
@@ -40,7 +45,7 @@ from ..errors import InputError
 from ..sources import FileSource
 from ..video import VideoReader
 from .capabilities import cuda_hwaccel, ffmpeg_errors_in_exceptions
-from .colour import SEMI_PLANAR, spec_for, yuv_to_rgb
+from .colour import CHROMA_AUTO, CHROMA_UPSAMPLING, SEMI_PLANAR, spec_for, yuv_to_rgb
 
 # Software pixel formats repacked to a semi-planar one for the device conversion.
 _REPACK = {"yuv420p": "nv12", "yuvj420p": "nv12", "nv12": "nv12", "yuv420p10le": "p010le", "p010le": "p010le"}
@@ -71,11 +76,13 @@ class DeviceVideoReader(VideoReader):
 
     def __init__(self, path: str | Path, device: torch.device | str, start: float | None = None,
                  duration: float | None = None, hardware: bool = True, size: tuple[int, int] | None = None,
-                 chroma: str = "bilinear"):
+                 chroma: str = CHROMA_AUTO):
         super().__init__(path, start, duration, decoder="pyav")
         self.device = torch.device(device)
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
+        if chroma not in (CHROMA_AUTO, *CHROMA_UPSAMPLING):
+            raise InputError(f"unknown chroma upsampling {chroma!r}; choose from {[CHROMA_AUTO, *CHROMA_UPSAMPLING]}")
         self.hardware = hardware and self.device.type == "cuda"
         self.size = size
         self.chroma = chroma

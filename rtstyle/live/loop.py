@@ -12,6 +12,13 @@ capture-to-display latency is measured.
   ``release()`` (``cv2.VideoCapture`` or a fake in tests). ``engines`` overrides
   ``config.models`` (tests). A video file plays in real time; with ``every_frame`` it is read
   frame by frame instead (no dropping, no pacing) and gives the same frames as ``stylize``.
+
+A recording (``output``) of a file keeps the file's own timestamps (frames dropped to keep up
+leave gaps, not drift) and its audio, cut where the run stopped, so sound and picture stay in
+sync as in ``stylize``. A camera's recording is timed by the capture clock and has no sound:
+OpenCV delivers none, and a microphone is another device on another clock, opened through
+OS-specific FFmpeg inputs (ALSA/PulseAudio, AVFoundation, DirectShow) -- not kept in sync here.
+``max_frames`` counts frames shown (after the engine; dropped ones never count).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from ..sinks import (
     check_virtual_cam_installed,
 )
 from ..sources import CameraSource, FileSource, Resized, Source, is_camera, opencv_capture
+from ..strength import check_strength
 from ..temporal import check_smoothing
 from ..video import EncoderConfig, VideoWriter
 from .styles import Styles
@@ -58,7 +66,7 @@ class LiveConfig:
     output: Path | None = None  # record the stylized feed
     overwrite: bool = False
     trust_model: bool = False  # load a .pt2 / TensorRT engine rtstyle did not produce (rtstyle.trust)
-    encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(preset="veryfast", audio="none"))
+    encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(preset="veryfast"))  # audio: a file's
     virtual_cam: bool = False
     max_frames: int | None = None  # stop after this many shown frames
     duration: float | None = None  # stop after this many seconds
@@ -70,8 +78,10 @@ class LiveConfig:
     temporal_smoothing: float = 0.0  # flow-guided blend with the previous output (sinks.SmoothingSink); 0 = off
     style_dir: Path | None = None  # AdaIN models: style images to cycle with the s/a keys
     style: StyleChoice = field(default_factory=StyleChoice)  # AdaIN alpha / first image, StyleBank index
+    strength: float = 1.0  # blend with the camera picture (rtstyle.strength); the [ and ] keys change it
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "strength", check_strength(self.strength))
         if isinstance(self.models, (str, Path)):  # one model, not one per letter of its name
             object.__setattr__(self, "models", (self.models,))
         check_smoothing(self.temporal_smoothing)
@@ -107,9 +117,10 @@ class LiveResult:
         return self.frames_shown / self.wall_s if self.wall_s > 0 else 0.0
 
     def summary(self) -> str:
+        ended = f"--max-frames ({self.frames_shown} frames shown)" if self.ended_by == "max_frames" else self.ended_by
         return (f"{self.frames_shown} frames shown ({self.frames_captured} captured, {self.frames_dropped} dropped) "
                 f"at {self.fps:.1f} fps; latency capture->display mean {self.latency_ms_mean:.1f} ms, "
-                f"p95 {self.latency_ms_p95:.1f} ms; ended by {self.ended_by}")
+                f"p95 {self.latency_ms_p95:.1f} ms; ended by {ended}")
 
 
 class _Ending:
@@ -158,9 +169,10 @@ def _open_writer(config: LiveConfig, source: Source, fps: float) -> Callable[[in
     info = getattr(source, "info", None)
 
     def open_writer(width: int, height: int) -> VideoWriter:
-        if config.every_frame:  # the file's own timestamps, rotation and colour tags: what stylize writes
+        if isinstance(source, FileSource):  # the file's own timestamps, rotation, colour tags and audio: as stylize
+            audio = source.reader.audio_source() if info.has_audio else None
             return VideoWriter(config.output, width, height, info.time_base, info.frame_rate, config.encoder,
-                               rotation=info.rotation, color=info.color, overwrite=config.overwrite)
+                               rotation=info.rotation, color=info.color, overwrite=config.overwrite, audio=audio)
         return VideoWriter(config.output, width, height, MILLISECONDS, Fraction(fps).limit_denominator(1001),
                            config.encoder, rotation=info.rotation if info is not None else 0,
                            color=info.color if info is not None else None, overwrite=config.overwrite)
@@ -180,7 +192,7 @@ def run_live(config: LiveConfig, open_capture: Callable[[str], Any] = opencv_cap
     halt = StopFlag(stop)
     ending = _Ending(halt)
     styles = Styles(config.models, config.backend, config.device, config.precision, config.style, config.style_dir,
-                    engines, trust_model=config.trust_model)
+                    engines, trust_model=config.trust_model, strength=config.strength)
     styles.current()  # open the first model before the camera, so errors come early
     display = Display("rtstyle live", config.window)
     result = LiveResult(headless=not display.window)
@@ -210,7 +222,9 @@ def run_live(config: LiveConfig, open_capture: Callable[[str], Any] = opencv_cap
             timer.cancel()
         raw.stop()
         if chain is not None:
-            chain.close("done")  # also after an error: the recording so far stays playable
+            # Also after an error the recording so far stays playable; stopped before the source's end,
+            # it ends its audio with the last frame shown ("interrupted": the writer's partial file).
+            chain.close("done" if not ending.reason and not halt.is_set() else "interrupted")
         else:
             display.close()
         result.wall_s = time.perf_counter() - t0
@@ -230,7 +244,7 @@ def _live_sinks(config: LiveConfig, styles: Styles, display: Display, stats: Sta
         elif styles.handle_key(key):
             ending("quit")
 
-    writer = WriterSink(open_writer=open_writer, capture_clock=not config.every_frame) if config.output else None
+    writer = WriterSink(open_writer=open_writer, capture_clock=is_camera(config.source)) if config.output else None
     chain = build_sinks(config.temporal_smoothing, measure=[_Gate(ending, config.max_frames), *(extra or [])],
                         preview=PreviewSink(display, overlay, on_key), stats=stats, writer=writer,
                         virtual_cam=VirtualCamSink(fps) if config.virtual_cam else None,

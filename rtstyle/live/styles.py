@@ -3,7 +3,9 @@ and kept) and, for AdaIN models, the style images of a folder. ``Styles`` is its
 for the pipeline: each batch goes to the style selected at that moment.
 
 Keys: ``q``/Esc quit, ``n``/space next model, ``p`` previous, ``1``-``9`` pick; with an AdaIN
-model and ``style_dir``, ``s`` applies the folder's next style image (``a`` the previous one).
+model and ``style_dir``, ``s`` applies the folder's next style image (``a`` the previous one);
+``[``/``]`` lower/raise the style strength (``rtstyle.strength``: a blend with the camera picture,
+any model) by ``STRENGTH_STEP``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from ..conditioning import StyleChoice, load_style_image
 from ..engine import Engine, EngineOptions, open_engine, style_switcher
 from ..errors import InputError
 from ..frames import IMAGE_EXTENSIONS
+from ..strength import apply_strength, check_strength
+
+STRENGTH_STEP = 0.1
 
 
 def style_images(folder: Path) -> list[Path]:
@@ -38,7 +43,7 @@ class Styles:
 
     def __init__(self, models: Sequence[str | Path], backend: str = "auto", device: str = "auto",
                  precision: str = "auto", style: StyleChoice | None = None, style_dir: Path | None = None,
-                 engines: list[Engine] | None = None, trust_model: bool = False):
+                 engines: list[Engine] | None = None, trust_model: bool = False, strength: float = 1.0):
         self.names = [Path(str(m)).stem for m in models] if engines is None else [f"engine {i}" for i in range(len(engines))]
         self._engines: list[Engine | None] = list(engines) if engines is not None else [None] * len(models)
         self._models, self._backend, self._device, self._precision = list(models), backend, device, precision
@@ -47,6 +52,7 @@ class Styles:
         self.index = 0
         self.images = style_images(style_dir) if style_dir is not None else []
         self.image_index = 0
+        self.strength = check_strength(strength)  # keys change it on the caller's thread
         self._applied: dict[int, int] = {}  # engine index -> style image index it holds
         self._served: collections.deque[tuple[int, int]] = collections.deque()  # per frame run, in order
 
@@ -78,8 +84,8 @@ class Styles:
         return self.current().device
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        selection = self.selection  # read once: a key may change it meanwhile on the caller's thread
-        out = self.current(selection)(frames)
+        selection, strength = self.selection, self.strength  # read once: a key may change them meanwhile
+        out = apply_strength(frames, self.current(selection)(frames), strength)
         self._served.extend([selection] * len(frames))
         return out
 
@@ -95,7 +101,8 @@ class Styles:
     @property
     def label(self) -> str:
         name = self.names[self.index]
-        return f"{name}: {self.images[self.image_index].stem}" if self.images else name
+        name = f"{name}: {self.images[self.image_index].stem}" if self.images else name
+        return name if self.strength >= 1 else f"{name} @ {self.strength:.1f}"
 
     @property
     def selection(self) -> tuple[int, int]:
@@ -113,4 +120,7 @@ class Styles:
             self.index = key - ord("1")
         elif key in (ord("s"), ord("a")) and self.images:
             self.image_index = (self.image_index + (1 if key == ord("s") else -1)) % len(self.images)
+        elif key in (ord("["), ord("]")):
+            step = STRENGTH_STEP if key == ord("]") else -STRENGTH_STEP
+            self.strength = round(min(1.0, max(0.0, self.strength + step)), 2)
         return False

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CheckpointError
+from ..netconfig import StyleNetConfig, describe_style_arch
 from ..outputs import OutputPolicy
-from ..presets import preset_of
+from ..presets import preset_of, style_arch_name
 
 BUNDLED_DIR = Path(__file__).resolve().parent
 
@@ -78,6 +79,20 @@ def pack_model(checkpoint: str | Path, out: str | Path, name: str | None = None,
 
 
 
+def write_measurements(path: str | Path, measured: dict) -> Path:
+    """Store ``measured`` (benchmarks/style_models.py: yardstick, fps...) as the checkpoint's
+    ``measured`` metadata, in place and atomically; the weights are rewritten unchanged."""
+    import torch
+
+    from ..checkpoint import load_checkpoint, read_style_target, save_checkpoint
+
+    ckpt = load_checkpoint(path)  # fp32 in memory: stored back in the file's own dtype (pack_model records it)
+    meta = {k: v for k, v in ckpt.meta.items() if k not in ("optimizer", "model")}
+    meta["measured"] = measured
+    dtype = getattr(torch, meta.get("weights_dtype", "float32"))
+    return save_checkpoint(path, ckpt.model, meta, dtype=dtype, style_target=read_style_target(path), overwrite=True)
+
+
 def _what(meta: dict) -> tuple[str, str]:
     """(one-line summary, what it was trained from) of a checkpoint's metadata."""
     model = meta["model"]
@@ -95,7 +110,24 @@ def _what(meta: dict) -> tuple[str, str]:
     if model["arch"] == "stylebank":
         names = ", ".join(s.get("name", "?") for s in meta.get("styles", []))
         return f"StyleBank: {model['num_styles']} styles via --style-index", f"style images {names}"
-    return f"style (width {model['width']}, {model['num_residual']} residual)", style
+    return f"style, {style_arch_name(model)} net ({describe_style_arch(StyleNetConfig(**_fields(model)))})", style
+
+
+def _fields(model: dict) -> dict:
+    return {k: v for k, v in model.items() if k != "arch"}
+
+
+def measured_line(meta: dict) -> str | None:
+    """The figures benchmarks/style_models.py stored in a model (``write_measurements``), in one line."""
+    m = meta.get("measured")
+    if not isinstance(m, dict):
+        return None
+    y, fps = m.get("yardstick", {}), m.get("cpu_fps_640x360", {})
+    match = y.get("lbfgs_matches_at")
+    return (f"held-out: L-BFGS matches it at {match if match is not None else 'more than 300'} iterations "
+            f"({y.get('photos')} photos, {y.get('size')} px; Johnson et al.: 50-100); 640x360 on a CPU: "
+            f"{fps.get('b1')} fps at batch 1, {fps.get('b4')} at batch 4 ({fps.get('backend')}, {fps.get('cpu')}); "
+            f"measured {m.get('date')}")
 
 
 def describe_bundled() -> list[dict]:
@@ -133,5 +165,6 @@ def describe_bundled() -> list[dict]:
         elif meta.get("task") == "style" and meta.get("model", {}).get("arch") == "style":
             provenance += "; recipe: custom (no preset)"
         rows.append({"name": name, "path": str(path), "summary": summary, "provenance": provenance, "preset": preset,
+                     "measured": measured_line(meta),
                      "size_mb": round(path.stat().st_size / 1e6, 2), "meta": meta})
     return rows

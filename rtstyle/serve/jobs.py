@@ -1,23 +1,34 @@
 """File jobs: an uploaded video or photo stylized in the background, then downloaded once.
 
-Videos go through ``rtstyle.stylize.stylize_files`` (the code behind ``rtstyle stylize``: audio and
-timestamps kept); a photo is one frame through the same engine. Jobs run one at a time on a worker
-thread (they would only share the same cores); ``JobManager.submit`` refuses past ``max_jobs``
-unfinished jobs. Progress is counted by a thin engine wrapper, so the stylize code needs no hook.
+Both go through ``rtstyle.stylize`` (the code behind ``rtstyle stylize``: audio and timestamps
+kept, photos through the same engine path), with the limits of ``rtstyle.limits`` that the server
+sets (``JobRequest.limits``), held before decoding (``stylize.check_input``, also at upload) and
+while decoding. Jobs run one at a time on a worker thread (they would only share the same cores);
+the app submits one only with a job slot taken (``Slots``), which the job gives back when it ends.
+Progress is counted by a thin engine wrapper, so the stylize code needs no hook; the same wrapper
+stops a job whose result would pass the studio's disk cap.
+
+A failed job's files are deleted at once (its record stays, with the error, until its time
+limit); a finished one's after download or its time limit.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..conditioning import StyleChoice
 from ..counting import CountingEngine
-from ..errors import InputError, RtstyleError
+from ..errors import RtstyleError
+from ..limits import Limits
+from ..strength import with_strength
 from .security import Slots, UploadStore
+
+VIDEO_OUTPUT, PHOTO_OUTPUT = "output.mp4", "output.png"
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,17 @@ class JobRequest:
     style: StyleChoice = field(default_factory=StyleChoice)
     temporal_smoothing: float = 0.0
     max_side: int | None = None
+    strength: float = 1.0  # any model: blend with the input (rtstyle.strength)
+    limits: Limits = field(default_factory=Limits)  # the server's, tightened by the client's own values
+
+    def stylize_config(self):
+        """The ``StylizeConfig`` of this job: the same checks and path as ``rtstyle stylize``."""
+        from ..stylize import StylizeConfig
+
+        output = self.input.parent / (PHOTO_OUTPUT if self.kind == "image" else VIDEO_OUTPUT)
+        return StylizeConfig(inputs=(self.input,), model=self.model, output=output, batch_size=2, progress=False,
+                             max_side=self.max_side, temporal_smoothing=self.temporal_smoothing, style=self.style,
+                             limits=self.limits)
 
 
 @dataclass
@@ -59,20 +81,26 @@ class Job:
 
 
 class JobManager:
-    def __init__(self, store: UploadStore, open_engine_for, max_jobs: int = 2):
-        """``open_engine_for(model, style, batch_size)`` opens an engine for one of the served models."""
+    def __init__(self, store: UploadStore, open_engine_for, max_jobs: int = 2,
+                 check_disk: Callable[[], None] | None = None, public: Callable[[str], str] = str):
+        """``open_engine_for(model, style, batch_size)`` opens an engine for one of the served
+        models; ``check_disk()`` raises when the store is past its cap (called between batches);
+        ``public(text)`` makes an error message fit for a client (no server paths)."""
         self.store = store
         self.open_engine_for = open_engine_for
+        self.check_disk = check_disk
+        self.public = public
         self.slots = Slots(max_jobs, "file job")
         self.jobs: dict[str, Job] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rtstyle-job")
         self._stop = threading.Event()
 
     def reserve(self) -> bool:
-        """Take a job slot before reading an upload (released by ``submit`` failures or job end)."""
+        """Take a job slot, once an upload is complete on disk (``submit`` hands it to the job)."""
         return self.slots.acquire()
 
     def submit(self, job_id: str, request: JobRequest) -> Job:
+        """Run ``request`` with the slot the caller reserved; the job releases it when it ends."""
         job = Job(job_id, request)
         self.jobs[job_id] = job
         self._pool.submit(self._run, job)
@@ -80,51 +108,36 @@ class JobManager:
 
     def _run(self, job: Job) -> None:
         job.status = "running"
+        status, error = "failed", "stopped"
         try:
-            if job.request.kind == "image":
-                self._run_image(job)
-            else:
-                self._run_video(job)
-            job.status = "done"
+            self._stylize(job)
+            status, error = "done", None
         except RtstyleError as exc:
-            job.status, job.error = "failed", str(exc)
+            error = self.public(str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug or a codec failure: still an answer for the page
-            job.status, job.error = "failed", f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}"
+            error = f"unexpected {type(exc).__name__}: {self.public(' '.join(str(exc).split()))}"
         finally:
+            if status == "failed":
+                self.store.delete(job.id)  # nothing a failed job uploaded stays on disk
             job.finished = time.time()
             self.slots.release()
+            job.status, job.error = status, error  # last: a client that sees the end sees it all done
 
-    def _run_video(self, job: Job) -> None:
-        from ..stylize import StylizeConfig, stylize_files
-        from ..video import VideoReader
-
-        req = job.request
-        out = req.input.parent / "output.mp4"
-        config = StylizeConfig(inputs=(req.input,), model=req.model, output=out, batch_size=2, progress=False,
-                               max_side=req.max_side, temporal_smoothing=req.temporal_smoothing, style=req.style)
-        job.frames_total = VideoReader(req.input).info.num_frames or None  # also rejects undecodable uploads early
-        job.counter = CountingEngine(self.open_engine_for(req.model, req.style, 2))
-        results = stylize_files(config, job.counter, self._stop)
-        job.output = results[0].output
-        job.frames_done = results[0].frames_out
-
-    def _run_image(self, job: Job) -> None:
-        """A photo: one frame through the same pipeline (``sources.ImageSource``) into a PNG."""
-        from ..frames import save_image
-        from ..pipeline import run_pipeline
-        from ..sinks import CallbackSink, SinkChain
-        from ..sources import ImageSource
+    def _stylize(self, job: Job) -> None:
+        from ..stylize import check_input, plan_batch, stylize_batch
 
         req = job.request
-        job.frames_total = 1
-        job.counter = CountingEngine(self.open_engine_for(req.model, req.style, 1))
-        results: list = []
-        run_pipeline(ImageSource([req.input], max_side=req.max_side), job.counter,
-                     SinkChain([CallbackSink(lambda image, frame: results.append(image))]), stop=self._stop)
-        if not results:
-            raise InputError("the photo gave no frame")
-        job.output = save_image(req.input.parent / "output.png", results[0])
-        job.frames_done = 1
+        config = req.stylize_config()
+        info = check_input(req.input, config)  # the limits from the header, before anything is decoded
+        job.frames_total = 1 if info is None else info.num_frames
+        job.counter = CountingEngine(with_strength(self.open_engine_for(req.model, req.style, config.batch_size),
+                                                   req.strength),
+                                     after_batch=self.check_disk)
+        report = stylize_batch(config, job.counter, self._stop, plan_batch(config))
+        if self.check_disk is not None:
+            self.check_disk()  # the frames written after the last batch's check count too
+        job.output = report.done[0].output
+        job.frames_done = report.done[0].frames_out
 
     def get(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id)
@@ -138,7 +151,12 @@ class JobManager:
         self.store.delete(job_id)
 
     def purge_expired(self) -> list[str]:
+        """Forget finished jobs past the store's time limit: their files, and the records of
+        failed jobs (whose files went when they failed)."""
+        now = time.time()
         gone = [j for j in self.store.expired() if j not in self.jobs or self.jobs[j].status not in ("queued", "running")]
+        gone += [j for j, job in self.jobs.items() if job.status == "failed" and j not in gone
+                 and job.finished is not None and now - job.finished > self.store.ttl_s]
         for job_id in gone:
             self.forget(job_id)
         return gone

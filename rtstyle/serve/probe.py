@@ -37,7 +37,8 @@ class Received:
     stamp: int
     latency_ms: float
     image: np.ndarray
-    after_change: bool
+    after_change: bool  # sent after the server acknowledged the change: stylized with the new settings
+    before_change: bool = False  # back before the change was asked for: stylized with the old ones
 
 
 @dataclass
@@ -113,7 +114,8 @@ async def probe(base_url: str, seconds: float = 3.0, size: tuple[int, int] = (32
     result = ProbeResult(session="", answer={})
     pc = RTCPeerConnection(rtc_configuration())
     pc.addTrack(_stamped_track(size, fps, result, sent_at))
-    changed = asyncio.Event()
+    changing = asyncio.Event()  # the change is on its way: frames back from now may have either settings
+    changed_at: list[float] = []  # when the server acknowledged it: frames sent later have the new ones
     counting = asyncio.Event()
     first = asyncio.Event()
     done = asyncio.Event()
@@ -132,7 +134,9 @@ async def probe(base_url: str, seconds: float = 3.0, size: tuple[int, int] = (32
                     continue
                 first.set()
                 if counting.is_set():
-                    result.received.append(Received(stamp, 1000 * (now - sent_at[stamp]), image, changed.is_set()))
+                    after = bool(changed_at) and sent_at[stamp] > changed_at[0]
+                    result.received.append(Received(stamp, 1000 * (now - sent_at[stamp]), image, after,
+                                                    not changing.is_set()))
         except MediaStreamError:
             pass
 
@@ -157,10 +161,11 @@ async def probe(base_url: str, seconds: float = 3.0, size: tuple[int, int] = (32
             if change is not None:
                 while len(result.received) < change[0] and time.perf_counter() < deadline:
                     await asyncio.sleep(0.02)
+                changing.set()
                 async with http.post(f"{base_url}/api/sessions/{result.session}", json=change[1]) as r:
                     if r.status != 200:
                         raise RuntimeError(f"settings refused: HTTP {r.status} {await r.text()}")
-                changed.set()
+                changed_at.append(time.perf_counter())
             while time.perf_counter() < deadline and (frames is None or len(result.received) < frames):
                 await asyncio.sleep(0.02)
             result.wall_s = time.perf_counter() - t0

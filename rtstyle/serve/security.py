@@ -6,13 +6,18 @@
   ``("video", ".mp4")``, ``("image", ".png")`` ... or None for anything else.
 * ``UploadStore``: a private (0700) temp folder; each job gets a subfolder named by a random id,
   files inside get fixed names (``input.<sniffed ext>``, ``output.<ext>``), so no client-supplied
-  name ever reaches the file system. ``purge_expired`` deletes what outlived its time limit.
+  name ever reaches the file system. ``purge_expired`` deletes what outlived its time limit;
+  ``usage()`` is the bytes it holds (the disk cap). The folder holds a lock while its server
+  lives: at start, folders of servers that died (SIGKILL, power loss) are removed.
 * ``Slots``: a counter with a limit (sessions, jobs); ``acquire`` is False when full, which the
   app answers with 503 "busy".
+* ``scrub_paths(text, roots)``: a message with every path under ``roots`` cut to its file name,
+  so no error a client sees names a server path.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hmac
 import ipaddress
 import os
@@ -22,6 +27,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import InputError
@@ -99,12 +105,24 @@ def sniff_image(head: bytes) -> str | None:
 
 # -------------------------------------------------------------------------------------- storage
 
+STORE_PREFIX = "rtstyle-serve-"
+LOCK_NAME = ".server.lock"
+_UNLOCKED_STALE_S = 24 * 3600  # a folder without a lock file (an older rtstyle's) this old is stale
+
+
 class UploadStore:
-    """Private per-job folders under one 0700 temp folder, deleted after use or ``ttl_s``."""
+    """Private per-job folders under one 0700 temp folder, deleted after use or ``ttl_s``.
+
+    The folder's lock file is held (``flock``) while this server lives; the kernel releases it
+    when the process dies, however it dies, so a new store removes the folders whose lock it can
+    take (``remove_stale``) before making its own."""
 
     def __init__(self, ttl_s: float = 1800.0, parent: str | Path | None = None):
         self.ttl_s = ttl_s
-        self.root = Path(tempfile.mkdtemp(prefix="rtstyle-serve-", dir=parent))  # mkdtemp: mode 0700
+        self.removed_stale = remove_stale(parent)
+        self.root = Path(tempfile.mkdtemp(prefix=STORE_PREFIX, dir=parent))  # mkdtemp: mode 0700
+        self._lock_fd = os.open(self.root / LOCK_NAME, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         self._created: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -136,10 +154,68 @@ class UploadStore:
         with self._lock:
             return [k for k, t in self._created.items() if now - t > self.ttl_s]
 
+    def usage(self) -> int:
+        """Bytes of every file under the store (uploads, also those still arriving, and results)."""
+        total = 0
+        for folder, _, files in os.walk(self.root):
+            for name in files:
+                try:
+                    total += os.lstat(os.path.join(folder, name)).st_size
+                except OSError:  # deleted meanwhile
+                    pass
+        return total
+
     def close(self) -> None:
         with self._lock:
             self._created.clear()
         shutil.rmtree(self.root, ignore_errors=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def remove_stale(parent: str | Path | None = None) -> list[Path]:
+    """Remove the store folders under ``parent`` (the temp folder) of servers that are gone:
+    this user's ``rtstyle-serve-*`` folders whose lock nobody holds (or, with no lock file,
+    untouched for a day). Returns what was removed."""
+    removed = []
+    base = Path(parent) if parent is not None else Path(tempfile.gettempdir())
+    try:
+        candidates = [p for p in base.iterdir() if p.name.startswith(STORE_PREFIX)]
+    except OSError:
+        return removed
+    for folder in candidates:
+        try:
+            if folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
+                continue
+            if _owner_gone(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        except OSError:
+            continue
+    return removed
+
+
+def _owner_gone(folder: Path) -> bool:
+    lock = folder / LOCK_NAME
+    if not lock.exists():
+        return time.time() - folder.stat().st_mtime > _UNLOCKED_STALE_S
+    fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # taken: its server is gone (held until close)
+        return True
+    except BlockingIOError:
+        return False  # a live server holds it
+    finally:
+        os.close(fd)
+
+
+def scrub_paths(text: str, roots: Iterable[str | Path]) -> str:
+    """``text`` with every path under one of ``roots`` replaced by its last part (the file name)."""
+    for root in sorted({str(r).rstrip("/") for r in roots if str(r) not in ("", "/")}, key=len, reverse=True):
+        text = re.sub(re.escape(root) + r"(/[^\s'\",;:()]*)?",
+                      lambda m: (m.group(0).rstrip("/").rsplit("/", 1)[-1] or "the server's folder"), text)
+    return text
 
 
 def inside(folder: Path, path: Path) -> bool:

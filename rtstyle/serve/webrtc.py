@@ -7,8 +7,8 @@ sink chain smooths (optional, ``LiveSmoothing``), measures (``sinks.StatsSink``)
 hands the frame to the output track, which aiortc encodes back to the page. Frames that arrive
 while the engine is busy are dropped, never queued, so latency stays at about one engine call.
 
-Settings (model, AdaIN strength and style image, StyleBank bank, temporal smoothing) change at any
-time; ``SessionEngine`` applies them on the engine thread before the next frame.
+Settings (model, style strength, AdaIN alpha and style image, StyleBank bank, temporal smoothing)
+change at any time; ``SessionEngine`` applies them on the engine thread before the next frame.
 
 Latency stamps (``stamps.py``): the server copies a client's frame-number code onto the stylized
 frame. Network policy (host candidates, ICE servers, mDNS): ``ice.py``.
@@ -30,13 +30,14 @@ import numpy as np
 
 from ..conditioning import load_style_image
 from ..engine import style_switcher
-from ..errors import InputError
 from ..frames import Frame
 from ..pipeline import PipelineConfig, run_pipeline
 from ..sinks import CallbackSink, Sink, SinkChain, SmoothingSink, StatsSink
 from ..sources import Resized, Source
+from ..strength import apply_strength, check_strength
 from ..temporal import check_smoothing
 from .catalog import Catalog
+from .params import OFFER, SESSION, parse_params
 from .stamps import read_stamp, write_stamp
 
 log = logging.getLogger("rtstyle.serve")
@@ -116,24 +117,26 @@ class Settings:
     style_index: int | None = None  # StyleBank
     smoothing: float = 0.0
     style_image: Path | None = None  # AdaIN: an uploaded image in the session's private folder
+    strength: float = 1.0  # any model: blend with the camera picture (rtstyle.strength)
 
     def check(self, catalog: Catalog) -> Settings:
         catalog.default_choice(self.model, self.alpha, self.style_index)  # raises for a bad model/index/alpha
         check_smoothing(self.smoothing)
+        check_strength(self.strength)
         return self
 
 
+def offered(params: dict, catalog: Catalog) -> Settings:
+    """A new session's settings from an offer's JSON (``params.PARAMS``, checked in one place)."""
+    typed = parse_params({k: v for k, v in params.items() if k not in ("sdp", "type")}, OFFER)
+    typed.setdefault("model", next(iter(catalog.models)))
+    return Settings(**typed).check(catalog)
+
+
 def updated(settings: Settings, changes: dict, catalog: Catalog) -> Settings:
-    """``settings`` with the JSON ``changes`` applied (unknown keys are an error)."""
-    allowed = {"model", "alpha", "style_index", "smoothing"}
-    unknown = set(changes) - allowed
-    if unknown:
-        raise InputError(f"unknown setting(s) {sorted(unknown)}; choose from {sorted(allowed)}")
-    try:
-        typed = {k: (str(v) if k == "model" else int(v) if k == "style_index" else float(v))
-                 for k, v in changes.items() if v is not None}
-    except (TypeError, ValueError):
-        raise InputError(f"bad setting value in {changes}: model is a name, alpha/smoothing numbers, style_index an integer") from None
+    """``settings`` with the JSON ``changes`` applied (``params.PARAMS``: unknown keys and bad
+    values are an error naming the setting)."""
+    typed = parse_params(changes, SESSION)
     if "model" in typed and typed["model"] != settings.model:
         typed.setdefault("style_index", None)  # bank numbers belong to one model
     return replace(settings, **typed).check(catalog)
@@ -180,7 +183,7 @@ class SessionEngine:
         with self._lock:
             settings = self.settings
         self.current = self._engine_for(settings)
-        return self.current(frames)
+        return apply_strength(frames, self.current(frames), settings.strength)
 
     def describe(self) -> str:
         return self.current.describe()
@@ -322,7 +325,7 @@ class LiveSession:
     def status(self) -> dict:
         s = self.engine.settings
         return {"id": self.id, "model": s.model, "alpha": s.alpha, "style_index": s.style_index,
-                "smoothing": s.smoothing, "style_image": s.style_image is not None,
+                "smoothing": s.smoothing, "strength": s.strength, "style_image": s.style_image is not None,
                 "engine": self.engine.describe(), "error": self.error,
                 "frames_in": self.mailbox.received, "frames_out": self.stats.frames,
                 "dropped": max(0, self.mailbox.received - self.stats.frames),  # replaced by newer ones (or in flight)

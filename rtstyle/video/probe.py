@@ -8,6 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..errors import InputError
+from ..limits import Limits
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".gif")
 DEFAULT_TIME_BASE = Fraction(1, 1000)
@@ -35,7 +36,7 @@ class VideoInfo:
     height: int
     pix_fmt: str | None
     time_base: Fraction
-    frame_rate: Fraction | None  # average rate; None if unknown
+    frame_rate: Fraction | None  # FFmpeg's guess: the base rate, or the average if variable; None if unknown
     num_frames: int | None  # as declared by the container (may be absent or approximate)
     duration: float | None  # seconds
     rotation: int = 0  # degrees counter-clockwise the player turns the picture (display matrix)
@@ -100,8 +101,10 @@ def _decode_order_timestamps(container, stream) -> bool:
     return scanned > 1
 
 
-def probe(path: str | Path) -> VideoInfo:
-    """Describe the first video stream of ``path``; decodes one frame to prove the file is usable."""
+def probe(path: str | Path, limits: Limits | None = None) -> VideoInfo:
+    """Describe the first video stream of ``path``; decodes one frame to prove the file is usable
+    (with ``limits``, only a frame within ``limits.max_pixels``: FFmpeg refuses a bigger one
+    before allocating it)."""
     import av
 
     path = Path(path)
@@ -109,10 +112,15 @@ def probe(path: str | Path) -> VideoInfo:
     with _open_input(path) as container:
         stream = _video_stream(container, path)
         ctx = stream.codec_context
+        if limits is not None:
+            limits.check_frame(ctx.width, ctx.height, path)  # the header's size
+            ctx.options = {"max_pixels": str(limits.max_pixels)}
         first = None
         try:
             first = next(container.decode(stream), None)
         except av.FFmpegError as exc:
+            if limits is not None:
+                limits.check_frame(ctx.width, ctx.height, path)  # refused by max_pixels: say so
             raise _UndecodableStream(f"cannot decode the video stream of {path} ({_ffmpeg_reason(exc)})") from None
         if first is None:
             raise InputError(f"no decodable video frames in {path} (zero frames or corrupt stream)")
@@ -130,7 +138,10 @@ def probe(path: str | Path) -> VideoInfo:
             height=first.height,
             pix_fmt=first.format.name,
             time_base=stream.time_base or DEFAULT_TIME_BASE,
-            frame_rate=stream.average_rate or stream.guessed_rate or None,
+            # FFmpeg's guess (av_guess_frame_rate, the rate ffmpeg gives an output): the stream's
+            # base rate, or the average for variable-rate files; the average alone is 29.99 for a
+            # 30 fps clip with millisecond timestamps, and an AVI keeps exactly one rate.
+            frame_rate=stream.guessed_rate or stream.average_rate or None,
             num_frames=stream.frames or None,
             duration=duration,
             rotation=rotation,

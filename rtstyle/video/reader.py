@@ -11,6 +11,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..frames import Frame, bgr_to_rgb
+from ..limits import Limits
+from .animated import WEBP_TIME_BASE, is_animated_image, iter_webp, probe_webp
 from .probe import (
     VideoInfo,
     _check_file,
@@ -31,10 +33,14 @@ class VideoReader:
     Times count from the video stream's own start (an MPEG-TS often starts at 1.4 s), seeking is
     exact in every container (seek to the keyframe before, decode, drop what precedes), and
     ``origin_time`` (the raw time of the first frame handed out) is the shift every other stream
-    of the file must get too (``audio_source``), so their offset is kept."""
+    of the file must get too (``audio_source``), so their offset is kept.
+
+    ``limits`` (``rtstyle.limits.Limits``) hold while decoding, whatever the header said: FFmpeg
+    refuses to allocate a frame over ``max_pixels`` (a stream may change size midway), and the
+    window's frames and length stop at ``max_frames`` / ``max_seconds`` with an InputError."""
 
     def __init__(self, path: str | Path, start: float | None = None, duration: float | None = None,
-                 decoder: str = "auto", threads: int = 0):
+                 decoder: str = "auto", threads: int = 0, limits: Limits | None = None):
         if decoder not in ("auto", "pyav", "opencv"):
             raise InputError(f"unknown decoder {decoder!r}; choose from auto, pyav, opencv")
         if start is not None and start < 0:
@@ -45,17 +51,23 @@ class VideoReader:
         self.start = start or 0.0
         self.end = self.start + duration if duration is not None else None
         self.threads = threads
+        self.limits = limits
         self.warnings: list[str] = []
         self.video_start = 0.0  # raw seconds of the video stream's first frame (set when decoding starts)
         self.origin_time: float | None = None  # raw seconds of the first frame handed out
+        self._decode_delay = 0  # AVI: ticks between a chunk's time and the decoder's time for its frame
+        self._first_dts: int | None = None  # of the first packet decoding started from
         self._opencv_start = 0.0
         self.decoder = decoder
-        if decoder == "opencv":
+        if decoder != "opencv" and _is_animated_webp(self.path):
+            self.info = _probe_pil(self.path)  # FFmpeg decodes still WebP only; PIL reads every frame
+            self.decoder = "pil"
+        elif decoder == "opencv":
             _check_file(self.path)
             self.info = _probe_opencv(self.path)
         else:
             try:
-                self.info = probe(self.path)
+                self.info = probe(self.path, limits)
                 self.decoder = "pyav"
             except _UndecodableStream as exc:
                 if decoder == "pyav":
@@ -80,7 +92,7 @@ class VideoReader:
                                  "over (OpenCV decodes video only)")
 
     def __iter__(self) -> Iterator[Frame]:
-        raw = self._iter_pyav() if self.decoder == "pyav" else self._iter_opencv()
+        raw = {"pyav": self._iter_pyav, "pil": self._iter_pil}.get(self.decoder, self._iter_opencv)()
         return self._window(raw)
 
     def audio_source(self) -> AudioSource:
@@ -97,7 +109,10 @@ class VideoReader:
         last = None
         index = 0
         repaired = 0
+        limits = self.limits
         for image, pts, duration in raw:
+            if limits is not None:
+                limits.check_frame(image.shape[1], image.shape[0], f"frame {index} of {self.path}")
             if pts is None:
                 pts = 0 if last is None else last + (duration or step)
             if last is not None and pts <= last:
@@ -112,7 +127,11 @@ class VideoReader:
             if origin is None:
                 origin = pts
                 # OpenCV counts from the stream's start: add it back, as the audio keeps raw times
-                self.origin_time = float(pts * tb) + (self._opencv_start if self.decoder == "opencv" else 0.0)
+                opencv_start = self._opencv_start if self.decoder == "opencv" else 0.0
+                self.origin_time = float((pts - self._decode_delay) * tb) + opencv_start
+            if limits is not None:
+                limits.check_frames(index + 1, self.path, more=True)
+                limits.check_seconds(float((pts - origin) * tb), self.path, more=True)
             yield Frame(image, pts - origin, tb, index, duration)
             index += 1
         if repaired:
@@ -138,6 +157,8 @@ class VideoReader:
             stream.thread_type = "AUTO"
             if self.threads:
                 stream.thread_count = self.threads
+            if self.limits is not None:  # FFmpeg's own check, before it allocates a picture
+                stream.codec_context.options = {"max_pixels": str(self.limits.max_pixels)}
             if stream.start_time is not None:
                 self.video_start = float(stream.start_time * stream.time_base)
             frames = self._frames_from(container, stream, self.video_start + self.start)
@@ -160,9 +181,15 @@ class VideoReader:
                 except av.FFmpegError:
                     continue
             reorder = _PacketTimestamps() if self.info.decode_order_timestamps else None
-            frames = ((f, reorder.pop() if reorder is not None else f.pts)
-                      for f in self._decode_pyav(container, stream, reorder))
+            decoded = self._decode_pyav(container, stream, reorder)
+            frames = ((f, reorder.pop()) for f in decoded) if reorder is not None else best_effort_times(decoded)
             first = next(frames, None)
+            if self.info.container == "avi" and first is not None and first[1] is not None \
+                    and self._first_dts is not None:
+                # AVI has no presentation times: chunk k is frame k and the audio starts with chunk 0.
+                # FFmpeg times a frame by its decoder's delay later (a frame, with B-frames): that
+                # delay must not move the audio against the video.
+                self._decode_delay = max(0, first[1] - self._first_dts)
             if first is None and back is not None:
                 continue  # the seek landed at the end
             if first is not None and back is not None and first[1] is not None \
@@ -176,19 +203,33 @@ class VideoReader:
     def _decode_pyav(self, container, stream, reorder: "_PacketTimestamps | None"):
         import av
 
+        self._first_dts = None
         try:
             for packet in container.demux(stream):
+                if self._first_dts is None:
+                    self._first_dts = packet.dts
                 if reorder is not None and packet.pts is not None and not packet.is_discard:
                     reorder.push(packet.pts)
                 try:
                     frames = packet.decode()
                 except av.InvalidDataError as exc:
+                    self._check_refused_size(stream)
                     self.warnings.append(f"{self.path.name}: skipped a corrupt packet at pts {packet.pts} ({_ffmpeg_reason(exc)})")
                     continue
                 yield from frames
         except av.FFmpegError as exc:
+            self._check_refused_size(stream)
             # Truncated files end here: keep every frame decoded so far.
             self.warnings.append(f"{self.path.name}: stopped reading at a damaged part ({_ffmpeg_reason(exc)})")
+
+    def _check_refused_size(self, stream) -> None:
+        """A decode error because a frame is over ``max_pixels`` is the limit, not damage."""
+        ctx = stream.codec_context
+        if self.limits is not None and ctx.width and ctx.height:
+            self.limits.check_frame(ctx.width, ctx.height, f"a frame of {self.path}")
+
+    def _iter_pil(self) -> Iterator[tuple[np.ndarray, int | None, int | None]]:
+        yield from iter_webp(self.path)
 
     def _iter_opencv(self) -> Iterator[tuple[np.ndarray, int | None, int | None]]:
         import cv2
@@ -207,6 +248,52 @@ class VideoReader:
             cap.release()
 
 
+class _BestEffortTimestamps:
+    """FFmpeg's ``best_effort_timestamp`` (libavcodec's guess_correct_pts, which ``ffmpeg`` and
+    players use; PyAV does not expose it): a frame's pts while they increase, else its decode
+    time if those have been wrong less often."""
+
+    def __init__(self) -> None:
+        self.faulty_pts = self.faulty_dts = 0
+        self.last_pts: int | None = None
+        self.last_dts: int | None = None
+
+    def count(self, pts: int | None, dts: int | None) -> None:
+        if dts is not None:
+            self.faulty_dts += self.last_dts is not None and dts <= self.last_dts
+            self.last_dts = dts
+        elif pts is not None:
+            self.last_dts = pts
+        if pts is not None:
+            self.faulty_pts += self.last_pts is not None and pts <= self.last_pts
+            self.last_pts = pts
+        elif dts is not None:
+            self.last_pts = dts
+
+    def choose(self, pts: int | None, dts: int | None) -> int | None:
+        return pts if pts is not None and (self.faulty_pts <= self.faulty_dts or dts is None) else dts
+
+
+def best_effort_times(frames: Iterator, lookahead: int = 8) -> Iterator[tuple[object, int | None]]:
+    """(frame, presentation time) for decoded frames, by FFmpeg's best-effort rule, with the first
+    ``lookahead`` frames judged by what they show too (FFmpeg decides frame by frame, so the first
+    frames of a file whose pts are wrong keep them until the errors show). AVI stores no
+    presentation times: packed B-frames (DivX/XviD) give frames shuffled pts (1, 3, 2, 5, 4...)
+    but increasing decode times, and repairing the pts instead moved frames by a frame interval."""
+    best = _BestEffortTimestamps()
+    head: list | None = []
+    for frame in frames:
+        best.count(frame.pts, frame.dts)
+        if head is None:
+            yield frame, best.choose(frame.pts, frame.dts)
+            continue
+        head.append(frame)
+        if len(head) == lookahead:
+            yield from ((f, best.choose(f.pts, f.dts)) for f in head)
+            head = None
+    yield from ((f, best.choose(f.pts, f.dts)) for f in head or ())
+
+
 class _PacketTimestamps:
     """Display times for files whose muxer stored decode times: the decoder emits frames in display
     order, so each frame's time is the smallest packet time fed so far and not yet handed out."""
@@ -219,6 +306,17 @@ class _PacketTimestamps:
 
     def pop(self) -> int | None:
         return heapq.heappop(self._heap) if self._heap else None
+
+
+def _is_animated_webp(path: Path) -> bool:
+    return path.suffix.lower() == ".webp" and is_animated_image(path)
+
+
+def _probe_pil(path: Path) -> VideoInfo:
+    width, height, frames, seconds = probe_webp(path)
+    rate = Fraction(frames / seconds).limit_denominator(1001) if seconds > 0 else None
+    return VideoInfo(path=path, container="webp", codec="webp", width=width, height=height, pix_fmt="rgb24",
+                     time_base=WEBP_TIME_BASE, frame_rate=rate, num_frames=frames, duration=seconds or None)
 
 
 def _frame_step(info: VideoInfo) -> int:

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import InputError, OutputError
 from ..outputs import OutputPolicy, commit
+from .animated import set_last_frame_duration
 from .probe import DEFAULT_TIME_BASE, ColorInfo, _ffmpeg_reason, _open_input
 from .tag import RunTag, embed, muxer_options, seal
 
@@ -105,18 +106,27 @@ class VideoWriter:
         import av
 
         self.path = Path(path)
+        check_video_extension(self.path)  # every output holds every frame, or is refused now
         self.config, self._audio_codec, fit_note = fit_container(self.path, config or EncoderConfig())
         # The one output rule (rtstyle.outputs): '-', folders, names too long for the temporary
         # name, existing files without -y; stale partials of killed runs are removed.
         OutputPolicy(overwrite=overwrite).check(self.path)
         self.overwrite = overwrite
         self.width, self.height = width, height
-        self.time_base = time_base
+        self.time_base = time_base  # of the pts given to write()
+        # AVI stores no timestamps, only a frame rate and one chunk per frame: a 1/600 time base
+        # would declare a 600 fps file of mostly empty chunks. There, one tick per frame of the
+        # source's rate (and no B-frames, see _add_video_stream).
+        self._avi = OUTPUT_FORMATS.get(self.path.suffix.lower(), ("",))[0] == "avi"
+        self._stream_time_base = 1 / Fraction(frame_rate or 30).limit_denominator(1001) if self._avi else time_base
         self.frames_written = 0
         self.warnings: list[str] = []
         if fit_note:
             self.warnings.append(fit_note)
         self._last_pts: int | None = None
+        self._last_duration: int | None = None  # time-base units: given, else the last interval
+        self._durations: dict[int, int] = {}  # pts -> duration of frames not yet out of the encoder
+        self._step = max(1, round(1 / ((frame_rate or Fraction(30)) * self._stream_time_base)))  # one frame at the stream's rate, in its ticks
         self._video_end = 0.0  # seconds: end of the last frame written
         self._closed = False
         self._audio_in = None
@@ -124,9 +134,9 @@ class VideoWriter:
         self.tmp = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix or '.mp4'}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # image2 with update=1: one picture file, rewritten per frame (a one-frame input's output)
-            options = {"update": "1"} if _format_for(self.path) == "image2" else muxer_options(_format_for(self.path))
-            self.container = av.open(str(self.tmp), "w", format=_format_for(self.path), options=options or None)
+            muxer, options = OUTPUT_FORMATS[self.path.suffix.lower()]
+            options = {**dict(options), **muxer_options(muxer)}  # muxer_options: the run tag can be sealed in place
+            self.container = av.open(str(self.tmp), "w", format=muxer, options=options or None)
         except (OSError, av.FFmpegError, ValueError) as exc:
             raise OutputError(f"cannot write {self.path} ({_ffmpeg_reason(exc)}); check the folder and extension") from None
         try:
@@ -156,7 +166,7 @@ class VideoWriter:
         except (av.FFmpegError, ValueError):
             h264 = sorted(c for c in av.codecs_available if "264" in c or "265" in c or "hevc" in c)
             raise InputError(f"unknown video encoder {cfg.codec!r}; available H.264/HEVC encoders: {', '.join(h264)}") from None
-        options = {k: str(v) for k, v in cfg.options.items()}
+        options = {**_CODEC_DEFAULTS.get(cfg.codec, {}), **{k: str(v) for k, v in cfg.options.items()}}
         if cfg.crf is not None and cfg.codec in _QUALITY_OPTION:
             options.setdefault(_QUALITY_OPTION[cfg.codec], f"{cfg.crf:g}")
             if cfg.codec == "libvpx-vp9" or cfg.codec.endswith("_nvenc"):
@@ -169,9 +179,13 @@ class VideoWriter:
         stream.width, stream.height = self.width, self.height
         self.pix_fmt = choose_pix_fmt(codec, self.width, self.height, cfg.pix_fmt)
         stream.pix_fmt = self.pix_fmt
-        stream.time_base = self.time_base
-        stream.codec_context.time_base = self.time_base
+        stream.time_base = self._stream_time_base
+        stream.codec_context.time_base = self._stream_time_base
         ctx = stream.codec_context
+        if self._avi:
+            # Reordered frames have no place in AVI (no presentation times): they would come back
+            # shuffled or a frame late in players that trust the chunk order, behind empty chunks.
+            ctx.max_b_frames = 0
         ctx.color_range, ctx.colorspace = color.color_range, color.colorspace
         ctx.color_primaries, ctx.color_trc = color.color_primaries, color.color_trc
         if rotation % 360:
@@ -182,7 +196,7 @@ class VideoWriter:
     def _open_audio(self, source: AudioSource) -> None:
         import av
 
-        if self._audio_codec is None:  # GIF, PNG: the container holds no sound
+        if self._audio_codec is None:  # GIF, APNG, WebP: the container holds no sound
             self.warnings.append(f"{self.path.suffix} holds no audio; the sound of {source.path.name} is not kept")
             return
         self._audio_in = _open_input(source.path)
@@ -248,20 +262,37 @@ class VideoWriter:
         return int(self._color.colorspace or 0), int(self._color.color_range or 0)
 
     def _encode(self, frame, pts: int | None, duration: int | None) -> None:
+        if self._stream_time_base != self.time_base:  # into the stream's ticks (AVI: frames)
+            scale = self.time_base / self._stream_time_base
+            pts = None if pts is None else round(pts * scale)
+            duration = duration and max(1, round(duration * scale))
         if pts is None:
             pts = 0 if self._last_pts is None else self._last_pts + (duration or 1)
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1  # encoders reject repeated timestamps
+        # A frame without a duration lasts as long as the one before (or one frame at the rate);
+        # packets carry it, so the last frame of a GIF or an MP4 keeps its length.
+        interval = pts - self._last_pts if self._last_pts is not None else self._step
+        self._last_duration = duration or interval
+        self._durations[pts] = self._last_duration
         self._last_pts = pts
-        frame.pts, frame.time_base = pts, self.time_base
+        frame.pts, frame.time_base = pts, self._stream_time_base
         if duration:
             frame.duration = duration
-        self._mux(self.stream.encode(frame))
+        self._mux(self._timed(self.stream.encode(frame)))
         self.frames_written += 1
-        self._video_end = float((pts + (duration or 0)) * self.time_base)
+        self._video_end = float((pts + (duration or 0)) * self._stream_time_base)
         if self._audio_in is not None:
             # Interleave audio up to the video's time (not ahead: an interrupted file ends both together).
             self._mux_audio_until(self._video_end)
+
+    def _timed(self, packets):
+        """Video packets with their frame's duration where the encoder left none (GIF's, APNG's)."""
+        for packet in packets:
+            duration = self._durations.pop(packet.pts, None) if packet.pts is not None else None
+            if not packet.duration and duration:
+                packet.duration = duration
+            yield packet
 
     def _mux(self, packets) -> None:
         import av
@@ -301,6 +332,8 @@ class VideoWriter:
             if until is not None and t - offset > until:
                 self._pending_audio = packet
                 return
+            if self._avi and end_t - offset <= 0:
+                continue  # AVI has no negative times (AAC priming): the muxer would delay the video instead
             out, decode_from = self._audio_map.get(packet.stream.index, (None, None))
             if out is None:
                 continue
@@ -332,7 +365,7 @@ class VideoWriter:
         keep = keep and self.frames_written > 0
         try:
             if keep:
-                self._mux(self.stream.encode(None))
+                self._mux(self._timed(self.stream.encode(None)))
                 if self._audio_in is not None:
                     self._mux_audio_until(self._video_end if partial else None)
                     for out, decoded in self._audio_map.values():
@@ -340,6 +373,8 @@ class VideoWriter:
                             self._mux(out.encode(None))
                 try:
                     self.container.close()
+                    if self.path.suffix.lower() in _LAST_DELAY_PATCHED and self._last_duration:
+                        set_last_frame_duration(self.tmp, float(self._last_duration * self.time_base))
                 except (OSError, av.FFmpegError) as exc:
                     raise self._write_error("finalising", exc) from None
                 if self.tag is not None:
@@ -387,10 +422,32 @@ def _is_file_error(exc: Exception) -> bool:
                                            errno.ENOTDIR, errno.EISDIR)
 
 
-def _format_for(path: Path) -> str | None:
-    """Container by extension; the hidden temp name keeps the extension, so this is a safety net."""
-    return {".mkv": "matroska", ".webm": "webm", ".mov": "mov", ".mp4": "mp4", ".m4v": "mp4", ".avi": "avi",
-            ".gif": "gif", ".png": "image2"}.get(path.suffix.lower())
+# Output extensions -> (FFmpeg muxer, muxer options). Each holds every frame of a video with its
+# time: .gif, .png (APNG) and .webp (animated WebP) are animations that loop like a GIF (browsers
+# play all three; a still-image viewer may show the first frame). Extensions of formats that hold
+# one picture (STILL_IMAGE_EXTENSIONS) are refused, as are ones not listed: .mpg and .wmv (MPEG-PS
+# and ASF through FFmpeg lose the frame times of H.264) among them. libwebp stores identical
+# consecutive frames once, with their delays added: the animation plays the same.
+OUTPUT_FORMATS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    ".mp4": ("mp4", ()), ".m4v": ("mp4", ()), ".mov": ("mov", ()), ".mkv": ("matroska", ()),
+    ".webm": ("webm", ()), ".avi": ("avi", ()), ".ts": ("mpegts", ()), ".flv": ("flv", ()),
+    ".gif": ("gif", (("loop", "0"),)), ".png": ("apng", (("plays", "0"),)), ".webp": ("webp", (("loop", "0"),)),
+}
+STILL_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+_LAST_DELAY_PATCHED = (".png", ".webp")  # muxers that ignore the last packet's duration (animated.py)
+_CODEC_DEFAULTS = {"libwebp_anim": {"quality": "90"}}  # libwebp's 75 blurs stylized detail; photos get 95
+
+
+def check_video_extension(path: Path) -> None:
+    """Refuse an output extension that cannot hold every frame of a video, naming the ones that can."""
+    ext = path.suffix.lower()
+    if ext in OUTPUT_FORMATS:
+        return
+    if ext in STILL_IMAGE_EXTENSIONS:
+        raise OutputError(f"{path.name}: a {ext} file holds one picture, not every frame of a video; give a video "
+                          "extension (.mp4, .mkv, .webm, .mov; animated: .gif, .png (APNG), .webp)")
+    what = f"unknown video extension {ext}" if ext else "no extension"
+    raise OutputError(f"{path.name}: {what}; use one of {', '.join(OUTPUT_FORMATS)}")
 
 
 # Containers that hold only some codecs: (video codecs they take, the one to use instead, the audio
@@ -398,14 +455,15 @@ def _format_for(path: Path) -> str | None:
 _CONTAINER_CODECS = {
     ".webm": (("libvpx-vp9", "libvpx", "vp8", "vp9", "libsvtav1", "libaom-av1", "av1"), "libvpx-vp9", "libopus"),
     ".gif": (("gif",), "gif", None),
-    ".png": (("png",), "png", None),
+    ".png": (("apng",), "apng", None),
+    ".webp": (("libwebp_anim",), "libwebp_anim", None),
 }
 
 
 def fit_container(path: Path, config: EncoderConfig) -> tuple[EncoderConfig, str | None, str | None]:
     """(the encoder config with a codec the container can hold, the audio codec to re-encode to,
     a note when the codec was changed). A .webm or .gif asked for with libx264 (the default) gets
-    VP9 + Opus or FFmpeg's GIF encoder instead of failing deep in FFmpeg."""
+    VP9 + Opus, or FFmpeg's GIF, APNG or animated WebP encoder, instead of failing deep in FFmpeg."""
     import dataclasses
 
     allowed = _CONTAINER_CODECS.get(path.suffix.lower())

@@ -56,7 +56,8 @@ function readStamp(data, w, h) {  // data: RGBA of the bottom ROWS rows
 function selectedModel() { return studio.models.find((m) => m.name === $("model").value); }
 
 function settings() {
-  const m = selectedModel(), s = { model: m.name, smoothing: $("smoothing").checked ? 0.5 : 0 };
+  const m = selectedModel(), s = { model: m.name, smoothing: $("smoothing").checked ? 0.5 : 0,
+                                   strength: parseFloat($("strength").value) };
   if (m.alpha) s.alpha = parseFloat($("alpha").value);
   if (m.styles.length) s.style_index = parseInt($("bank").value || "0", 10);
   return s;
@@ -210,6 +211,7 @@ async function startJob() {
   if (!file) { $("job-error").textContent = "choose a video or photo first"; return; }
   const form = new FormData();
   form.append("model", $("job-model").value);
+  form.append("strength", $("job-strength").value);
   form.append("file", file);
   $("job-start").disabled = true; $("job-status").textContent = "uploading…";
   try {
@@ -237,6 +239,7 @@ $("snapshot").onclick = snapshot;
 $("model").onchange = pushSettings;
 $("bank").onchange = pushSettings;
 $("alpha").onchange = pushSettings;
+$("strength").onchange = pushSettings;
 $("smoothing").onchange = pushSettings;
 $("style-image").onchange = uploadStyleImage;
 $("job-start").onclick = startJob;
