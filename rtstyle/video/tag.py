@@ -15,9 +15,11 @@ The tag goes into the container header when the file is opened, with ``frames`` 
 fixed-width placeholders, and is sealed at finalisation: those bytes are rewritten in place (same
 length) once the muxer has closed the file and before it is renamed into place. MP4/MOV (in
 ``moov``, written last), Matroska/WebM (``Tags``; written without CRC-32 elements, which a rewrite
-would invalidate) and AVI (``INFO/ICMT``) store the text as it is. GIF and PNG muxers store no
-tags: the sealed tag is appended as a GIF comment extension or a PNG ``tEXt`` chunk. So a file
-judges itself: no frame counting, which containers, decoders and packed B-frames disagree on.
+would invalidate), AVI (``INFO/ICMT``) and FLV (``onMetaData``) store the text as it is. The GIF,
+APNG, WebP and MPEG-TS muxers store no such tag: the sealed tag is appended as a GIF comment
+extension, a PNG ``tEXt`` chunk, a RIFF chunk of its own (``RTAG``, which WebP readers skip) or
+a null packet (PID 0x1FFF, which demuxers drop). So a file judges itself: no frame counting,
+which containers, decoders and packed B-frames disagree on.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ _PATTERN = re.compile(
 _MUXER_OPTIONS = {"matroska": {"write_crc32": "0"}, "webm": {"write_crc32": "0"}}
 _GIF_TRAILER = b"\x3b"
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+_WEBP_CHUNK = b"RTAG"  # not one of WebP's chunks: readers skip unknown chunks (WebP container spec)
+_TS_PACKET = 188
+_TS_NULL_HEADER = b"\x47\x1f\xff\x10"  # sync byte, PID 0x1FFF (null packet), payload only
 
 
 def new_run_id() -> str:
@@ -122,6 +127,10 @@ def seal(path: Path, tag: RunTag) -> None:
             _append_gif_comment(f, size, final)
         elif head == b"\x89PNG\r\n\x1a\n":
             _append_png_text(f, size, final)
+        elif head[:4] == b"RIFF" and f.read(4) == b"WEBP":
+            _append_webp_chunk(f, size, final)
+        elif head[:1] == b"\x47" and size % _TS_PACKET == 0:
+            _append_ts_null_packet(f, size, final)
         else:
             raise ValueError(f"{path.name}: the container kept no run tag")
 
@@ -172,3 +181,22 @@ def _append_png_text(f, size: int, text: bytes) -> None:
     chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
     f.seek(size - len(_PNG_IEND))
     f.write(chunk + _PNG_IEND)
+
+
+def _append_webp_chunk(f, size: int, text: bytes) -> None:
+    """An ``RTAG`` chunk after the last one, the RIFF size grown to match."""
+    if size % 2:
+        raise ValueError("WebP of odd length")
+    chunk = _WEBP_CHUNK + struct.pack("<I", len(text)) + text + b"\x00" * (len(text) & 1)
+    f.seek(size)
+    f.write(chunk)
+    f.seek(4)
+    f.write(struct.pack("<I", size + len(chunk) - 8))
+
+
+def _append_ts_null_packet(f, size: int, text: bytes) -> None:
+    """One null packet (PID 0x1FFF) whose payload is the tag, padded with 0xFF."""
+    if len(text) > _TS_PACKET - len(_TS_NULL_HEADER):
+        raise ValueError("run tag longer than one MPEG-TS packet")
+    f.seek(size)
+    f.write(_TS_NULL_HEADER + text + b"\xff" * (_TS_PACKET - len(_TS_NULL_HEADER) - len(text)))
