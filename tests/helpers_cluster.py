@@ -1,6 +1,6 @@
 """Clips and engines for the Ray cluster tests: a clip with regular keyframes and B-frames (so it
-can be cut into segments), an AVI with packed B-frames (XviD/DivX style), a folder of every container
-rtstyle reads, and an engine factory that is slow and reports its worker's pid."""
+can be cut into segments), a folder of every container rtstyle reads (an AVI with packed B-frames,
+XviD/DivX style, among them), and an engine factory that is slow and reports its worker's pid."""
 
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ import numpy as np
 
 from rtstyle.engine import Engine
 from rtstyle.stylize import open_chain
-from tests.helpers_video import _write_sine, frame_pattern, make_clip
-
-_VOP = b"\x00\x00\x01\xb6"  # MPEG-4 Part 2 start code of a video object plane (a frame)
+from tests.helpers_video import _write_sine, frame_pattern, make_clip, make_packed_avi
 
 
 def make_keyframed_clip(path: Path, frames: int = 72, fps: int = 24, gop: int = 12, size=(64, 48),
@@ -42,63 +40,6 @@ def make_keyframed_clip(path: Path, frames: int = 72, fps: int = 24, gop: int = 
     return path
 
 
-def make_packed_bframes_avi(path: Path, frames: int = 12, size=(48, 32), fps: int = 10) -> Path:
-    """MPEG-4 Part 2 with B-frames in AVI the way XviD and DivX store them ("packed B-frames"): AVI
-    has one timestamp per chunk and no reordering, so each B-frame travels in the chunk of the P-frame
-    before it and an N-VOP (a 6-byte "not coded" frame) holds its slot; a "DivX503b1393p" user-data
-    string ('p': packed) tells decoders. Chunks and frames then count differently depending on who
-    counts: what --skip-existing used to trip on."""
-    width, height = size
-    enc = av.CodecContext.create("mpeg4", "w")
-    enc.width, enc.height, enc.pix_fmt = width, height, "yuv420p"
-    enc.time_base, enc.framerate = Fraction(1, fps), Fraction(fps)
-    enc.gop_size, enc.max_b_frames, enc.bit_rate = frames, 1, 200_000
-    enc.options = {"sc_threshold": "1000000000"}  # P-frames, not a keyframe at every change
-    packets = []
-    for i in range(frames):
-        f = av.VideoFrame.from_ndarray(frame_pattern(i, width, height), format="rgb24").reformat(format="yuv420p")
-        f.pts, f.time_base = i, Fraction(1, fps)
-        packets += [bytes(p) for p in enc.encode(f)]
-    packets += [bytes(p) for p in enc.encode(None)]
-
-    def vop_type(data: bytes) -> int:  # 0 I, 1 P, 2 B
-        return data[data.find(_VOP) + 4] >> 6
-
-    bits = (fps - 1).bit_length()  # vop_time_increment width for a time base of 1/fps
-
-    def n_vop(slot: int) -> bytes:  # P, modulo 0, marker, increment, marker, vop_coded=0, stuffing
-        value = (0b01 << (bits + 4)) | (1 << (bits + 2)) | ((slot % fps) << 2) | (1 << 1)
-        used = bits + 6
-        pad = (-used) % 8 or 8
-        value = (value << pad) | ((1 << (pad - 1)) - 1)
-        return _VOP + value.to_bytes((used + pad) // 8, "big")
-
-    chunks: list[tuple[bytes, bool]] = []
-    i = 0
-    while i < len(packets):
-        data = packets[i]
-        if i + 1 < len(packets) and vop_type(packets[i + 1]) == 2:  # P + the B shown before it, then a N-VOP
-            chunks += [(data + packets[i + 1], vop_type(data) == 0), (n_vop(len(chunks) + 1), False)]
-            i += 2
-        else:
-            chunks.append((data, vop_type(data) == 0))
-            i += 1
-    first, key = chunks[0]
-    at = first.find(_VOP)
-    chunks[0] = (first[:at] + b"\x00\x00\x01\xb2DivX503b1393p" + first[at:], key)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.codec_tag = "XVID"
-        stream.time_base = Fraction(1, fps)
-        for n, (data, key) in enumerate(chunks):
-            packet = av.Packet(data)
-            packet.pts = packet.dts = n
-            packet.time_base, packet.stream, packet.is_keyframe = Fraction(1, fps), stream, key
-            out.mux(packet)
-    return path
-
-
 def make_mixed_folder(folder: Path, frames: int = 8, size=(40, 32)) -> list[Path]:
     """One short clip in each container rtstyle reads: MP4, MKV (VFR), MOV, WebM (VP9), AVI with
     packed B-frames, animated GIF."""
@@ -108,7 +49,7 @@ def make_mixed_folder(folder: Path, frames: int = 8, size=(40, 32)) -> list[Path
         make_clip(folder / "b.mkv", frames=frames, size=size, vfr=True),
         make_clip(folder / "c.mov", frames=frames, size=size, audio=False),
         make_clip(folder / "d.webm", frames=frames, size=size, codec="libvpx-vp9", audio=False),
-        make_packed_bframes_avi(folder / "e.avi", frames=frames + 4, size=(48, 32)),
+        make_packed_avi(folder / "e.avi", frames=frames + 4, size=(48, 32), audio=False),
         make_clip(folder / "f.gif", frames=frames, size=size, codec="gif", pix_fmt="rgb8", audio=False),
     ]
 
@@ -155,6 +96,20 @@ class SlowEngineFactory:
 
     def __call__(self, config):
         return SlowEngine(open_chain(config), self.delay, self.pid_dir)
+
+
+class DyingEngine(SlowEngine):
+    """Kills its own process (SIGKILL, as the OOM killer would) at its first batch: every attempt of
+    every item it runs dies."""
+
+    def _run(self, frames):
+        super()._run(frames)
+        os.kill(os.getpid(), 9)
+
+
+class DyingEngineFactory(SlowEngineFactory):
+    def __call__(self, config):
+        return DyingEngine(open_chain(config), self.delay, self.pid_dir)
 
 
 def same_video(a: Path, b: Path) -> tuple[bool, str]:

@@ -28,6 +28,7 @@ from rtstyle.video import EncoderConfig
 from rtstyle.video.tag import read_tag
 from tests.conftest import REPO, TINY_STYLE, _save
 from tests.helpers_cluster import (
+    DyingEngineFactory,
     SlowEngineFactory,
     audio_packets,
     keyframe_times,
@@ -196,6 +197,20 @@ def test_worker_killed_mid_file_is_retried_by_ray(clips, reference, tmp_path):
     assert not leftovers(tmp_path / "out")
 
 
+def test_a_file_whose_worker_dies_on_every_attempt_is_reported_failed(clips, tmp_path):
+    """Ray's retries run out (the worker is killed at every attempt): the file is reported failed with
+    why and how often, the job ends (exit 1 from the CLI), and no partial file is left."""
+    _, folder, model = clips
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    config = _config(folder / "a.mp4", model, tmp_path / "out" / "a.mp4")
+    report = run_cluster(config, ClusterConfig(workers=1, max_retries=1), engine_factory=DyingEngineFactory(0, pids))
+    (failed,) = report.failed
+    assert "its worker was lost on every attempt (2;" in failed.error and failed.retries == 1, failed
+    assert len(list(pids.glob("*.pid"))) == 2  # two worker processes, each killed
+    assert not (tmp_path / "out").exists() or not leftovers(tmp_path / "out")
+
+
 def test_skip_existing_does_only_the_rest(clips, reference, tmp_path, capsys):
     _, folder, model = clips
     out = tmp_path / "out"
@@ -258,10 +273,13 @@ def test_stop_finalises_running_outputs_and_writes_stats(clips, tmp_path):
     assert not leftovers(tmp_path / "out")
 
 
-def test_sigterm_stops_the_cli_like_a_single_machine_run(tmp_path):
-    """A real process and a real SIGTERM: exit 130, no native stack dump from Ray, --stats written,
-    the running file's partial output finalised and playable."""
-    src = make_clip(tmp_path / "in.mp4", frames=240, size=(320, 240), audio=False)
+@pytest.mark.parametrize("signum, group", [(signal.SIGTERM, False), (signal.SIGINT, True)], ids=["sigterm", "ctrl-c"])
+def test_a_signal_stops_the_cli_like_a_single_machine_run(tmp_path, signum, group):
+    """A real process and a real signal: SIGTERM to the driver, or SIGINT to its whole process group
+    (what Ctrl-C in a terminal sends, Ray's processes included): exit 130, no native stack dump from
+    Ray, --stats written, the running file's partial output finalised, playable and tagged as such."""
+    frames = 720  # far more than are done before the signal, even on a quiet machine
+    src = make_clip(tmp_path / "in.mp4", frames=frames, size=(320, 240), audio=False)
     model = _save(tmp_path / "tiny.safetensors", TINY_STYLE, "style")
     out, stats = tmp_path / "out", tmp_path / "job.json"
     argv = [sys.executable, "-m", "rtstyle", "stylize", str(src), "-o", str(out), "--model", str(model),
@@ -270,27 +288,51 @@ def test_sigterm_stops_the_cli_like_a_single_machine_run(tmp_path):
     proc = subprocess.Popen(argv, cwd=REPO, env=isolated_ray_env(tmp_path / "home"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
             partials = list(out.glob(".in_tiny.partial-*")) if out.exists() else []
             if partials and partials[0].stat().st_size > 4000:
                 break
             time.sleep(0.05)
         assert proc.poll() is None, f"the job ended before the signal: {proc.communicate()}"
-        proc.send_signal(signal.SIGTERM)
-        stdout, stderr = proc.communicate(timeout=120)
+        if group:
+            os.killpg(proc.pid, signum)
+        else:
+            proc.send_signal(signum)
+        stdout, stderr = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 130, stderr
-    assert "SIGTERM received" not in stderr and "PC: @" not in stderr, stderr
+    assert stdout == "", stdout  # -q
+    assert "SIGTERM received" not in stderr and "PC: @" not in stderr and "Traceback" not in stderr, stderr
     assert "interrupted: 0 of 1 files done, 1 partial outputs finalised" in stderr, stderr
     report = json.loads(stats.read_text())
     (video,) = report["videos"]
-    assert video["status"] == "interrupted" and 0 < video["frames"] < 240
+    assert video["status"] == "interrupted" and 0 < video["frames"] < frames
     assert len(read_frames(out / "in_tiny.mp4")[0]) == video["frames"] == read_tag(out / "in_tiny.mp4").frames
+    assert read_tag(out / "in_tiny.mp4").end == "stop"
     assert not leftovers(out) and not (tmp_path / "home" / ".ray").exists()
+
+
+def test_progress_none_prints_nothing_and_a_failed_file_exits_1(clips, cluster, tmp_path, capsys):
+    """``--progress none`` (what ``-q`` sets) with --ray: not a line on success. A file that fails in
+    its worker (an unreadable picture: the item raises, which Ray does not retry) is still named, with
+    why, and the exit code is 1."""
+    _, folder, model = clips
+    base = ["--model", str(model), "--device", "cpu", "--preset", "ultrafast", "--ray", "local", "--progress", "none"]
+    assert main(["stylize", str(folder / "a.mp4"), "-o", str(tmp_path / "a.mp4"), *base]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == "", captured
+    assert read_tag(tmp_path / "a.mp4").end == "done"
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not a picture" * 64)
+    assert main(["stylize", str(broken), "-o", str(tmp_path / "broken_out.jpg"), *base]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith("0 done, 0 skipped, 1 failed"), captured
+    assert "broken.jpg" in captured.err and "failed" in captured.err, captured.err
+    assert not (tmp_path / "broken_out.jpg").exists() and not leftovers(tmp_path)
 
 
 def _readme_commands() -> list[list[str]]:

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -109,7 +108,8 @@ def _ray_env(tmp_path) -> dict:
 
 def test_join_failures_are_one_line_and_quick(tmp_path):
     """Nothing listening at HOST:PORT (Ray itself retries that for minutes), and ``--ray auto`` with no
-    cluster to find: one line each, naming the fix, in seconds."""
+    cluster to find: one line each, naming the fix, found before Ray tries to join (the messages come
+    from rtstyle's own checks; the bound is the subprocess timeout, not a timing)."""
     pytest.importorskip("ray")
     src = make_clip(tmp_path / "a.mp4", frames=2, audio=False)
     with socket.socket() as s:  # a loopback port nobody listens on
@@ -118,9 +118,8 @@ def test_join_failures_are_one_line_and_quick(tmp_path):
     base = ["stylize", str(src), "-o", str(tmp_path / "out"), "--model", "starry_night", "-q"]
     env = _ray_env(tmp_path)
     for address, words in ((f"127.0.0.1:{port}", "nothing answers there"), ("auto", "no running Ray cluster found")):
-        started = time.monotonic()
-        done = _run([*base, "--ray", address], env)
+        done = _run([*base, "--ray", address], env, timeout=300)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1 and words in lines[0], done.stderr
-        assert "ray start --head" in lines[0] and time.monotonic() - started < 60
+        assert "ray start --head" in lines[0]
     assert not (tmp_path / "out").exists() and not (tmp_path / "home" / ".ray").exists()

@@ -90,7 +90,8 @@ class ClusterReport:
         t = self.totals()
         stopped = "".join(f", {t[k]} {k.replace('_', ' ')}" for k in ("interrupted", "not_started") if t[k])
         res = self.resources
-        where = (f"on {res['workers']} workers of {_bundle(res['per_worker'])}, {t['nodes']} nodes; " if res else "")
+        workers = f"{res['workers']} worker{'s' if res.get('workers') != 1 else ''}" if res else ""
+        where = f"on {workers} of {_bundle(res['per_worker'])} ({res['nodes']}); " if res else ""
         first = (f"{t['done']} done, {t['skipped']} skipped, {t['failed']} failed{stopped}; {t['frames']} frames in "
                  f"{t['wall_s']:.1f} s ({t['fps']:.1f} fps, {t['files_per_s']:.3f} files/s) {where}"
                  f"{t['retries']} retries")
