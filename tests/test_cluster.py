@@ -211,6 +211,22 @@ def test_a_file_whose_worker_dies_on_every_attempt_is_reported_failed(clips, tmp
     assert not (tmp_path / "out").exists() or not leftovers(tmp_path / "out")
 
 
+def test_later_jobs_of_a_driver_reuse_its_journal_actor(clips, cluster, tmp_path):
+    """The journal (which attempt of an item ran where) is an actor, a process of its own: started by
+    a driver's first job and kept for the next, as Ray keeps the driver's worker processes, so a
+    later job's first item does not wait seconds for it to start."""
+    from rtstyle.cluster import run as cluster_run
+
+    _, folder, model = clips
+    actors = []
+    for name in ("one", "two"):
+        report = run_cluster(_config(folder / "a.mp4", model, tmp_path / f"{name}.mp4"), ClusterConfig(workers=1))
+        assert not report.failed, report.summary_lines()
+        (handle,) = cluster_run._JOURNALS.values()
+        actors.append(handle._actor_id.hex())
+    assert actors[0] == actors[1]
+
+
 def test_skip_existing_does_only_the_rest(clips, reference, tmp_path, capsys):
     _, folder, model = clips
     out = tmp_path / "out"

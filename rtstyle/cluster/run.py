@@ -154,7 +154,7 @@ class _Job:
         self.by_key: dict = {}  # item key -> ref
         self.settled: set = set()  # refs whose result came back
         self.frames_done = 0
-        self.journal = None
+        self.journal = None  # the driver's Journal actor (_journal)
         self.snapshot: dict = {"attempts": {}, "frames": {}}
 
     @staticmethod
@@ -198,12 +198,9 @@ class _Job:
         return group
 
     def _submit(self, shape: WorkerShape, group) -> None:
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         ray = self.ray
-        here = ray.get_runtime_context().get_node_id()
-        self.journal = ray.remote(Journal).options(
-            num_cpus=0, max_restarts=0, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
         task = ray.remote(run_item)
         options = dict(num_cpus=shape.cpus, num_gpus=shape.gpus, max_retries=self.cluster.max_retries,
                        retry_exceptions=False,
@@ -224,6 +221,7 @@ class _Job:
         from ray.util.placement_group import remove_placement_group
 
         shape = self._shape()
+        self.journal = _journal(self.ray)  # starting (a first job's) meanwhile
         reserving = time.perf_counter()
         group = self._reserve(shape)
         self.report.reserve_s = time.perf_counter() - reserving
@@ -241,10 +239,8 @@ class _Job:
             self._refresh()
             with contextlib.suppress(Exception):
                 remove_placement_group(group)
-            if self.journal is not None:
-                with contextlib.suppress(Exception):
-                    self.ray.kill(self.journal)
-                self.journal = None
+            with contextlib.suppress(Exception):
+                self.journal.forget.remote(self.config.run_id)
             for f in self.files:
                 if f.job.segments:
                     shutil.rmtree(f.job.parts_dir, ignore_errors=True)
@@ -371,7 +367,7 @@ class _Job:
     def _refresh(self) -> None:
         if self.journal is not None:
             with contextlib.suppress(Exception):  # the journal is for display and the report only
-                self.snapshot = self.ray.get(self.journal.snapshot.remote(), timeout=10)
+                self.snapshot = self.ray.get(self.journal.snapshot.remote(self.config.run_id), timeout=10)
 
     def _progress(self, bar) -> None:
         self._refresh()
@@ -423,6 +419,31 @@ class _Job:
             self.report.interrupted = (f"interrupted: {done} of {len(self.files)} files done"
                                        + (f", {len(partial)} partial outputs finalised" if partial else "")
                                        + (", the rest not written" if len(interrupted) > len(partial) else ""))
+
+
+def _journal(ray):
+    """This driver's ``Journal`` actor: started by its first job and kept for the next ones, as Ray
+    keeps the driver's worker processes (an actor is a process of its own: seconds to start, which
+    every job paid before its first item could run). On the driver's node; a new one if it died."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    context = ray.get_runtime_context()
+    here = context.get_node_id()
+    key = (here, context.get_job_id())
+    handle = _JOURNALS.get(key)
+    if handle is not None:
+        try:
+            ray.get(handle.snapshot.remote(""), timeout=10)
+            return handle
+        except Exception:  # noqa: BLE001 - gone (killed, its node lost): start another
+            pass
+    _JOURNALS.clear()
+    _JOURNALS[key] = ray.remote(Journal).options(
+        num_cpus=0, max_restarts=0, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
+    return _JOURNALS[key]
+
+
+_JOURNALS: dict = {}  # (driver's node id, Ray job id) -> the Journal actor of that driver
 
 
 def _resources(values: dict) -> str:

@@ -43,36 +43,43 @@ _ENGINES: dict[bytes, Engine] = {}  # this process's open engine, by its setting
 
 
 class Journal:
-    """Per item: its attempts (host, pid, node, start time) and the frames of the latest so far."""
+    """Per job (its run id) and item: the item's attempts (host, pid, node, start time) and the
+    frames of the latest so far. One per driver, kept from job to job (``run._journal``)."""
 
     def __init__(self) -> None:
-        self.attempts: dict[str, list[dict]] = {}
-        self.frames: dict[str, int] = {}
+        self.runs: dict[str, dict] = {}
 
-    def started(self, key: str, where: dict) -> None:
-        self.attempts.setdefault(key, []).append(where)
-        self.frames[key] = 0
+    def _run(self, run: str) -> dict:
+        return self.runs.setdefault(run, {"attempts": {}, "frames": {}})
 
-    def progress(self, key: str, frames: int) -> None:
-        self.frames[key] = frames
+    def started(self, run: str, key: str, where: dict) -> None:
+        record = self._run(run)
+        record["attempts"].setdefault(key, []).append(where)
+        record["frames"][key] = 0
 
-    def snapshot(self) -> dict:
-        return {"attempts": self.attempts, "frames": self.frames}
+    def progress(self, run: str, key: str, frames: int) -> None:
+        self._run(run)["frames"][key] = frames
+
+    def snapshot(self, run: str) -> dict:
+        return self.runs.get(run, {"attempts": {}, "frames": {}})
+
+    def forget(self, run: str) -> None:
+        self.runs.pop(run, None)
 
 
 class _Reporting(CountingEngine):
     """Counts the item's frames and tells the journal, at most every ``_REPORT_EVERY_S``."""
 
-    def __init__(self, inner: Engine, journal, key: str):
+    def __init__(self, inner: Engine, journal, run: str, key: str):
         super().__init__(inner)
-        self.journal, self.key, self._last = journal, key, 0.0
+        self.journal, self.run, self.key, self._last = journal, run, key, 0.0
 
     def __call__(self, frames):
         out = super().__call__(frames)
         now = time.monotonic()
         if self.journal is not None and now - self._last >= _REPORT_EVERY_S:
             self._last = now
-            self.journal.progress.remote(self.key, self.frames)  # fire and forget
+            self.journal.progress.remote(self.run, self.key, self.frames)  # fire and forget
         return out
 
 
@@ -109,7 +116,7 @@ def run_item(config: StylizeConfig, item: Item, cores: int, device_type: str, jo
     if journal is not None:
         # Waited for, so that a process killed right after still counts as an attempt; through the
         # ref's future, not ray.get, which would hand this task's CPUs to the next task meanwhile.
-        journal.started.remote(item.key, info).future().result(timeout=60)
+        journal.started.remote(config.run_id, item.key, info).future().result(timeout=60)
     started = time.perf_counter()
     out: dict = {"worker": info, "engine_open_s": 0.0, "warnings": []}
     done = _finished_by_earlier_attempt(config, item)
@@ -120,7 +127,7 @@ def run_item(config: StylizeConfig, item: Item, cores: int, device_type: str, jo
         out.update(frames=frames, warnings=warnings)
     else:
         engine, out["engine_open_s"] = _engine(config, engine_factory)
-        counted = _Reporting(engine, journal, item.key)
+        counted = _Reporting(engine, journal, config.run_id, item.key)
         out.update(device=engine.describe(), threads=plan_threads().engine)
         if item.kind == "segment":
             seg: SegmentResult = stylize_segment(config, counted, item.src, item.segment, item.part)
