@@ -123,3 +123,18 @@ def test_join_failures_are_one_line_and_quick(tmp_path):
         assert done.returncode == 2 and len(lines) == 1 and words in lines[0], done.stderr
         assert "ray start --head" in lines[0]
     assert not (tmp_path / "out").exists() and not (tmp_path / "home" / ".ray").exists()
+
+
+def test_cluster_scaling_result_renders_and_its_summary_is_recomputed():
+    """The committed cluster benchmark: its table is what benchmarks/cluster_scaling.py makes of its
+    JSON, the medians and paired ratios recomputed from the runs, and it names the CPU."""
+    import json
+
+    from rtstyle.benchmarks.cluster_scaling import markdown, summarise
+
+    results = sorted((REPO / "benchmarks" / "results").glob("cluster-scaling-*.json"))
+    result = json.loads(results[-1].read_text())
+    assert summarise(result) == result["summary"]
+    text = markdown(result)
+    assert text == results[-1].with_suffix(".md").read_text()
+    assert result["machine"].split(",")[0] in text and "| --ray, 2 workers" in text and "paired" in text
