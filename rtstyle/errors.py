@@ -39,6 +39,11 @@ class ExportError(RtstyleError):
     """Exporting or building a deployable model failed (tracer error, parser error, parity check)."""
 
 
+class ClusterError(RtstyleError):
+    """A Ray cluster cannot be joined (nothing listening, authentication, versions) or cannot host a
+    worker of the job."""
+
+
 class OutputError(RtstyleError):
     """An output path is unusable (exists without -y, equals the input, not writable, disk full)."""
 

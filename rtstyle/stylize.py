@@ -71,6 +71,7 @@ from .temporal import check_smoothing
 from .threads import plan_threads
 from .tiles import DEFAULT_PAD, Tiling, check_tiling
 from .video import VIDEO_EXTENSIONS, AudioSource, EncoderConfig, VideoInfo, VideoReader, VideoWriter
+from .video.tag import RunTag
 from .video.writer import check_video_extension
 
 
@@ -109,6 +110,7 @@ class StylizeConfig:
     strength: float = 1.0  # the style model's output blended with its input (rtstyle.strength); 1: full style
     tile: int | None = None  # cut frames into tiles of this many pixels for the engine (rtstyle.tiles); None: whole
     tile_pad: int = DEFAULT_PAD  # pixels of context around each tile
+    run_id: str | None = None  # written into each video output's run tag (video.tag); None: a new id per output
 
     def __post_init__(self) -> None:
         # One path (str or Path) is one input, not a sequence of one-letter file names.
@@ -530,6 +532,7 @@ def _stylize_one(config: StylizeConfig, engine: Engine, src: Path, dst: Path, st
         dst, out_w, out_h, info.time_base, info.frame_rate, config.encoder.beside_engine(engine.device.type, threads.encode),
         rotation=info.rotation, color=info.color, overwrite=config.overwrite,
         audio=_audio(reader, src) if info.has_audio else None,
+        tag=RunTag.for_source(src, config.start, config.duration, config.run_id),
     )
     chain = build_sinks(config.temporal_smoothing, writer=WriterSink(writer),
                         preview=PreviewSink(display) if display is not None else None)

@@ -11,6 +11,9 @@ encoder's *measured* share of the work (``DECODE_SHARE`` + ``ENCODE_SHARE`` of a
 light next to a style network on a CPU), never fewer than one. Torch, ONNX Runtime and
 OpenVINO all take ``ThreadPlan.engine``; the video reader and writer take ``decode``/``encode``.
 ``RTSTYLE_ENGINE_THREADS`` overrides the engine's share (benchmarks, shared machines).
+``RTSTYLE_CORES`` caps the cores the plan starts from: a Ray worker sets it to the CPUs Ray
+reserved for it (Ray does not pin a worker to cores, so its affinity still shows the whole machine),
+and it suits containers whose CPU quota their affinity does not show.
 
 With the engine on a GPU (``plan_threads(engine_device="cuda")``) the CPU runs only the decoder
 and the encoder, and x264 is then its heaviest stage: one encoder thread caps a 1080p pipeline
@@ -32,6 +35,7 @@ ENCODE_THREADS = 1
 DECODE_SHARE = 0.1
 ENCODE_SHARE = 0.25
 ENV = "RTSTYLE_ENGINE_THREADS"
+CORES_ENV = "RTSTYLE_CORES"
 # Engine on a GPU: the decoder's share of the cores (its frame threads, when it decodes on the CPU);
 # the encoder takes the rest. The engine's host thread only queues kernels.
 GPU_ENGINE_DECODE_SHARE = 0.25
@@ -46,11 +50,16 @@ class ThreadPlan:
 
 
 def available_cores() -> int:
-    """Cores this process may use (its CPU affinity, where the OS has one)."""
+    """Cores this process may use: its CPU affinity (where the OS has one), at most ``RTSTYLE_CORES``."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    if cap := os.environ.get(CORES_ENV):
+        if not cap.isdigit() or int(cap) < 1:
+            raise InputError(f"{CORES_ENV}={cap!r}: expected a positive whole number of cores")
+        cores = min(cores, int(cap))
+    return cores
 
 
 def plan_threads(cores: int | None = None, engine_device: str = "cpu") -> ThreadPlan:

@@ -1,5 +1,6 @@
 """Clips and engines for the Ray cluster tests: a clip with regular keyframes and B-frames (so it
-can be cut into segments), and an engine factory that is slow and reports its worker's pid."""
+can be cut into segments), a folder of every container rtstyle reads (an AVI with packed B-frames,
+XviD/DivX style, among them), and an engine factory that is slow and reports its worker's pid."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from rtstyle.engine import Engine
 from rtstyle.stylize import open_chain
-from tests.helpers_video import _write_sine, frame_pattern
+from tests.helpers_video import _write_sine, frame_pattern, make_clip, make_packed_avi
 
 
 def make_keyframed_clip(path: Path, frames: int = 72, fps: int = 24, gop: int = 12, size=(64, 48),
@@ -37,6 +38,20 @@ def make_keyframed_clip(path: Path, frames: int = 72, fps: int = 24, gop: int = 
         if aus is not None:
             _write_sine(out, aus, frames / fps)
     return path
+
+
+def make_mixed_folder(folder: Path, frames: int = 8, size=(40, 32)) -> list[Path]:
+    """One short clip in each container rtstyle reads: MP4, MKV (VFR), MOV, WebM (VP9), AVI with
+    packed B-frames, animated GIF."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        make_clip(folder / "a.mp4", frames=frames, size=size),
+        make_clip(folder / "b.mkv", frames=frames, size=size, vfr=True),
+        make_clip(folder / "c.mov", frames=frames, size=size, audio=False),
+        make_clip(folder / "d.webm", frames=frames, size=size, codec="libvpx-vp9", audio=False),
+        make_packed_avi(folder / "e.avi", frames=frames + 4, size=(48, 32), audio=False),
+        make_clip(folder / "f.gif", frames=frames, size=size, codec="gif", pix_fmt="rgb8", audio=False),
+    ]
 
 
 def keyframe_times(path: Path) -> list[float]:
@@ -81,6 +96,20 @@ class SlowEngineFactory:
 
     def __call__(self, config):
         return SlowEngine(open_chain(config), self.delay, self.pid_dir)
+
+
+class DyingEngine(SlowEngine):
+    """Kills its own process (SIGKILL, as the OOM killer would) at its first batch: every attempt of
+    every item it runs dies."""
+
+    def _run(self, frames):
+        super()._run(frames)
+        os.kill(os.getpid(), 9)
+
+
+class DyingEngineFactory(SlowEngineFactory):
+    def __call__(self, config):
+        return DyingEngine(open_chain(config), self.delay, self.pid_dir)
 
 
 def same_video(a: Path, b: Path) -> tuple[bool, str]:

@@ -24,9 +24,16 @@ def test_ray_without_the_extra_is_one_line_naming_it(tmp_path, monkeypatch, caps
 
 
 def test_cluster_flags_need_ray(tmp_path, capsys):
-    assert main(_args(tmp_path, "--workers", "2", "--skip-existing")) == 2
+    assert main(_args(tmp_path, "--workers", "2", "--skip-existing", "--stall-timeout", "5")) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "--workers, --skip-existing only work with --ray" in err
+    assert len(err.splitlines()) == 1 and "--workers, --skip-existing, --stall-timeout only work with --ray" in err
+
+
+def test_bad_stall_timeout_is_one_line(tmp_path, capsys):
+    pytest.importorskip("ray")
+    assert main(_args(tmp_path, "--ray", "local", "--stall-timeout", "0")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--stall-timeout must be > 0" in err
 
 
 def test_bad_ray_address_names_the_choices(tmp_path, capsys):

@@ -141,15 +141,17 @@ PLANS: dict[str, Run | CoveredBy | Skip] = {
         "curl -o output.mp4 http://127.0.0.1:8000/api/jobs/ID/download",
         "python -m rtstyle.benchmarks.serve_latency --out benchmarks/results/serve-latency-2026-11-29",
     )},
-    # "Many machines": a Ray cluster on loopback, shared by the cluster tests that run these as written.
+    # "Many machines": a private cluster in-process; the real-cluster recipe on two nodes started with
+    # plain `ray start`, each in a network namespace with only loopback (tests/netns_cluster.py).
     "pip install 'rtstyle[cluster]'": CoveredBy("tests/test_cluster.py::test_local_cluster_listens_on_loopback_only"),
     "rtstyle stylize clips/ -o styled/ --model starry_night --ray local --workers 2 --stats job.json":
         CoveredBy("tests/test_cluster.py::test_folder_on_two_workers_matches_single_machine"),
-    "ray start --head --port 6379": Skip("starts a long-lived head node on a real cluster; the tests start their "
-                                         "own on 127.0.0.1"),
-    "ray start --address HEAD_IP:6379": CoveredBy("tests/test_cluster.py::test_readme_cluster_commands_second_node_and_ray_auto"),
-    "rtstyle stylize /mnt/shared/clips -o /mnt/shared/styled --model starry_night --ray auto --skip-existing "
-    "--stats job.json": CoveredBy("tests/test_cluster.py::test_readme_cluster_commands_second_node_and_ray_auto"),
+    **{c: CoveredBy("tests/test_cluster_nodes.py::test_token_authentication_joins_and_its_failures") for c in (
+        "ray get-auth-token --generate", "export RAY_AUTH_MODE=token")},
+    **{c: CoveredBy("tests/test_cluster_nodes.py::test_a_last_single_file_starts_and_skip_existing_rewrites_nothing")
+       for c in ("ray start --head --port 6379", "ray start --address HEAD_IP:6379",
+                 "rtstyle stylize /mnt/shared/clips -o /mnt/shared/styled --model starry_night --ray auto "
+                 "--skip-existing --stats job.json")},
     "python -m rtstyle.gpu.capabilities": Run(),
     # GPU install lines: they fetch CUDA wheels from other indexes, which CI cannot reach.
     "pip install torch --index-url https://download.pytorch.org/whl/cu126": Skip("installs a CUDA build of torch"),

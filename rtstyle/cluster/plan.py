@@ -2,7 +2,9 @@
 
 * ``plan_job(config, cluster) -> JobPlan``: the (input, output) pairs of a single-machine run (same
   names, same checks), minus complete outputs under ``skip_existing``; long files cut at keyframes.
-* ``output_complete(src, dst, config)``: the ``--skip-existing`` test (see there).
+  ``FileJob.items()`` are its tasks (``Item``: a file, a segment, a join).
+* ``why_incomplete(src, dst, config)``: the ``--skip-existing`` test: what the output's run tag
+  (``video.tag``) says, not a count of its frames.
 * ``find_cuts(path, ...)``: keyframe timestamps about every ``segment_seconds``.
 
 A segment covers [its keyframe, the next cut) of the input. Its reader seeks to the keyframe and
@@ -18,8 +20,10 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..errors import InputError, RtstyleError
+from ..photos import is_photo
 from ..stylize import StylizeConfig, plan_outputs
-from ..video import VideoInfo, VideoReader, probe
+from ..video import VideoInfo, VideoReader
+from ..video.tag import read_tag
 
 # A file is split only when it is this many segments long at least: shorter tails are not worth a join.
 MIN_SPLIT_SEGMENTS = 1.5
@@ -28,10 +32,11 @@ MIN_SPLIT_SEGMENTS = 1.5
 @dataclass(frozen=True)
 class ClusterConfig:
     address: str = "local"  # local | auto | HOST:PORT
-    workers: int | None = None  # None: one per GPU, else one per node
-    max_retries: int = 2  # per file or segment, after its worker died
+    workers: int | None = None  # None: one per GPU, else one per node (resources.plan_workers)
+    max_retries: int = 2  # Ray's task retries: reruns of a file or segment whose worker or node died
     segment_seconds: float = 120.0  # split files longer than 1.5x this at keyframes; 0 = never split
     skip_existing: bool = False
+    stall_timeout: float = 120.0  # seconds without any node able to host a worker before the job gives up
 
     def __post_init__(self) -> None:
         if self.workers is not None and self.workers < 1:
@@ -40,6 +45,8 @@ class ClusterConfig:
             raise InputError(f"--max-retries must be >= 0, got {self.max_retries}")
         if self.segment_seconds < 0:
             raise InputError(f"--segment-seconds must be >= 0 (0 = never split), got {self.segment_seconds}")
+        if not self.stall_timeout > 0:
+            raise InputError(f"--stall-timeout must be > 0 seconds, got {self.stall_timeout}")
 
 
 @dataclass(frozen=True)
@@ -50,17 +57,45 @@ class Segment:
     offset: int  # added to the segment's re-based pts (time-base units)
 
 
+@dataclass(frozen=True)
+class Item:
+    """One task: a whole file, one segment of a file (into the lossless ``part``), or the join of a
+    file's segments (which takes their results as arguments)."""
+
+    kind: str  # file | segment | join
+    key: str  # unique in the job: "3", "3/s1", "3/join"
+    src: Path
+    dst: Path
+    segment: Segment | None = None
+    part: Path | None = None
+
+    @property
+    def label(self) -> str:
+        if self.kind == "segment":
+            return f"{self.src.name} segment {self.segment.index}"
+        return f"{self.src.name} (join)" if self.kind == "join" else self.src.name
+
+
 @dataclass
 class FileJob:
     src: Path
     dst: Path
     frames: int | None  # expected frames (for the progress bar), None if unknown
     segments: list[Segment] = field(default_factory=list)  # empty: the file is one task
+    index: int = 0  # place in the job (item keys)
 
     @property
     def parts_dir(self) -> Path:
         """Hidden folder beside the output for the lossless segment files (removed after the join)."""
         return self.dst.with_name(f".{self.dst.stem}.rtstyle-segments")
+
+    def items(self) -> list[Item]:
+        """Its tasks: the file, or each segment then the join."""
+        if not self.segments:
+            return [Item("file", str(self.index), self.src, self.dst)]
+        parts = [Item("segment", f"{self.index}/s{seg.index}", self.src, self.dst, seg,
+                      self.parts_dir / f"{seg.index:05d}.mkv") for seg in self.segments]
+        return [*parts, Item("join", f"{self.index}/join", self.src, self.dst)]
 
 
 @dataclass
@@ -76,23 +111,41 @@ def plan_job(config: StylizeConfig, cluster: ClusterConfig) -> JobPlan:
     pairs = plan_outputs(dataclasses.replace(config, overwrite=True) if cluster.skip_existing else config)
     plan = JobPlan([], [], [])
     for src, dst in pairs:
+        if cluster.skip_existing and dst.exists():
+            why = why_incomplete(src, dst, config)
+            if why is None:
+                plan.skipped.append((src, dst))
+                continue
+            if not config.overwrite:
+                plan.failed.append((src, dst, f"output exists but is incomplete ({why}): {dst}; pass -y to replace it"))
+                continue
+        if is_photo(src):  # one picture, one task (the worker checks it as a single-machine run does)
+            plan.files.append(FileJob(src, dst, 1, index=len(plan.files)))
+            continue
         try:
             reader = VideoReader(src, config.start, config.duration, decoder=config.decoder)
         except RtstyleError as exc:
             plan.failed.append((src, dst, str(exc)))
             continue
-        if cluster.skip_existing and dst.exists():
-            if output_complete(reader, dst):
-                plan.skipped.append((src, dst))
-                continue
-            if not config.overwrite:
-                plan.failed.append((src, dst, f"output exists but is incomplete: {dst}; pass -y to replace it"))
-                continue
-        job = FileJob(src, dst, expected_frames(reader))
+        job = FileJob(src, dst, expected_frames(reader), index=len(plan.files))
         if cluster.segment_seconds > 0 and reader.decoder == "pyav" and not reader.info.decode_order_timestamps:
             job.segments = split(reader, cluster.segment_seconds)
         plan.files.append(job)
     return plan
+
+
+def why_incomplete(src: Path, dst: Path, config: StylizeConfig) -> str | None:
+    """``--skip-existing``: None when ``dst`` is a finished output of ``src`` for this window, else
+    why not. A video output says so itself: its run tag (``video.tag``), sealed at finalisation,
+    names the source (size, modification time), the window and how the run ended (an interrupted
+    run finalises a playable but partial file under the final name). A photo output is written
+    whole or not at all."""
+    if is_photo(src):
+        return None
+    tag = read_tag(dst)
+    if tag is None:
+        return "no rtstyle run tag: written by another program or an older rtstyle"
+    return tag.why_not_complete(src, config.start, config.duration)
 
 
 def window(reader: VideoReader) -> tuple[float, float | None]:
@@ -112,37 +165,6 @@ def expected_frames(reader: VideoReader) -> int | None:
     if start == 0 and reader.end is None or not info.duration:
         return info.num_frames
     return max(0, round(info.num_frames * ((end or info.duration) - start) / info.duration))
-
-
-def output_complete(reader: VideoReader, dst: Path) -> bool:
-    """``--skip-existing``: an output is complete when it has as many video frames as the input has in
-    the stylized window (outputs only ever reach their final name finalised, by an atomic rename, so
-    this tells a finished output from an interrupted run's shorter one). Frames are counted as
-    packets, without decoding: containers such as Matroska declare no frame count, and durations
-    differ between containers (audio, last-frame length)."""
-    try:
-        probe(dst)
-    except InputError:
-        return False
-    start, _ = window(reader)
-    return count_frames(dst) == count_frames(reader.path, start, reader.end)
-
-
-def count_frames(path: Path, start: float = 0.0, end: float | None = None) -> int:
-    """Video packets of ``path`` whose timestamps fall in [start, end) seconds."""
-    import av
-
-    n = 0
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        tb = stream.time_base
-        for packet in container.demux(stream):
-            if packet.pts is None or not packet.size:
-                continue
-            t = float(packet.pts * tb)
-            if t >= start - 1e-9 and (end is None or t < end - 1e-9):
-                n += 1
-    return n
 
 
 def split(reader: VideoReader, segment_seconds: float) -> list[Segment]:

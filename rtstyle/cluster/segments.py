@@ -27,7 +27,9 @@ from ..pipeline import PipelineConfig, run_pipeline
 from ..sinks import CallbackSink, build_sinks
 from ..sources import FileSource, Resized
 from ..stylize import StylizeConfig
+from ..threads import plan_threads
 from ..video import VideoReader, VideoWriter
+from ..video.tag import RunTag
 from .plan import Segment
 
 _PART_CODEC = "ffv1"
@@ -129,8 +131,11 @@ def stylize_segment(config: StylizeConfig, engine: Engine, src: Path, segment: S
     return SegmentResult(path, pts, durations, stats.frames_in, stats.wall_s, source.warnings)
 
 
-def join_segments(config: StylizeConfig, src: Path, dst: Path, parts: list[SegmentResult]) -> tuple[int, list[str]]:
-    """Encode the segments' frames into ``dst`` as a single-machine run would; returns (frames, warnings)."""
+def join_segments(config: StylizeConfig, src: Path, dst: Path, parts: list[SegmentResult],
+                  device_type: str = "cpu") -> tuple[int, list[str]]:
+    """Encode the segments' frames into ``dst`` as a single-machine run would with its engine on
+    ``device_type`` (the encoder settings follow it: ``EncoderConfig.beside_engine``); returns
+    (frames, warnings)."""
     reader = VideoReader(src, config.start, config.duration, decoder=config.decoder)  # the whole window: audio, tags
     info = reader.info
     audio = None
@@ -141,6 +146,7 @@ def join_segments(config: StylizeConfig, src: Path, dst: Path, parts: list[Segme
         next(frames, None)
         frames.close()
         audio = reader.audio_source()
+    encoder = config.encoder.beside_engine(device_type, plan_threads(engine_device=device_type).encode)
     writer = None
     last = None
     try:
@@ -149,9 +155,9 @@ def join_segments(config: StylizeConfig, src: Path, dst: Path, parts: list[Segme
             for image, pts, duration in zip(read_part(part.path), part.pts, part.durations):
                 if writer is None:
                     writer = VideoWriter(dst, image.shape[1], image.shape[0], info.time_base, info.frame_rate,
-                                         config.encoder, rotation=info.rotation, color=info.color,
-                                         overwrite=config.overwrite,
-                                         audio=audio)
+                                         encoder, rotation=info.rotation, color=info.color,
+                                         overwrite=config.overwrite, audio=audio,
+                                         tag=RunTag.for_source(src, config.start, config.duration, config.run_id))
                 if last is not None and pts <= last:
                     raise InputError(f"{src}: segment timestamps overlap at pts {pts} (after {last}); the file's "
                                      f"keyframes cannot be cut exactly, run it with --segment-seconds 0")

@@ -17,11 +17,13 @@ Public API
   holds every frame: .gif, .png (APNG) and .webp are animations with each frame's delay; .jpg
   and other one-picture formats are refused. It writes to a hidden file beside ``path``;
   ``close()`` always finalises the container and renames it into place, ``close(keep=False)``
-  removes it instead.
+  removes it instead. ``tag=RunTag(...)`` (``video.tag``): the run tag sealed into the file at
+  finalisation (source, window, frames written, finished or interrupted), which ``--skip-existing``
+  reads back with ``read_tag(path)``.
 
 Frames follow ``frames.py``: uint8 RGB, channels last. Modules: ``probe.py``, ``reader.py``,
-``writer.py`` (with the audio carried over), ``animated.py`` (APNG and animated WebP); import the
-names from ``rtstyle.video``.
+``writer.py`` (with the audio carried over), ``animated.py`` (APNG and animated WebP), ``tag.py``;
+import the names from ``rtstyle.video``.
 """
 
 from __future__ import annotations

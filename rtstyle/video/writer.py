@@ -17,6 +17,7 @@ from ..errors import InputError, OutputError
 from ..outputs import OutputPolicy, commit
 from .animated import set_last_frame_duration
 from .probe import DEFAULT_TIME_BASE, ColorInfo, _ffmpeg_reason, _open_input
+from .tag import RunTag, embed, muxer_options, seal
 
 # CRF-like quality option per encoder family; encoders not listed get no quality option.
 _QUALITY_OPTION = {"libx264": "crf", "libx265": "crf", "libvpx-vp9": "crf", "libaom-av1": "crf", "libsvtav1": "crf",
@@ -95,12 +96,13 @@ class AudioSource:
 
 
 class VideoWriter:
-    """Encode uint8 RGB frames with given pts; finalised on close() even after errors."""
+    """Encode uint8 RGB frames with given pts; finalised on close() even after errors. ``tag``: the
+    run tag (``video.tag``) sealed into the file at finalisation."""
 
     def __init__(self, path: str | Path, width: int, height: int, time_base: Fraction = DEFAULT_TIME_BASE,
                  frame_rate: Fraction | None = None, config: EncoderConfig | None = None,
                  rotation: int = 0, color: ColorInfo | None = None, audio: AudioSource | None = None,
-                 overwrite: bool = False):
+                 overwrite: bool = False, tag: RunTag | None = None):
         import av
 
         self.path = Path(path)
@@ -128,17 +130,21 @@ class VideoWriter:
         self._video_end = 0.0  # seconds: end of the last frame written
         self._closed = False
         self._audio_in = None
+        self.tag = tag
         self.tmp = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix or '.mp4'}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             muxer, options = OUTPUT_FORMATS[self.path.suffix.lower()]
-            self.container = av.open(str(self.tmp), "w", format=muxer, options=dict(options) or None)
+            options = {**dict(options), **muxer_options(muxer)}  # muxer_options: the run tag can be sealed in place
+            self.container = av.open(str(self.tmp), "w", format=muxer, options=options or None)
         except (OSError, av.FFmpegError, ValueError) as exc:
             raise OutputError(f"cannot write {self.path} ({_ffmpeg_reason(exc)}); check the folder and extension") from None
         try:
             self.stream = self._add_video_stream(frame_rate, rotation, color or ColorInfo())
             if audio is not None and self.config.audio != "none":
                 self._open_audio(audio)
+            if tag is not None:
+                embed(self.container, tag)
             self.container.start_encoding()
         except av.FFmpegError as exc:
             self._discard()
@@ -371,6 +377,8 @@ class VideoWriter:
                         set_last_frame_duration(self.tmp, float(self._last_duration * self.time_base))
                 except (OSError, av.FFmpegError) as exc:
                     raise self._write_error("finalising", exc) from None
+                if self.tag is not None:
+                    self._seal(partial)
         except BaseException:
             self._discard()  # a file that could not be finalised is never left behind, not even hidden
             raise
@@ -386,6 +394,12 @@ class VideoWriter:
             self._discard()
             raise
         return self.path
+
+    def _seal(self, partial: bool) -> None:
+        try:
+            seal(self.tmp, self.tag.sealed(self.frames_written, "stop" if partial else "done"))
+        except (OSError, ValueError) as exc:  # the video is fine; --skip-existing will call it incomplete
+            self.warnings.append(f"{self.path.name}: no run tag written ({exc}); --skip-existing will redo it")
 
     def _discard(self) -> None:
         with contextlib.suppress(Exception):
