@@ -181,16 +181,3 @@ def test_measurements_are_stored_in_a_model_without_touching_its_weights(tmp_pat
     assert "matches it at 57 iterations" in line and "31.5 fps at batch 1" in line and "openvino bf16, Xeon" in line
     assert measured_line({"task": "style"}) is None
 
-
-@pytest.mark.parametrize("name", ["starry_night", "great_wave", "composition_viii", "auvers_village_street"])
-def test_bundled_styles_paint_no_frame_along_the_borders(name):
-    """Issue 31: on a flat input the outermost rows and columns look like the interior. The nets
-    of the study painted a frame 40-60 levels off it on every side; the margin (StyleNetConfig)
-    moves it outside the picture."""
-    from rtstyle.metrics import border_deviation
-
-    net = load_checkpoint(resolve_model(name), task="style").model.float()
-    assert net.config.margin > 0
-    for size in (256, 200):  # a multiple of the net's stride and one that is not
-        deviation = border_deviation(net, size=size)
-        assert deviation["max"] < 12, (name, size, deviation)
