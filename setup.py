@@ -12,7 +12,9 @@ from setuptools.command.build_py import build_py
 SHIPPED_COMMANDS = {"rtstyle.benchmarks": {"gpu_check", "gpu_wheels"}}  # programs that ship (``python -m``), not studies
 STUDY_SCRIPTS = {
     "rtstyle.benchmarks": {"adain_eval", "cluster_scaling", "cpu_memory", "cpu_speed", "encoder_presets",
-                           "flicker_study", "readme_figures", "serve_latency", "temporal"},
+                           "flicker_study", "readme_figures", "serve_latency", "temporal",
+                           # issue 31's studies (a checkout's ../shared data; results in benchmarks/results)
+                           "arch_study", "photo_split", "sr_heldout", "style_models", "train_speed"},
 }
 
 

@@ -186,7 +186,7 @@ def optimization_trace(loss_fn: PerceptualLoss, content: torch.Tensor, style: to
     if len(trace.history) > len(cached.get("history", [])):  # keep the longest trace seen
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path, overwrite=True) as tmp:
-            tmp.write_text(json.dumps({"history": trace.history, "seconds": trace.seconds}))
+            tmp.write_text(json.dumps({"history": trace.history, "seconds": trace.seconds}) + "\n")
     return trace.history, trace.seconds, False
 
 

@@ -154,7 +154,8 @@ class StyleTrainConfig(TrainConfig):
     width: int | None = None  # override the preset's width / residual count
     num_residual: int | None = None
     # Mirrored pixels around each crop, cropped from the output (StyleNetConfig.margin: no frame
-    # along the borders). None: DEFAULT_MARGIN for a new run, the checkpoint's for --resume.
+    # along the borders). None: DEFAULT_MARGIN for a new run, the checkpoint's for --resume
+    # (resolved by trainers.style, which may read checkpoints).
     margin: int | None = None
     content_weight: float = LossConfig.content_weight
     style_weight: float = LossConfig.style_weight
@@ -185,12 +186,8 @@ class StyleTrainConfig(TrainConfig):
         if self.arch not in STYLE_ARCHS:
             raise InputError(f"--arch must be one of {STYLE_ARCHS}, got {self.arch!r}")
         base = StyleNetConfig.preset(self.arch)
-        margin = self.margin
-        if margin is None:
-            from .checkpoint import read_metadata  # the file's header only; torch is loaded by then anyway
-
-            resumed = read_metadata(self.resume).get("model", {}) if self.resume is not None else None
-            margin = DEFAULT_MARGIN if resumed is None else int(resumed.get("margin", 0))
+        # None: the default for a new run (trainers.style gives a --resume the checkpoint's own).
+        margin = DEFAULT_MARGIN if self.margin is None else self.margin
         try:
             return replace(base, width=self.width or base.width, margin=margin,
                            num_residual=base.num_residual if self.num_residual is None else self.num_residual)

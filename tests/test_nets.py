@@ -197,8 +197,10 @@ def test_old_configs_have_no_margin_and_new_trainings_do(tmp_path):
     fresh = StyleTrainConfig(style=style, data=tmp_path, out=tmp_path / "o.safetensors", arch="lowres")
     assert fresh.model_config().margin == DEFAULT_MARGIN == 8
     old = _save(tmp_path / "old.safetensors", StyleNetConfig.preset("lowres"), "style")
+    from rtstyle.trainers.style import with_resumed_margin
+
     resumed = StyleTrainConfig(style=style, data=tmp_path, out=old, resume=old, arch="lowres")
-    assert resumed.model_config().margin == 0  # a resume keeps the checkpoint's network
+    assert with_resumed_margin(resumed).model_config().margin == 0  # a resume keeps the checkpoint's network
     from rtstyle.errors import InputError
 
     with pytest.raises(InputError, match="--margin must be 0 to 15 pixels, got 20"):

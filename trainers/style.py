@@ -3,12 +3,14 @@ texture network's config, the content-conditioned texture network of ``rtstyle t
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from rtstyle.checkpoint import read_metadata
 from rtstyle.frames import load_image, numpy_to_float
 from rtstyle.fsutil import sha256_file
 from rtstyle.losses import LossTerms, PerceptualLoss
@@ -69,4 +71,13 @@ class StyleTask(Task):
 
 def train_style(cfg: StyleTrainConfig) -> TrainResult:
     """Train a style network; the checkpoint records the style image's name and hash."""
+    cfg = with_resumed_margin(cfg)
     return train(cfg, StyleTask(cfg))
+
+
+def with_resumed_margin(cfg: StyleTrainConfig) -> StyleTrainConfig:
+    """``cfg`` with ``margin`` None resolved: a --resume keeps its checkpoint's network (older
+    checkpoints have no margin), a new run gets the default."""
+    if cfg.margin is not None or cfg.resume is None:
+        return cfg
+    return dataclasses.replace(cfg, margin=int(read_metadata(cfg.resume).get("model", {}).get("margin", 0)))
