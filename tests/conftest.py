@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,17 @@ from tests.helpers_signals import (
     restore_handlers,
     signal_stack_problem,
 )
+
+# A test run started in the background by a shell without job control (`nohup make test &`, a
+# script's `cmd &`) inherits SIGINT ignored, and so would every CLI the tests start: Python then
+# installs no KeyboardInterrupt handler and the tests' Ctrl-C cases (optimize, stylize, the
+# cluster) wait for an interrupt that never comes. Give the run, and so its children, the
+# terminal's default, as `make test` in a terminal or CI has (SIGHUP too: nohup ignores it, and the
+# tests check that a hangup finalises outputs and that ignored signals stay ignored).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 # Ray's driver puts its own handlers over faulthandler's for SIGSEGV, SIGABRT, ... and ray.shutdown()
 # resets them to the default: every crash after the cluster tests would have been silent. Set before
