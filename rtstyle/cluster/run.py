@@ -319,7 +319,9 @@ class _Job:
             return
         except Exception as exc:  # noqa: BLE001 - Ray's own failures: the worker or node died on every attempt
             if not f.finished:
-                attempts = len(self.snapshot["attempts"].get(item.key, [])) or self.cluster.max_retries + 1
+                # Ray gives up on a lost worker after exactly max_retries + 1 attempts; the journal may
+                # miss the last ones (a worker killed before its record reached the journal actor).
+                attempts = max(len(self.snapshot["attempts"].get(item.key, [])), self.cluster.max_retries + 1)
                 self._fail(f, f"{item.label}: its worker was lost on every attempt ({attempts}; last: {reason(exc)})")
             return
         if f.finished:
