@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
 import tempfile
 from pathlib import Path
 
-from rtstyle.fsutil import atomic_path
 from rtstyle.sr_eval import sr_comparison
 
 from . import environment, photo_split
+from .report import write_result
 
 # In the SR models' held-out 24 and in a held-out source of issue 31's split (photo-split-2026-12-04.md).
 UNSEEN = ("caer_puppy.jpg", "opencv_building.jpg", "opencv_fruits.jpg", "opencv_home.jpg", "skimage_astronaut.jpg",
@@ -75,11 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", action="append", help=f"default: {', '.join(MODELS)}")
     args = p.parse_args(argv)
     result = run(args.photos, tuple(args.model or MODELS))
-    with atomic_path(args.out.with_suffix(".json")) as tmp:
-        tmp.write_text(json.dumps(result, indent=1) + "\n")
     text = markdown(result)
-    with atomic_path(args.out.with_suffix(".md")) as tmp:
-        tmp.write_text(text)
+    write_result(args.out, result, text)
     print(text)
     return 0
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import statistics
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,6 @@ from typing import Any
 import torch
 
 from rtstyle.checkpoint import load_checkpoint, read_metadata
-from rtstyle.fsutil import atomic_path
 from rtstyle.metrics import border_deviation
 from rtstyle.netconfig import describe_style_arch
 from rtstyle.optimize import OptimizerSettings, build_loss
@@ -42,6 +40,7 @@ from . import environment, photo_split
 from .bench import run_bench
 from .config import BenchConfig
 from .flops import count_engine_work
+from .report import write_result
 
 SCHEMA = "rtstyle-style-models/1"
 MILESTONES = (25, 50, 100, 200, 300)
@@ -159,10 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"schema": SCHEMA, "date": _dt.date.today().isoformat(), "machine": machine,
               "versions": environment.versions(), "split": {k: len(v) for k, v in split.items()},
               "milestones": list(MILESTONES), "models": rows}
-    with atomic_path(args.out.with_suffix(".json")) as tmp:
-        tmp.write_text(json.dumps(result, indent=1) + "\n")
-    with atomic_path(args.out.with_suffix(".md")) as tmp:
-        tmp.write_text(markdown(result))
+    write_result(args.out, result, markdown(result))
     if args.write_metadata:
         for path, row in zip(paths, rows):
             write_measurements(path, summary(row, machine))
