@@ -202,21 +202,29 @@ def _libc_renameat2():
     return _LIBC_RENAMEAT2[0]
 
 
-def clean_stale_partials(path: Path) -> list[Path]:
-    """Remove ``path``'s temporary files left by processes that no longer exist; return them."""
+def partials_of(path: Path) -> list[tuple[Path, int]]:
+    """``path``'s temporary files beside it (``partial_path``'s names), with the pid in each name."""
     folder = path.parent if str(path.parent) else Path(".")
     pattern = re.compile(re.escape(f".{path.stem}{PARTIAL_TAG}") + r"(\d+)" + re.escape(path.suffix) + "$")
-    removed = []
     try:
-        candidates = [p for p in folder.iterdir() if p.name.startswith(f".{path.stem}{PARTIAL_TAG}")]
+        names = [p for p in folder.iterdir() if p.name.startswith(f".{path.stem}{PARTIAL_TAG}")]
     except OSError:
-        return removed
-    for candidate in candidates:
+        return []
+    found = []
+    for candidate in names:
         match = pattern.match(candidate.name)
-        if match and not _alive(int(match.group(1))):
+        with contextlib.suppress(OSError):
+            if match and not stat.S_ISDIR(candidate.lstat().st_mode):  # never a folder on a name match
+                found.append((candidate, int(match.group(1))))
+    return found
+
+
+def clean_stale_partials(path: Path) -> list[Path]:
+    """Remove ``path``'s temporary files left by processes that no longer exist; return them."""
+    removed = []
+    for candidate, pid in partials_of(path):
+        if not _alive(pid):
             with contextlib.suppress(OSError):
-                if stat.S_ISDIR(candidate.lstat().st_mode):
-                    continue  # never recurse into folders on a name match
                 candidate.unlink()
                 removed.append(candidate)
     return removed

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from ..errors import ClusterError, InputError, Interrupted, RtstyleError
 from ..models import resolve_model
-from ..outputs import partial_path
+from ..outputs import partial_path, partials_of
 from ..progress import progress as progress_bar
 from ..stylize import StylizeConfig
 from ..video.tag import new_run_id, read_tag
@@ -353,7 +353,7 @@ class _Job:
         for ref in f.refs:
             with contextlib.suppress(Exception):
                 self.ray.cancel(ref)
-        self._remove_dead_attempts(f, {"pid": None, "node_id": None})  # no attempt of it finished
+        self._remove_partials(f)
         self.on_done(f.report)
 
     def _cancelled(self, f: _File) -> None:
@@ -392,6 +392,15 @@ class _Job:
                     with contextlib.suppress(OSError):
                         partial_path(f.job.dst, attempt["pid"]).unlink(missing_ok=True)
 
+    @staticmethod
+    def _remove_partials(f: _File) -> None:
+        """Every partial file of ``f``'s output, for a file no attempt finished and none still runs:
+        each is an attempt's that died, whether or not the journal heard of it (a worker killed at
+        once may not have reported; pids name processes of other nodes too)."""
+        for partial, _ in partials_of(f.job.dst):
+            with contextlib.suppress(OSError):
+                partial.unlink()
+
     def _abort(self) -> None:
         """A second Ctrl-C or a driver error: cancel at once, leave no partial files behind."""
         for ref in self.owner:
@@ -399,7 +408,7 @@ class _Job:
                 self.ray.cancel(ref, force=True)
         for f in self.files:
             if f.report.status != "done":
-                self._remove_dead_attempts(f, {"pid": None, "node_id": None})
+                self._remove_partials(f)
                 if f.report.status == "pending":
                     f.report.status, f.report.error = "not started", "interrupted"
 
