@@ -77,7 +77,8 @@ class LineProgress:
     def fields(self) -> dict[str, Any]:
         elapsed = time.perf_counter() - self._t0
         rate = (self.n - self._start_n) / elapsed if elapsed > 0 else 0.0
-        out: dict[str, Any] = {"task": self.desc, "done": self.n, "total": self.total, "unit": self.unit,
+        done = round(self.n, 1) if isinstance(self.n, float) else self.n
+        out: dict[str, Any] = {"task": self.desc, "done": done, "total": self.total, "unit": self.unit,
                                "rate": round(rate, 2), "elapsed_s": round(elapsed, 1)}
         if self.total and rate > 0:
             out["eta_s"] = round(max(0, self.total - self.n) / rate, 1)
@@ -89,7 +90,7 @@ class LineProgress:
         if self._json:
             line = json.dumps({**f, "final": final})
         else:
-            count = f"{f['done']}/{f['total']}" if f["total"] else f"{f['done']}"
+            count = f"{_num(f['done'])}/{_num(f['total'])}" if f["total"] else _num(f["done"])
             pct = f" ({100 * f['done'] / f['total']:.0f}%)" if f["total"] else ""
             eta = f", eta {f['eta_s']:.0f} s" if "eta_s" in f and not final else ""
             extra = "".join(f", {k} {v}" for k, v in self._postfix.items())
@@ -99,6 +100,11 @@ class LineProgress:
             print(line, file=self._stream, flush=True)
         except (BrokenPipeError, ValueError):  # the log went away: progress is not worth failing for
             pass
+
+
+def _num(x: float) -> str:
+    """A count for a line: an integer as it is, a fractional amount (CPU seconds) to the unit."""
+    return f"{x:.0f}" if isinstance(x, float) else str(x)
 
 
 class NoProgress:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -274,6 +275,17 @@ def test_amp_auto_is_bf16_on_cpus_with_native_bf16(monkeypatch):
     assert loop.amp_dtype("auto", cpu) is None and loop.amp_dtype("bf16", cpu) == torch.bfloat16
     assert loop.use_compile("auto", cpu, 500) and not loop.use_compile("auto", cpu, 499)
     assert not loop.use_compile("off", cpu, 10**6) and loop.use_compile("on", cpu, 1)
+
+
+def test_a_cpu_budgeted_run_reports_progress_in_cpu_seconds(tmp_path, capsys):
+    """With --max-cpu-seconds the budget ends the run, so progress counts CPU seconds towards it
+    (the iteration ceiling, 100k in --preset cpu, gave an ETA of days) and names the step reached."""
+    cfg = _style_cfg(tmp_path, iterations=100_000, compile="off", max_cpu_seconds=1.0, progress="json")
+    result = train_style(cfg)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    last = lines[-1]
+    assert last["final"] and last["unit"] == "CPU second" and last["total"] == 1.0 and last["done"] == 1.0
+    assert last["it"] == result.steps >= 1
 
 
 def test_compiled_training_saves_the_same_keys_and_stops_at_its_cpu_budget(tmp_path):

@@ -142,11 +142,12 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
     }
     csv_path, plot_path = sidecar(cfg.out, ".losses.csv"), sidecar(cfg.out, ".losses.png")
     log = LossLog(csv_path, start_step) if dist.is_main else None
-    bar = _progress(cfg, start_step, dist.is_main)
     step, terms_f = start_step, {}
 
     def cpu_seconds() -> float:
         return prior_cpu + time.process_time() - cpu_started
+
+    bar = _progress(cfg, start_step, prior_cpu, dist.is_main)
 
     def save(final: bool) -> None:
         if not dist.is_main:
@@ -199,8 +200,10 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
                 t_last, n_last = now, step
                 if log is not None:
                     log.write(step, terms_f, rate, now - started, cpu_seconds())
-                bar.set_postfix({("loss" if k == "total" else k): f"{v:.3g}" for k, v in terms_f.items()}, refresh=False)
-            bar.update(1)
+                losses = {("loss" if k == "total" else k): f"{v:.3g}" for k, v in terms_f.items()}
+                bar.set_postfix({"it": step, **losses} if cfg.max_cpu_seconds is not None else losses, refresh=False)
+            # A budgeted run's bar counts CPU seconds: its nominal --iterations is a ceiling, not an ETA.
+            bar.update(1 if cfg.max_cpu_seconds is None else min(cpu_seconds(), cfg.max_cpu_seconds) - bar.n)
             if spent:
                 break
             if step % cfg.checkpoint_every == 0 and step < cfg.iterations:
@@ -250,7 +253,11 @@ def _resume(path: Path, task: Task, net: nn.Module, optimizer: torch.optim.Optim
     return int(ckpt.meta["train"]["iterations"])
 
 
-def _progress(cfg: TrainConfig, start: int, enabled: bool):
-    # cfg.progress: a bool or a mode of rtstyle.progress (bar on a terminal, plain lines in a log)
-    return progress_bar(cfg.iterations, f"train {Path(cfg.out).name}", "it", initial=start,
-                        mode=cfg.progress if enabled else "none", leave=True)
+def _progress(cfg: TrainConfig, start: int, start_cpu: float, enabled: bool):
+    # cfg.progress: a bool or a mode of rtstyle.progress (bar on a terminal, plain lines in a log).
+    # With --max-cpu-seconds the budget, not the iteration ceiling, says when the run ends.
+    mode = cfg.progress if enabled else "none"
+    if cfg.max_cpu_seconds is not None:
+        return progress_bar(cfg.max_cpu_seconds, f"train {Path(cfg.out).name}", "CPU second",
+                            initial=min(start_cpu, cfg.max_cpu_seconds), mode=mode, leave=True)
+    return progress_bar(cfg.iterations, f"train {Path(cfg.out).name}", "it", initial=start, mode=mode, leave=True)
