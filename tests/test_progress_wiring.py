@@ -58,11 +58,14 @@ def test_eval_temporal_prints_plain_lines_in_a_log(tmp_path, tiny_style_ckpt, ca
 def test_the_trainer_bar_follows_the_mode():
     from rtstyle.trainers.loop import _progress
 
-    cfg = SimpleNamespace(iterations=10, out="m.safetensors", progress="plain")
-    assert isinstance(_progress(cfg, 3, True), LineProgress)
-    assert _progress(cfg, 3, True).n == 3
-    assert isinstance(_progress(cfg, 0, False), NoProgress)  # not the main process
-    assert isinstance(_progress(SimpleNamespace(**{**vars(cfg), "progress": False}), 0, True), NoProgress)
+    cfg = SimpleNamespace(iterations=10, out="m.safetensors", progress="plain", max_cpu_seconds=None)
+    assert isinstance(_progress(cfg, 3, 0.0, True), LineProgress)
+    assert _progress(cfg, 3, 0.0, True).n == 3
+    assert isinstance(_progress(cfg, 0, 0.0, False), NoProgress)  # not the main process
+    assert isinstance(_progress(SimpleNamespace(**{**vars(cfg), "progress": False}), 0, 0.0, True), NoProgress)
+    # A CPU budget: the bar counts CPU seconds, a resume starting from those already spent.
+    budget = _progress(SimpleNamespace(**{**vars(cfg), "max_cpu_seconds": 60.0}), 3, 12.5, True)
+    assert (budget.total, budget.n, budget.unit) == (60.0, 12.5, "CPU second")
 
 
 def test_json_files_end_with_a_newline():
