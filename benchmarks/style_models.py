@@ -111,7 +111,6 @@ def summary(row: dict[str, Any], machine: dict[str, Any]) -> dict[str, Any]:
             "cpu_fps_640x360": {**row["fps"], "backend": "openvino bf16", "cpu": machine["cpu"],
                                 "busy_cores_before": machine["busy_cores_before"]},
             "kflop_per_pixel": row["kflop_per_pixel"], "border_deviation": row["border"]["max"],
-            "border_interior": row["border"]["interior"],
             "date": _dt.date.today().isoformat()}
 
 
@@ -125,13 +124,13 @@ def markdown(result: dict[str, Any]) -> str:
              f"from noise on the network's own objective, {SIZE} px) on {result['split']['yardstick']} of them; "
              "Johnson et al. report 50 to 100 iterations for their networks.", "",
              "| model | arch | kFLOP/px | held-out objective (content / style) | L-BFGS matches at (median) | "
-             "fps 640x360 b1 / b4 (OpenVINO bf16) | border dev. (interior strips), levels |", "|---|---|---|---|---|---|---|"]
+             "fps 640x360 b1 / b4 (OpenVINO bf16) | border dev. (levels) |", "|---|---|---|---|---|---|---|"]
     for r in result["models"]:
         o, y = r["objective_held_out"], r["yardstick"]
         match = y["match_iteration"] if y["match_iteration"] is not None else f"> {MILESTONES[-1]}"
         lines.append(f"| `{r['name']}` | {r['arch']} | {r['kflop_per_pixel']:.0f} | {o['total']:.2f} "
                      f"({o['content']:.2f} / {o['style']:.2f}) | {match} | {r['fps'].get('b1', '-')} / "
-                     f"{r['fps'].get('b4', '-')} | {r['border']['max']} ({r['border'].get('interior', '-')}) |")
+                     f"{r['fps'].get('b4', '-')} | {r['border']['max']} |")
     return "\n".join(lines) + "\n"
 
 

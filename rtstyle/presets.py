@@ -4,10 +4,9 @@ build its help).
 * ``paper`` (the default): Johnson et al. 2016's recipe -- their network (32 wide, 5 residual
   blocks), 40k iterations of batch 4 on 256 px crops, Adam at 1e-3, content 1 / style 5 / TV 1e-4.
 * ``cpu``: the recipe the bundled styles are trained with (their checkpoints record it; a test
-  compares), chosen by the architecture study of issue 31 (the only network on its quality/fps
-  front): the ``fast`` network (16 wide, 3 residual blocks of 64 channels), batch 4 on 256 px crops as
-  in the paper, style 2.5, trained to the study's CPU time budget (40 CPU-minutes) rather than an
-  iteration count.
+  compares), chosen by the architecture study of issue 31: the ``lowres`` network (its residual
+  blocks at 1/8 resolution), batch 4 on 256 px crops as in the paper, style 2.5, trained to a CPU
+  time budget (20 CPU-minutes) rather than an iteration count.
 * ``fast``: the earlier bundled models' recipe: the small network (16 wide, 3 residual blocks),
   batch 2 on 128 px crops, style 2.5, a few hundred iterations -- minutes on a laptop CPU.
 
@@ -27,7 +26,7 @@ from .netconfig import STYLE_ARCH_PRESETS, StyleNetConfig, describe_style_arch
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"arch": "johnson", "iterations": 40_000, "batch_size": 4, "image_size": 256, "lr": 1e-3,
               "content_weight": 1.0, "style_weight": 5.0, "tv_weight": 1e-4},
-    "cpu": {"arch": "fast", "iterations": 100_000, "max_cpu_seconds": 2400.0, "batch_size": 4, "image_size": 256,
+    "cpu": {"arch": "lowres", "iterations": 100_000, "max_cpu_seconds": 1200.0, "batch_size": 4, "image_size": 256,
             "lr": 1e-3, "content_weight": 1.0, "style_weight": 2.5, "tv_weight": 1e-4},
     "fast": {"arch": "fast", "iterations": 450, "batch_size": 2, "image_size": 128, "lr": 1e-3,
              "content_weight": 1.0, "style_weight": 2.5, "tv_weight": 1e-4},

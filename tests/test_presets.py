@@ -29,7 +29,7 @@ def test_cpu_preset_is_the_recipe_the_bundled_models_record():
         assert preset_of(meta) == "cpu" and recipe["margin"] == 8
         # Trained to the preset's CPU budget (starry_night: the architecture study's run, continued).
         assert meta["train"]["cpu_seconds"] >= 0.99 * PRESETS["cpu"]["max_cpu_seconds"], name
-    assert "fast net" in describe("cpu") and "2400 CPU-s x batch 4 at 256 px" in describe("cpu")
+    assert "lowres net" in describe("cpu") and "1200 CPU-s x batch 4 at 256 px" in describe("cpu")
 
 
 def test_arch_names_round_trip_through_checkpoint_configs():

@@ -40,7 +40,7 @@ from ..graph_format import (
     META_SCALE,
     META_TASK,
 )
-from ..nets import FORWARD_VERSION, MIN_SIDE, AdaINNet, TextureSynthNet, output_scale
+from ..nets import MIN_SIDE, AdaINNet, TextureSynthNet, output_scale
 from ..textutil import first_line
 
 # TensorRT 10 and ONNX Runtime >= 1.14 both read opset 18; newer opsets add nothing these nets use.
@@ -270,7 +270,7 @@ def cached_onnx(checkpoint: Path, precision: str, io: str) -> Path:
     runtime that builds from ONNX (the tensorrt backend) opens a checkpoint with."""
     import onnx
 
-    digest = hashlib.sha256(f"{sha256_file(checkpoint)}-{precision}-{io}-{OPSET}-{FORWARD_VERSION}".encode()).hexdigest()[:32]
+    digest = hashlib.sha256(f"{sha256_file(checkpoint)}-{precision}-{io}-{OPSET}".encode()).hexdigest()[:32]
     path = cache_dir() / "onnx" / f"{digest}.onnx"
     if not path.is_file():
         proto, _ = onnx_proto(load_checkpoint(checkpoint), precision, io, StyleChoice(), checkpoint.name)

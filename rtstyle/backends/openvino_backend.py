@@ -41,7 +41,7 @@ from ..engine import Engine, EngineOptions, OpenVINOOptions, refuse_style
 from ..errors import BackendUnavailableError, CheckpointError, InputError
 from ..fsutil import atomic_path, cache_dir, sha256_file
 from ..graph_format import META_SCALE, META_TASK
-from ..nets import FORWARD_VERSION, output_scale
+from ..nets import output_scale
 from ..sysinfo import cpu_flags, cpu_has_native_bf16, cpu_model
 from ..textutil import first_line
 from ..threads import plan_threads
@@ -134,7 +134,7 @@ class OpenVINOEngine(Engine):
         """Hash of every setting a compiled model depends on."""
         setting = {
             "model": self.source.digest,
-            "converter": None if self.source.is_onnx else [CONVERTER, FORWARD_VERSION, torch.__version__, ONNX_OPSET],
+            "converter": None if self.source.is_onnx else [CONVERTER, torch.__version__, ONNX_OPSET],
             "shape": [1, height, width, 3],
             "config": self.compile_config(),
             "openvino": self._ov.get_version(),

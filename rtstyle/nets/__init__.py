@@ -15,12 +15,8 @@ from .stylebank import StyleBankConfig, StyleBankNet, style_bank
 from .texture import TextureNet, TextureNetConfig, TextureSynthConfig, TextureSynthNet
 from .transformer import StyleNet, StyleNetConfig
 
-# Part of every cache key of a converted net (ONNX, OpenVINO blobs): bump it when a network's forward
-# changes for the same weights, so no cache serves the old graph (2: a run mirrors the margin twice).
-FORWARD_VERSION = 2
-
 __all__ = [
-    "ADAIN_EPS", "ENCODER_LAYER", "FORWARD_VERSION", "MIN_SIDE", "AdaINConfig", "AdaINDecoder", "AdaINNet", "ConvLayer", "ModelConfig",
+    "ADAIN_EPS", "ENCODER_LAYER", "MIN_SIDE", "AdaINConfig", "AdaINDecoder", "AdaINNet", "ConvLayer", "ModelConfig",
     "ResidualBlock", "SRNet", "SRNetConfig", "StyleBankConfig", "StyleBankNet", "StyleNet", "StyleNetConfig",
     "TextureNet", "TextureNetConfig", "TextureSynthConfig", "TextureSynthNet", "UpsampleConv", "adain",
     "build_model", "channel_mean_std", "config_from_dict", "config_to_dict", "output_scale", "style_bank",

@@ -73,13 +73,7 @@ class StyleNet(nn.Module):
         m = self.config.margin
         if m:  # mirrored picture around the frame: the net's own edge response lands outside it
             check_min_side(x)
-            # Training crops the loss's picture m pixels in from the net's input edge, and the net
-            # learns to paint a frame there (the VGG loss zero-pads its input). Run, the net gets 2m
-            # (the picture mirrored twice: each pad needs fewer pixels than the side it mirrors), so
-            # that frame lands in the part cropped away: starry_night's border 51 -> 8 levels.
-            for _ in range(1 if self.training else 2):
-                x = F.pad(x, (m, m, m, m), mode="reflect")
-            m = (x.shape[-1] - w) // 2
+            x = F.pad(x, (m, m, m, m), mode="reflect")
         y = self.body(pad_to_multiple(x, self.stride))
         # Crop with a negative pad, not a slice: a slice is a view whose contiguity depends on
         # whether any padding was added, which torch.export (AOTInductor) cannot decide for a
