@@ -192,7 +192,8 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
             scaler.update()
             step += 1
             # The CPU budget counts set-up too; it is checked after each step, so every run makes one.
-            spent = cfg.max_cpu_seconds is not None and cpu_seconds() >= cfg.max_cpu_seconds
+            used = cpu_seconds() if cfg.max_cpu_seconds is not None else 0.0
+            spent = cfg.max_cpu_seconds is not None and used >= cfg.max_cpu_seconds
             if step % cfg.log_every == 0 or step == cfg.iterations or spent:
                 terms_f = terms.as_floats()
                 now = time.perf_counter()
@@ -203,7 +204,7 @@ def train(cfg: TrainConfig, task: Task) -> TrainResult:
                 losses = {("loss" if k == "total" else k): f"{v:.3g}" for k, v in terms_f.items()}
                 bar.set_postfix({"it": step, **losses} if cfg.max_cpu_seconds is not None else losses, refresh=False)
             # A budgeted run's bar counts CPU seconds: its nominal --iterations is a ceiling, not an ETA.
-            bar.update(1 if cfg.max_cpu_seconds is None else min(cpu_seconds(), cfg.max_cpu_seconds) - bar.n)
+            bar.update(1 if cfg.max_cpu_seconds is None else min(used, cfg.max_cpu_seconds) - bar.n)
             if spent:
                 break
             if step % cfg.checkpoint_every == 0 and step < cfg.iterations:
